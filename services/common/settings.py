@@ -1,0 +1,70 @@
+"""Settings every service shares. Each service's settings.py subclasses `CommonSettings`.
+
+Every variable has the prefix HOOKS_; the README's table lists them all (a test checks it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOOKS_", extra="ignore", frozen=True)
+
+    #: debug, info, warning, error
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: "json" for machines, "console" for people; "auto" picks console on a terminal.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    #: Seconds a stopping server lets in-flight calls finish.
+    shutdown_grace_seconds: float = 10.0
+    #: Largest gRPC message a server accepts, in bytes.
+    grpc_max_message_bytes: int = 4 * 1024 * 1024
+    #: Port of the Prometheus /metrics endpoint; 0 turns it off.
+    metrics_port: int = 0
+    #: Where clients reach the registry (gRPC target, e.g. dns:///registry:50051).
+    registry_target: str = "127.0.0.1:50051"
+    #: Where the matcher reaches the senders; dns:///sender-headless:50052 balances over replicas.
+    sender_target: str = "127.0.0.1:50052"
+    #: Where clients reach the matcher.
+    matcher_target: str = "127.0.0.1:50053"
+
+
+class KafkaSettings(BaseSettings):
+    """The Kafka connection, passed through to confluent-kafka (librdkafka)."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKS_KAFKA_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    #: The topic applications publish to.
+    topic: str = "hooks.outbox"
+    #: Where invalid or unroutable messages go, with the reason in headers.
+    dlq_topic: str = "hooks.outbox.dlq"
+    #: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    security_protocol: str = "PLAINTEXT"
+    #: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (with SASL_*).
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = ""
+    #: Path of a PEM CA bundle to verify the brokers with.
+    ssl_ca_location: str = ""
+    #: Create the topics at start when they are missing (dev and tests; off in production).
+    create_topics: bool = False
+    #: Partitions of topics created by hooks.
+    topic_partitions: int = 4
+
+    def client_config(self) -> dict[str, str]:
+        """The librdkafka settings for a producer, consumer or admin client."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+            config["sasl.password"] = self.sasl_password
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
