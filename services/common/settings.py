@@ -36,6 +36,7 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HOOKS_KAFKA_", extra="ignore", frozen=True)
 
+    #: Kafka brokers, comma-separated host:port (the embedded broker of `make run` by default).
     bootstrap_servers: str = "127.0.0.1:9092"
     #: The topic applications publish to.
     topic: str = "hooks.outbox"
@@ -45,7 +46,9 @@ class KafkaSettings(BaseSettings):
     security_protocol: str = "PLAINTEXT"
     #: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (with SASL_*).
     sasl_mechanism: str = ""
+    #: SASL user name.
     sasl_username: str = ""
+    #: SASL password (put it in a Secret).
     sasl_password: str = ""
     #: Path of a PEM CA bundle to verify the brokers with.
     ssl_ca_location: str = ""
