@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.logging import get_logger
+from services.common.metrics import MetricsInterceptor, serve_metrics
 from services.common.settings import CommonSettings
 
 log = get_logger(__name__)
@@ -56,7 +57,7 @@ class GrpcServer:
         self.settings = settings
         self.registrations = list(registrations)
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
-        self._interceptors = [RequestContextInterceptor(), *interceptors]
+        self._interceptors = [RequestContextInterceptor(), MetricsInterceptor(), *interceptors]
         self._on_stop = list(on_stop)
         self._server: grpc.aio.Server | None = None
         self._stopped = asyncio.Event()
@@ -83,6 +84,7 @@ class GrpcServer:
         if self.port == 0:
             raise RuntimeError(f"{self.name}: cannot listen on {address}")
         await self._server.start()
+        serve_metrics(self.settings.metrics_port)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("server started", service=self.name, address=address.rsplit(":", 1)[0], port=self.port)
         return self.port
