@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
@@ -27,6 +27,9 @@ def run(target_metadata: MetaData) -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together against a new database take turns.
+                connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:table))"), {"table": version_table})
             context.run_migrations()
 
     async def run_async() -> None:

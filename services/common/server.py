@@ -71,6 +71,10 @@ class GrpcServer:
                 ("grpc.max_receive_message_length", size),
                 ("grpc.max_send_message_length", size),
                 ("grpc.so_reuseport", 0),
+                # Clients re-resolve DNS only when a connection ends: recycling connections lets
+                # a matcher find sender replicas added since it connected.
+                ("grpc.max_connection_age_ms", 5 * 60 * 1000),
+                ("grpc.max_connection_age_grace_ms", 30 * 1000),
             ],
         )
         names = []
