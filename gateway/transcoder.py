@@ -1,0 +1,222 @@
+"""HTTP request -> gRPC request message, and gRPC response -> JSON, following a route's http rule.
+
+The request is assembled as one protobuf-JSON document, then parsed by `json_format` (which
+accepts both the proto and the lowerCamelCase names, enums by name, well-known types as strings):
+first the body (all of it with `body: "*"`, or under the named field), then query parameters for
+the remaining fields (dotted paths for nested ones, repeated keys for repeated fields), and last
+the path variables, which win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from gateway import json_render
+from gateway.errors import bad_request
+from gateway.routes import Route
+
+FD = _descriptor.FieldDescriptor
+
+#: Well-known message types whose JSON form is a string (or a scalar): settable from a query or path.
+SCALAR_LIKE_MESSAGES = {
+    "google.protobuf.Timestamp",
+    "google.protobuf.Duration",
+    "google.protobuf.FieldMask",
+    "google.protobuf.DoubleValue",
+    "google.protobuf.FloatValue",
+    "google.protobuf.Int64Value",
+    "google.protobuf.UInt64Value",
+    "google.protobuf.Int32Value",
+    "google.protobuf.UInt32Value",
+    "google.protobuf.BoolValue",
+    "google.protobuf.StringValue",
+    "google.protobuf.BytesValue",
+}
+
+_INT_TYPES = {
+    FD.TYPE_INT32, FD.TYPE_INT64, FD.TYPE_UINT32, FD.TYPE_UINT64, FD.TYPE_SINT32, FD.TYPE_SINT64,
+    FD.TYPE_FIXED32, FD.TYPE_FIXED64, FD.TYPE_SFIXED32, FD.TYPE_SFIXED64,
+}
+_FLOAT_TYPES = {FD.TYPE_FLOAT, FD.TYPE_DOUBLE}
+# What json_format raises on a document that does not fit the message (ParseError mostly; the rest
+# for values of the wrong JSON type deep inside, or nesting too deep to walk).
+_UNPARSABLE = (json_format.ParseError, TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError)
+
+
+def build_request(
+    route: Route,
+    variables: Mapping[str, str],
+    query: Mapping[str, list[str]],
+    body: bytes,
+    max_page_size: int,
+) -> Message:
+    """The request message, or raises GatewayError (400) saying what is wrong with the HTTP request."""
+    descriptor = route.method.input_type
+    document: dict[str, Any] = {}
+    if route.body:
+        value = _parse_body(body)
+        if route.body == "*":
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise bad_request("the request body must be a JSON object")
+            document = value
+        elif value is not None:
+            document[route.body] = value
+    bound = set(variables)
+    for key, values in query.items():
+        _set_query_parameter(document, descriptor, route, key, values, bound)
+    for field_path, raw in variables.items():
+        field = _walk(descriptor, field_path.split("."))[-1]
+        _place(document, descriptor, field_path.split("."), _scalar(field, raw, field_path))
+    message = route.request_class()
+    try:
+        json_format.ParseDict(document, message)
+    except _UNPARSABLE as exc:
+        raise bad_request(f"invalid request: {exc}") from exc
+    _check_page_size(message, max_page_size)
+    return message
+
+
+def render(route: Route, response: Message) -> Any:
+    """The response as protobuf JSON (every field printed, INPUT_ONLY ones never); only the
+    `response_body` field of it when the rule names one."""
+    if route.response_body:
+        field = route.method.output_type.fields_by_name[route.response_body]
+        if field.message_type is not None and not field.is_repeated:
+            return _to_json(getattr(response, route.response_body))
+        return _to_json(response).get(field.json_name)
+    return _to_json(response)
+
+
+def _to_json(message: Message) -> Any:
+    return json_render.to_json(message)
+
+
+def _parse_body(body: bytes) -> Any:
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise bad_request(f"the request body is not JSON: {exc}") from exc
+
+
+def _set_query_parameter(document, descriptor, route: Route, key: str, values: list[str], bound: set[str]) -> None:
+    if route.body == "*":
+        raise bad_request(
+            f"unknown query parameter {key!r}: every field of this call is in the body",
+            [(key, "not a query parameter of this call")],
+        )
+    names = key.split(".")
+    try:
+        fields = _walk(descriptor, names)
+    except KeyError:
+        raise bad_request(f"unknown query parameter {key!r}", [(key, "no such field")]) from None
+    path = ".".join(f.name for f in fields)
+    if fields[0].name == route.body or any(
+        path == name or path.startswith(name + ".") or name.startswith(path + ".") for name in bound
+    ):
+        raise bad_request(
+            f"query parameter {key!r} names a field set by the path or the body",
+            [(key, "set by the path or the body")],
+        )
+    leaf = fields[-1]
+    if leaf.message_type is not None and (
+        leaf.message_type.GetOptions().map_entry or leaf.message_type.full_name not in SCALAR_LIKE_MESSAGES
+    ):
+        raise bad_request(f"query parameter {key!r} is not a scalar field", [(key, "not settable from a query")])
+    if leaf.is_repeated:
+        value: Any = [_scalar(leaf, v, key) for v in values]
+    else:
+        if len(values) > 1:
+            raise bad_request(f"query parameter {key!r} is given more than once", [(key, "not repeated")])
+        value = _scalar(leaf, values[0], key)
+    _place(document, descriptor, [f.name for f in fields], value)
+
+
+def _walk(descriptor: _descriptor.Descriptor, names: list[str]) -> list[_descriptor.FieldDescriptor]:
+    """The fields a dotted path goes through (by proto or JSON name); KeyError when it goes nowhere."""
+    fields = []
+    current = descriptor
+    for depth, name in enumerate(names):
+        if current is None:
+            raise KeyError(name)
+        field = current.fields_by_name.get(name)
+        if field is None:
+            field = next((f for f in current.fields if f.json_name == name), None)
+        if field is None:
+            raise KeyError(name)
+        if depth < len(names) - 1 and (field.is_repeated or field.message_type is None):
+            raise KeyError(name)
+        fields.append(field)
+        current = field.message_type
+    return fields
+
+
+def _place(document: dict, descriptor: _descriptor.Descriptor, names: list[str], value: Any) -> None:
+    """Sets document[a][b]... = value, replacing whatever the body had under either name of each step."""
+    fields = _walk(descriptor, names)
+    node = document
+    for depth, field in enumerate(fields):
+        aliases = [field.name, field.json_name]
+        if depth == len(fields) - 1:
+            for alias in aliases:
+                node.pop(alias, None)
+            node[field.name] = value
+            return
+        child = None
+        for alias in aliases:
+            if alias in node:
+                child = node.pop(alias)
+        if child is None:
+            child = {}
+        if not isinstance(child, dict):
+            raise bad_request(f"{'.'.join(names[: depth + 1])} must be a JSON object")
+        node[field.name] = child
+        node = child
+
+
+def _scalar(field: _descriptor.FieldDescriptor, raw: str, name: str) -> Any:
+    """A query or path string as the JSON value json_format expects for the field."""
+    kind = field.type
+    if field.message_type is not None:
+        wrapped = field.message_type.fields_by_name.get("value")
+        if field.message_type.full_name.endswith("Value") and wrapped is not None:
+            return _scalar(wrapped, raw, name)
+        return raw
+    try:
+        if kind in _INT_TYPES:
+            return int(raw)
+        if kind in _FLOAT_TYPES:
+            return float(raw)
+    except ValueError:
+        raise bad_request(f"{name}: {raw!r} is not a number", [(name, "not a number")]) from None
+    if kind == FD.TYPE_BOOL:
+        lowered = raw.lower()
+        if lowered in ("true", "1"):
+            return True
+        if lowered in ("false", "0"):
+            return False
+        raise bad_request(f"{name}: {raw!r} is not true or false", [(name, "not true or false")])
+    return raw
+
+
+def _check_page_size(message: Message, max_page_size: int) -> None:
+    field = message.DESCRIPTOR.fields_by_name.get("page_size")
+    if field is None or field.type not in _INT_TYPES or field.is_repeated:
+        return
+    value = message.page_size
+    if value > max_page_size:
+        raise bad_request(
+            f"page_size must be at most {max_page_size}",
+            [("page_size", f"must be at most {max_page_size}")],
+        )
+    if value < 0:
+        raise bad_request("page_size must not be negative", [("page_size", "must not be negative")])

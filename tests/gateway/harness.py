@@ -1,0 +1,63 @@
+"""What the gateway's tests share besides fixtures: identities, a gateway on a real socket, paths.
+
+    async with running_gateway(GatewaySettings(registry_target=...)) as client:   # an httpx client
+        await client.get("/api/hooks/v1/endpoints", headers=identity("acct-1"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import httpx
+
+from gateway.app import build_app
+from gateway.server import GatewayServer
+from gateway.settings import GatewaySettings
+from services.common.identity import IDENTITY_HEADER, encode_identity
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+TEST_PROTOS = HERE / "protos"
+
+
+def identity(account: str = "acct-1") -> dict[str, str]:
+    return {IDENTITY_HEADER: encode_identity(account)}
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(settings: GatewaySettings | None = None, **build_kwargs):
+    """A gateway on 127.0.0.1:<free port>; yields an httpx client whose base URL is it
+    (`client.app` is the aiohttp app)."""
+    settings = settings or GatewaySettings()
+    server = GatewayServer(build_app(settings, **build_kwargs), shutdown_grace_seconds=1)
+    port = await server.start("127.0.0.1:0")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            client.app = server.app  # type: ignore[attr-defined]
+            yield client
+    finally:
+        await server.stop()
+
+
+async def register_policies(registry_target: str) -> None:
+    """Registers the application `policies` (event type `policy-triggered`, level `high`)."""
+    from hooks.registry.v1 import applications_pb2, applications_pb2_grpc
+    from services.common.channels import channel
+
+    async with channel(registry_target) as grpc_channel:
+        await applications_pb2_grpc.ApplicationServiceStub(grpc_channel).RegisterApplication(
+            applications_pb2.RegisterApplicationRequest(
+                application=applications_pb2.Application(
+                    name="policies",
+                    title="Policies",
+                    event_types=[
+                        applications_pb2.EventType(
+                            id="policy-triggered",
+                            title="Policy triggered",
+                            levels=[applications_pb2.Level(id="high", title="High")],
+                        )
+                    ],
+                )
+            )
+        )

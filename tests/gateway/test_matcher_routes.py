@@ -1,0 +1,61 @@
+"""The matcher's routes through the gateway: publishing a message and the `:match` dry run, with the
+whole system behind it (registry, sender, matcher, the session's broker)."""
+
+from __future__ import annotations
+
+from tests.gateway.harness import identity
+
+A, B = identity("acct-a"), identity("acct-b")
+
+
+async def _routed_endpoint(client) -> tuple[str, str]:
+    response = await client.post(
+        "/api/hooks/v1/endpoints",
+        json={"name": "ops", "type": "ENDPOINT_TYPE_WEBHOOK", "target": "https://hooks.example.com/x", "enabled": True},
+        headers=A,
+    )
+    endpoint_id = response.json()["id"]
+    response = await client.post(
+        "/api/hooks/v1/filters",
+        json={"name": "policies", "enabled": True, "applications": ["policies"], "endpointIds": [endpoint_id]},
+        headers=A,
+    )
+    assert response.status_code == 200, response.text
+    return endpoint_id, response.json()["id"]
+
+
+async def test_match_and_publish(full_gateway):
+    endpoint_id, filter_id = await _routed_endpoint(full_gateway)
+    event = {"application": "policies", "eventType": "policy-triggered", "level": "high"}
+
+    response = await full_gateway.post("/api/hooks/v1/messages:match", json=event, headers=A)
+    assert response.status_code == 200, response.text
+    routes = response.json()["routes"]
+    assert [(r["endpoint"]["id"], r["filterIds"]) for r in routes] == [(endpoint_id, [filter_id])]
+    assert "secret" not in routes[0]["endpoint"]
+    # Another account's filters never route my events, nor mine theirs.
+    response = await full_gateway.post("/api/hooks/v1/messages:match", json=event, headers=B)
+    assert response.status_code == 200 and response.json()["routes"] == []
+
+    response = await full_gateway.post(
+        "/api/hooks/v1/messages",
+        json={**event, "message": {"policy": "disk", "used": 0.97}, "id": "msg-1", "timestamp": "2026-11-27T10:00:00Z"},
+        headers=A,
+    )
+    assert response.status_code == 200, response.text
+    published = response.json()
+    assert published["id"] == "msg-1" and published["topic"].startswith("hooks.outbox.")
+    assert int(published["offset"]) >= 0  # int64: a string in protobuf JSON
+
+
+async def test_unregistered_events_and_missing_fields_are_400(full_gateway):
+    response = await full_gateway.post(
+        "/api/hooks/v1/messages:match", json={"application": "nope", "eventType": "x"}, headers=A
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["fieldViolations"][0]["field"] == "application"
+    response = await full_gateway.post(
+        "/api/hooks/v1/messages", json={"application": "policies", "eventType": "policy-triggered", "level": "high"}, headers=A
+    )
+    assert response.status_code == 400
+    assert any(v["field"] == "message" for v in response.json()["details"][0]["fieldViolations"])

@@ -1,0 +1,130 @@
+"""The OpenAPI document: generated from the same annotations and the protos' comments, valid OpenAPI 3,
+a schema for every message; and schemathesis, against the whole system behind the gateway, finds no
+5xx and no response that breaks the document."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from openapi_spec_validator import validate
+
+from gateway.app import GATEWAY_KEY
+from gateway.routes import default_file_descriptors
+from services.common.identity import encode_identity
+
+SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
+
+
+async def test_the_document_is_valid_openapi_with_every_route_and_message(echo_gateway, full_gateway):
+    response = await full_gateway.get("/api/hooks/v1/openapi.json")  # no identity needed
+    assert response.status_code == 200
+    document = response.json()
+    validate(document)
+    assert document["openapi"].startswith("3.")
+    operations = {
+        (method.upper(), path) for path, item in document["paths"].items() for method in item
+    }
+    routes = {(r.http_method, r.template.openapi_path()) for r in full_gateway.app[GATEWAY_KEY].routes}
+    assert operations == routes and len(routes) == 20
+    schemas = document["components"]["schemas"]
+    for file in default_file_descriptors():
+        for message in file.message_types_by_name.values():
+            assert message.full_name in schemas, message.full_name
+    assert "google.rpc.Status" in schemas and "hooks.events.v1.Event" in schemas
+
+    # Descriptions are the proto comments.
+    create = document["paths"]["/api/hooks/v1/endpoints"]["post"]
+    assert create["summary"] == "Creates an endpoint."
+    assert create["description"].startswith("Creates an endpoint. A signing secret is generated")
+    endpoint = schemas["hooks.registry.v1.Endpoint"]
+    assert endpoint["properties"]["name"]["description"] == "Unique within the account; 1 to 200 characters."
+    assert endpoint["properties"]["id"]["readOnly"] is True
+    assert endpoint["properties"]["secret"]["writeOnly"] is True
+    assert endpoint["properties"]["createTime"] == {"type": "string", "format": "date-time", "readOnly": True}
+    assert set(endpoint["required"]) == {"name", "type", "target"}
+    assert "ENDPOINT_TYPE_SLACK" in schemas["hooks.registry.v1.EndpointType"]["enum"]
+    assert "A Slack incoming webhook." in schemas["hooks.registry.v1.EndpointType"]["description"]
+
+    # Path variables, query parameters for the rest, the body mapping, response_body.
+    # A nested path variable's parameter name has "_" for ".": OpenAPI tools read "{a.b}" as an attribute.
+    update = document["paths"]["/api/hooks/v1/endpoints/{endpoint_id}"]["patch"]
+    assert [(p["name"], p["in"]) for p in update["parameters"]] == [("endpoint_id", "path"), ("updateMask", "query")]
+    assert update["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/hooks.registry.v1.Endpoint"
+    }
+    assert update["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/hooks.registry.v1.Endpoint"
+    }
+    # Links from a create to the calls on what it created (schemathesis' stateful phase follows them).
+    links = document["paths"]["/api/hooks/v1/endpoints"]["post"]["responses"]["200"]["links"]
+    assert links["EndpointService_GetEndpoint"]["parameters"] == {"id": "$response.body#/id"}
+    assert links["DeliveryService_SendTestMessage"]["parameters"] == {"endpoint_id": "$response.body#/id"}
+    listing = document["paths"]["/api/hooks/v1/deliveries"]["get"]
+    assert [p["name"] for p in listing["parameters"]] == ["pageSize", "pageToken", "endpointId", "status", "eventId"]
+    assert listing["parameters"][0]["schema"] == {"type": "integer", "format": "int32", "minimum": 0, "maximum": 1000}
+    assert listing["parameters"][3]["schema"] == {"$ref": "#/components/schemas/hooks.sender.v1.DeliveryStatus"}
+    by_endpoint = document["paths"]["/api/hooks/v1/endpoints/{endpoint_id}/deliveries"]["get"]
+    assert [p["name"] for p in by_endpoint["parameters"]][0] == "endpoint_id"
+    assert "endpointId" not in [p["name"] for p in by_endpoint["parameters"]]
+    retry = document["paths"]["/api/hooks/v1/deliveries/{id}:retry"]["post"]
+    assert retry["requestBody"]["content"]["application/json"]["schema"]["properties"] == {}
+    watch = document["paths"]["/api/hooks/v1/deliveries:watch"]["get"]
+    assert "text/event-stream" in watch["responses"]["200"]["content"]
+    assert not [path for path in document["paths"] if "testing" in path]
+
+    # A test-only proto's routes appear in its gateway's document, described by its comments.
+    echo = (await echo_gateway.get("/api/hooks/v1/openapi.json")).json()
+    validate(echo)
+    operation = echo["paths"]["/api/testing/v1/rooms/{room_id}/echoes/{id}"]["get"]
+    assert operation["summary"] == "Echoes the request back."
+    names = [p["name"] for p in operation["parameters"]]
+    assert names[:2] == ["room_id", "id"]
+    assert {"pageSize", "tags", "color", "room.displayName", "room.capacity", "since"} <= set(names)
+    assert "room.id" not in names[2:]
+    assert {"/api/testing/v1/rooms/{room_id}/echoes:shout", "/api/testing/v1/echoes/{id}"} <= set(echo["paths"])
+    assert "Hidden" not in json.dumps(echo["paths"])
+
+
+async def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(full_gateway, tmp_path):
+    base = str(full_gateway.base_url).rstrip("/")
+    process = await asyncio.create_subprocess_exec(
+        str(SCHEMATHESIS),
+        "run",
+        f"{base}/api/hooks/v1/openapi.json",
+        "--url",
+        base,
+        "--header",
+        f"x-rh-identity: {encode_identity('acct-fuzz')}",
+        "--checks",
+        "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        "--exclude-operation-id",
+        "DeliveryService_WatchDeliveries",  # an endless stream
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        "8",
+        "--max-time",
+        "30",
+        "--request-timeout",
+        "10",
+        "--seed",
+        "1",
+        "--workers",
+        "2",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""},
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text[-6000:]
+    assert "No issues found" in text or "passed" in text, text[-3000:]
