@@ -45,16 +45,12 @@ RUN groupadd --system --gid 10001 hooks \
        --shell /usr/sbin/nologin hooks
 
 COPY --from=build /opt/hooks /opt/hooks
-# The .proto sources: the gateway's OpenAPI document takes its descriptions from their comments
-# (HOOKS_GATEWAY_PROTOS_DIR points here).
-COPY protos/ /opt/hooks/share/protos/
 
 ENV VIRTUAL_ENV=/opt/hooks \
     PATH=/opt/hooks/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    HOOKS_LOG_FORMAT=json \
-    HOOKS_GATEWAY_PROTOS_DIR=/opt/hooks/share/protos
+    HOOKS_LOG_FORMAT=json
 
 # The pods mount an emptyDir here; the root filesystem is read-only.
 WORKDIR /tmp

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
-from google.protobuf import descriptor as _descriptor
+from google.protobuf import descriptor as _descriptor, descriptor_pb2
 from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
@@ -249,15 +249,16 @@ def build_gateway(
     settings: GatewaySettings,
     files: Iterable[_descriptor.FileDescriptor] | None = None,
     targets: Mapping[str, str] | None = None,
-    proto_roots: Iterable | None = None,
+    descriptor_sets: Iterable[descriptor_pb2.FileDescriptorSet] | None = None,
     metrics_registry: CollectorRegistry | None = None,
 ) -> Gateway:
     """The routes and OpenAPI document of the files (default: the hooks services' modules)."""
     files = list(files) if files is not None else routes_module.default_file_descriptors()
     all_targets = {**default_targets(settings), **(targets or {})}
     routes = routes_module.build_routes(files, all_targets)
-    roots = list(proto_roots) if proto_roots is not None else [settings.protos_dir()]
-    comments = proto_comments.load_comments(roots, include_paths=[settings.protos_dir()])
+    if descriptor_sets is None:
+        descriptor_sets = [proto_comments.hooks_descriptor_set()]
+    comments = proto_comments.load_comments(descriptor_sets)
     document = build_openapi(routes, files, comments, max_page_size=settings.gateway_max_page_size)
     log.info("gateway routes built", routes=len(routes), described=len(comments))
     return Gateway(settings=settings, routes=routes, openapi=document, metrics=GatewayMetrics(metrics_registry))
@@ -267,12 +268,13 @@ def build_app(
     settings: GatewaySettings,
     files: Iterable[_descriptor.FileDescriptor] | None = None,
     targets: Mapping[str, str] | None = None,
-    proto_roots: Iterable | None = None,
+    descriptor_sets: Iterable[descriptor_pb2.FileDescriptorSet] | None = None,
     metrics_registry: CollectorRegistry | None = None,
 ) -> web.Application:
-    """The app; `files`, `targets` and `proto_roots` add to or replace what it fronts (tests, tools);
+    """The app; `files`, `targets` and `descriptor_sets` (for the descriptions) add to or replace
+    what it fronts (tests, tools);
     `metrics_registry` defaults to one of the app's own."""
-    gateway = build_gateway(settings, files, targets, proto_roots, metrics_registry)
+    gateway = build_gateway(settings, files, targets, descriptor_sets, metrics_registry)
     app = web.Application(
         middlewares=[metrics_middleware, error_middleware, identity_middleware],
         client_max_size=settings.gateway_max_body_bytes,

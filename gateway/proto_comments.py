@@ -1,18 +1,15 @@
-"""The comments of the .proto files, by element name, for the OpenAPI document's descriptions.
+"""The comments of the protos, by element name, for the OpenAPI document's descriptions.
 
-Generated `_pb2` modules keep no source info, so at start-up the .proto files are compiled again
-with `protoc --include_source_info` into a descriptor set (grpc_tools' bundled protoc), and each
-service, method, message, field, enum and enum value is keyed by its full name (an enum value by
-its enum's full name plus its own). Where grpc_tools is not installed (the production image), the
-comments are read from the .proto text by `gateway.proto_source` instead, which gives the same
-answers. Without the protos the document simply has no descriptions; nothing else depends on them.
+Generated `_pb2` modules keep no source info, so `make proto` also writes the descriptors with their
+source info to gen/hooks/descriptor_set.binpb; each service, method, message, field, enum and enum
+value is keyed here by its full name (an enum value by its enum's full name plus its own). Other
+APIs fronted by the gateway (tests, tools) bring descriptor sets of their own.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
+from importlib import resources
 
 from google.protobuf import descriptor_pb2
 
@@ -27,59 +24,19 @@ _ENUM_VALUE = 2
 _SERVICE_METHOD = 2
 
 
-def load_comments(proto_roots: Iterable[Path], include_paths: Iterable[Path] = ()) -> dict[str, str]:
-    """Every leading comment of every .proto file under the roots (google/ imports excluded);
-    imports are looked up in the roots, then in `include_paths`."""
+def hooks_descriptor_set() -> descriptor_pb2.FileDescriptorSet:
+    """The hooks protos' descriptors with source info, as `make proto` generated them."""
+    data = resources.files("hooks").joinpath("descriptor_set.binpb").read_bytes()
+    return descriptor_pb2.FileDescriptorSet.FromString(data)
+
+
+def load_comments(descriptor_sets: Iterable[descriptor_pb2.FileDescriptorSet]) -> dict[str, str]:
+    """Every leading comment of every file in the sets."""
     comments: dict[str, str] = {}
-    proto_roots = [Path(r) for r in proto_roots]
-    includes = [*proto_roots, *(Path(p) for p in include_paths)]
-    for root in proto_roots:
-        root = Path(root)
-        files = sorted(p for p in root.rglob("*.proto") if "google" not in p.relative_to(root).parts)
-        if not files:
-            continue
-        try:
-            comments.update(_comments_by_protoc([root, *(p for p in includes if p != root)], files))
-        except ImportError:
-            comments.update(_comments_by_parser(files))
-        except Exception as exc:  # noqa: BLE001 - descriptions are a nicety; never fail start-up for them
-            log.warning("proto comments unavailable", root=str(root), error=str(exc))
+    for descriptor_set in descriptor_sets:
+        for file in descriptor_set.file:
+            comments.update(comments_of_file(file))
     return comments
-
-
-def _comments_by_protoc(includes: list[Path], files: list[Path]) -> dict[str, str]:
-    comments: dict[str, str] = {}
-    for file in _compile(includes, files).file:
-        comments.update(comments_of_file(file))
-    return comments
-
-
-def _comments_by_parser(files: list[Path]) -> dict[str, str]:
-    from gateway.proto_source import comments_of_files
-
-    return {name: _clean(text) for name, text in comments_of_files(files).items()}
-
-
-def _compile(includes: list[Path], files: list[Path]) -> descriptor_pb2.FileDescriptorSet:
-    import grpc_tools
-    from grpc_tools import protoc
-
-    well_known = Path(grpc_tools.__file__).parent / "_proto"
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "set.binpb"
-        code = protoc.main(
-            [
-                "protoc",
-                *[f"-I{path.resolve()}" for path in includes if path.is_dir()],
-                f"-I{well_known}",
-                "--include_source_info",
-                f"--descriptor_set_out={out}",
-                *[str(p.resolve()) for p in files],
-            ]
-        )
-        if code != 0:
-            raise RuntimeError(f"protoc exited with {code}")
-        return descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
 
 
 def comments_of_file(file: descriptor_pb2.FileDescriptorProto) -> dict[str, str]:

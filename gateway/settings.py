@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from services.common.settings import CommonSettings
-
-#: The repository's protos/ folder, where the OpenAPI document's descriptions come from.
-DEFAULT_PROTOS_DIR = Path(__file__).resolve().parent.parent / "protos"
 
 
 class GatewaySettings(CommonSettings):
@@ -23,8 +18,3 @@ class GatewaySettings(CommonSettings):
     gateway_keepalive_seconds: float = 15.0
     #: How long /readyz waits for each service's health answer, in seconds.
     gateway_readiness_timeout_seconds: float = 2.0
-    #: Folder of the .proto files whose comments describe the OpenAPI document; empty: the repository's protos/.
-    gateway_protos_dir: str = ""
-
-    def protos_dir(self) -> Path:
-        return Path(self.gateway_protos_dir) if self.gateway_protos_dir else DEFAULT_PROTOS_DIR

@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -43,16 +44,17 @@ def echo_modules(tmp_path_factory):
             f"-I{well_known}",
             f"--python_out={out}",
             f"--grpc_python_out={out}",
+            "--include_source_info",
+            f"--descriptor_set_out={out / 'echo.binpb'}",
             str(source),
         ]
     )
     assert code == 0, "protoc failed on echo.proto"
     sys.path.insert(0, str(out))
     try:
-        return (
-            importlib.import_module("testing.v1.echo_pb2"),
-            importlib.import_module("testing.v1.echo_pb2_grpc"),
-        )
+        echo_pb2 = importlib.import_module("testing.v1.echo_pb2")
+        echo_pb2.SOURCE_DESCRIPTOR_SET = FileDescriptorSet.FromString((out / "echo.binpb").read_bytes())
+        return echo_pb2, importlib.import_module("testing.v1.echo_pb2_grpc")
     finally:
         sys.path.remove(str(out))
 
@@ -131,7 +133,7 @@ async def echo_gateway(echo_modules, echo_server):
         GatewaySettings(gateway_keepalive_seconds=0.2, gateway_max_body_bytes=64 * 1024),
         files=[echo_pb2.DESCRIPTOR],
         targets={"testing.v1": f"127.0.0.1:{echo_server.port}"},
-        proto_roots=[TEST_PROTOS],
+        descriptor_sets=[echo_pb2.SOURCE_DESCRIPTOR_SET],
     ) as client:
         yield client
 

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.settings import GatewaySettings
 from services.common.broker import free_port
-from tests.gateway.harness import TEST_PROTOS, identity, running_gateway
+from tests.gateway.harness import identity, running_gateway
 
 EXPECTED = {
     1: 499,  # CANCELLED
@@ -99,7 +99,7 @@ async def test_a_service_that_is_down_is_503_and_the_gateway_stays_up(echo_modul
         GatewaySettings(),
         files=[echo_pb2.DESCRIPTOR],
         targets={"testing.v1": nobody},
-        proto_roots=[TEST_PROTOS],
+        descriptor_sets=[echo_pb2.SOURCE_DESCRIPTOR_SET],
     ) as client:
         for _ in range(2):
             response = await client.get("/api/testing/v1/rooms/r/echoes/e", headers=identity())

@@ -196,6 +196,8 @@ def test_the_installation_holds_the_generated_code_and_the_migrations(installed)
     for proto in (ROOT / "protos" / "hooks").rglob("*.proto"):
         module = proto.relative_to(ROOT / "protos").with_name(proto.stem + "_pb2.py")
         assert (installed / module).is_file(), f"{module} (generated) is missing from the installation"
+    # The gateway's OpenAPI descriptions come from the generated descriptor set.
+    assert (installed / "hooks" / "descriptor_set.binpb").is_file()
     for migrations in ROOT.glob("services/*/migrations"):
         for source in migrations.rglob("*"):
             if source.is_file() and source.suffix in (".py", ".mako", ".ini") and "__pycache__" not in source.parts:
@@ -229,7 +231,5 @@ def test_the_image_environment_names_only_settings_fields(stages):
     from k8s_manifests import settings_variables
 
     names = set(re.findall(r"\b(HOOKS_[A-Z0-9_]+)=", " ".join(stages[-1].all("ENV"))))
-    assert names, "the image sets its production defaults (JSON logs, the protos folder)"
+    assert names, "the image sets its production defaults (JSON logs)"
     assert names <= settings_variables(), f"not read by any settings class: {sorted(names - settings_variables())}"
-    protos = re.search(r"HOOKS_GATEWAY_PROTOS_DIR=(\S+)", " ".join(stages[-1].all("ENV"))).group(1)
-    assert any(args.split()[-1].rstrip("/") == protos for args in stages[-1].all("COPY")), "the protos are copied there"

@@ -155,7 +155,6 @@ def test_the_deployment_command_serves_with_the_manifests_environment(component,
         "HOOKS_METRICS_PORT": str(metrics_port),
         "HOOKS_REGISTRY_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
         "HOOKS_SENDER_DATABASE_URL": f"sqlite:///{tmp_path / 'sender.db'}",
-        "HOOKS_GATEWAY_PROTOS_DIR": str(ROOT / "protos"),
         "PATH": "/usr/bin:/bin",
     })
     if "HOOKS_KAFKA_BOOTSTRAP_SERVERS" in env:
