@@ -65,7 +65,8 @@ def wait_for_broker(bootstrap: str, timeout: float = 30.0, process: subprocess.P
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"broker exited with code {process.returncode}")
         try:
-            AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+            # log_level 0: no "Connection refused" lines while the broker is still starting.
+            AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=2)
             return
         except Exception as exc:  # noqa: BLE001 - the broker is not up yet
             last = exc

@@ -48,6 +48,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic narrates every start at INFO ("Context impl", "Will assume transactional DDL").
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     _configured = True
 
 
