@@ -1,0 +1,64 @@
+"""Group commit for the attempt log: attempts that finish at about the same time are written in one
+transaction, so the database sees a few commits a second rather than one per delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+from services.common.logging import get_logger
+from services.sender.models import Delivery
+from services.sender.store import AttemptResult, DeliveryStore
+
+log = get_logger(__name__)
+
+MAX_BATCH = 500
+
+
+class AttemptRecorder:
+    def __init__(self, store: DeliveryStore):
+        self._store = store
+        self._queue: asyncio.Queue[tuple[AttemptResult, asyncio.Future]] = asyncio.Queue()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._write_forever(), name="sender-attempt-recorder")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            _result, future = self._queue.get_nowait()
+            if not future.done():
+                future.cancel()
+
+    async def record(self, result: AttemptResult) -> tuple[Delivery, datetime | None]:
+        """Returns once the attempt is committed: the delivery as it now stands and, after a failure,
+        since when its endpoint has failed."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((result, future))
+        return await future
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                outcomes = await self._store.record_attempts([result for result, _ in batch])
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:  # noqa: BLE001 - each waiting attempt hears of it
+                log.exception("recording attempts failed", attempts=len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)

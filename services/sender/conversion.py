@@ -1,0 +1,87 @@
+"""Between the sender's rows and the protos: events as their JSON body, deliveries and attempts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from google.protobuf import json_format, timestamp_pb2
+
+from hooks.events.v1 import event_pb2
+from hooks.sender.v1 import deliveries_pb2
+from services.sender.models import Attempt, Delivery, DeliveryState
+
+STATUS_TO_PROTO = {
+    DeliveryState.PENDING: deliveries_pb2.DELIVERY_STATUS_PENDING,
+    DeliveryState.SUCCEEDED: deliveries_pb2.DELIVERY_STATUS_SUCCEEDED,
+    DeliveryState.FAILED: deliveries_pb2.DELIVERY_STATUS_FAILED,
+}
+STATUS_FROM_PROTO = {value: key for key, value in STATUS_TO_PROTO.items()}
+
+
+def event_to_body(event: event_pb2.Event) -> dict:
+    """The event as a webhook receives it (the keys of an incoming message, plus its id)."""
+    message = json_format.MessageToDict(event.message) if event.HasField("message") else None
+    timestamp = event.timestamp.ToJsonString() if event.HasField("timestamp") else ""
+    return {
+        "id": event.id,
+        "application": event.application,
+        "event_type": event.event_type,
+        "level": event.level,
+        "account_id": event.account_id,
+        "timestamp": timestamp,
+        "message": message,
+    }
+
+
+def event_from_body(body: dict) -> event_pb2.Event:
+    event = event_pb2.Event(
+        id=body.get("id", ""),
+        application=body.get("application", ""),
+        event_type=body.get("event_type", ""),
+        level=body.get("level", ""),
+        account_id=body.get("account_id", ""),
+    )
+    if body.get("timestamp"):
+        event.timestamp.FromJsonString(body["timestamp"])
+    if body.get("message") is not None:
+        json_format.ParseDict(body["message"], event.message)
+    return event
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    result = timestamp_pb2.Timestamp()
+    result.FromDatetime(value)
+    return result
+
+
+def attempt_to_proto(attempt: Attempt) -> deliveries_pb2.Attempt:
+    result = deliveries_pb2.Attempt(
+        number=attempt.number,
+        start_time=timestamp(attempt.started_at),
+        http_status=attempt.http_status,
+        response_body=attempt.response_body,
+        error=attempt.error,
+        succeeded=attempt.succeeded,
+    )
+    result.latency.FromMicroseconds(round(attempt.latency_seconds * 1_000_000))
+    return result
+
+
+def delivery_to_proto(delivery: Delivery, attempts: list[Attempt] | None = None) -> deliveries_pb2.Delivery:
+    result = deliveries_pb2.Delivery(
+        id=delivery.id,
+        endpoint_id=delivery.endpoint_id,
+        event=event_from_body(json.loads(delivery.event)),
+        status=STATUS_TO_PROTO[DeliveryState(delivery.status)],
+        attempt_count=delivery.attempt_count,
+        create_time=timestamp(delivery.created_at),
+        update_time=timestamp(delivery.updated_at),
+        last_error=delivery.last_error,
+        attempts=[attempt_to_proto(a) for a in attempts or ()],
+    )
+    if delivery.status == DeliveryState.PENDING and delivery.next_attempt_at is not None:
+        result.next_attempt_time.CopyFrom(timestamp(delivery.next_attempt_at))
+    return result
+
+

@@ -1,0 +1,101 @@
+"""Builds the sender: its database (migrated on start), the registry client and endpoint cache, the
+transports, the workers and poller, and the gRPC server; all closed through the server's on_stop."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from hooks.registry.v1 import routing_pb2_grpc
+from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
+from services.common.channels import channel
+from services.common.db import create_engine, upgrade_async
+from services.common.server import GrpcServer
+from services.common.settings import KafkaSettings
+from services.sender.attempt_recorder import AttemptRecorder
+from services.sender.deliverer import Deliverer
+from services.sender.disabled_events import DisabledEventPublisher
+from services.sender.dispatcher import Dispatcher
+from services.sender.network_policy import NetworkPolicy
+from services.sender.retry_policy import RetrySchedule
+from services.sender.servicer import DeliveryServicer
+from services.sender.settings import SenderSettings
+from services.sender.store import DeliveryStore
+from services.sender.targets import TargetCache
+from services.sender.transports import HttpTransport, SmtpSettings, SmtpTransport
+from services.sender.watch_hub import WatchHub
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version_sender"
+SERVICE_NAME = deliveries_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name
+
+
+async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = None) -> GrpcServer:
+    kafka = kafka or KafkaSettings()
+    await upgrade_async(settings.sender_database_url, MIGRATIONS, VERSION_TABLE)
+    engine = create_engine(settings.sender_database_url)
+    sender_id = f"sender-{uuid.uuid4().hex[:12]}"
+    store = DeliveryStore(engine, sender_id, settings.sender_lease)
+
+    registry_channel = channel(settings.registry_target)
+    routing = routing_pb2_grpc.RoutingServiceStub(registry_channel)
+    targets = TargetCache(routing)
+    http = HttpTransport(
+        NetworkPolicy(settings.allowed_networks), settings.sender_attempt_timeout, settings.sender_concurrency
+    )
+    smtp = SmtpTransport(
+        SmtpSettings(
+            host=settings.sender_smtp_host,
+            port=settings.sender_smtp_port,
+            sender=settings.sender_smtp_from,
+            username=settings.sender_smtp_username,
+            password=settings.sender_smtp_password,
+            tls=settings.sender_smtp_tls,
+        ),
+        settings.sender_attempt_timeout,
+    )
+    publisher = DisabledEventPublisher(kafka)
+    hub = WatchHub()
+    recorder = AttemptRecorder(store)
+    deliverer = Deliverer(
+        store,
+        recorder,
+        targets,
+        routing,
+        http,
+        smtp,
+        RetrySchedule(settings.retry_delays, settings.sender_max_retry_after),
+        settings.disable_after_seconds,
+        publisher,
+        hub,
+    )
+    dispatcher = Dispatcher(
+        deliverer.deliver,
+        store,
+        settings.sender_concurrency,
+        settings.sender_per_endpoint_concurrency,
+        settings.sender_poll_interval,
+    )
+    servicer = DeliveryServicer(store, dispatcher, deliverer, targets, hub)
+
+    recorder.start()
+    targets.start()
+    dispatcher.start()
+
+    async def close() -> None:
+        await dispatcher.close(grace=settings.shutdown_grace_seconds)
+        await recorder.close()
+        await targets.close()
+        await http.close()
+        await publisher.close()
+        await registry_channel.close()
+        await engine.dispose()
+
+    server = GrpcServer(
+        "sender",
+        settings,
+        [(deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server, servicer, SERVICE_NAME)],
+        on_stop=[close],
+    )
+    server.sender = servicer  # for tests and tools: the servicer and what hangs off it
+    return server

@@ -1,0 +1,228 @@
+"""The account-scoped calls: get and list (filters, pages, newest first), retry, watch, test
+message, and tenancy (another account's delivery or endpoint is NOT_FOUND; no identity is
+UNAUTHENTICATED)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from aiohttp import web
+
+from hooks.registry.v1 import endpoints_pb2
+from hooks.sender.v1 import deliveries_pb2
+from services.common.errors import field_violations_of
+from services.common.identity import identity_metadata
+from tests.sender.conftest import (
+    create_endpoint,
+    deliver,
+    make_event,
+    new_account,
+    request_for,
+    running_sender,
+    wait_for_status,
+    wait_until,
+)
+
+PENDING = deliveries_pb2.DELIVERY_STATUS_PENDING
+SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
+FAILED = deliveries_pb2.DELIVERY_STATUS_FAILED
+
+
+async def _list(sender, account, **fields) -> deliveries_pb2.ListDeliveriesResponse:
+    return await sender.deliveries.ListDeliveries(
+        deliveries_pb2.ListDeliveriesRequest(**fields), metadata=identity_metadata(account)
+    )
+
+
+async def test_list_filters_pages_newest_first(sender, receiver):
+    account = new_account()
+    receiver.script["bad"] = answers_then(400)
+    good = await create_endpoint(sender, account, receiver.url("good"))
+    bad = await create_endpoint(sender, account, receiver.url("bad"))
+    ids = []
+    for _ in range(5):
+        [response] = await deliver(sender, request_for(make_event(account), good.id))
+        ids.append(response.delivery_ids[0])
+    event = make_event(account)
+    [to_bad] = await deliver(sender, request_for(event, bad.id))
+    await wait_for_status(sender, account, to_bad.delivery_ids[0], FAILED)
+    for delivery_id in ids:
+        await wait_for_status(sender, account, delivery_id, SUCCEEDED)
+
+    seen, token = [], ""
+    while True:
+        page = await _list(sender, account, endpoint_id=good.id, page_size=2, page_token=token)
+        assert len(page.deliveries) <= 2
+        seen += [d.id for d in page.deliveries]
+        assert all(not d.attempts for d in page.deliveries)  # List leaves attempts out
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == list(reversed(ids))  # newest first, each once
+
+    failed = await _list(sender, account, status=FAILED)
+    assert [d.id for d in failed.deliveries] == [to_bad.delivery_ids[0]]
+    by_event = await _list(sender, account, event_id=event.id)
+    assert [d.endpoint_id for d in by_event.deliveries] == [bad.id]
+    assert by_event.deliveries[0].event.id == event.id
+    assert by_event.deliveries[0].event.message.string_value == "disk almost full"
+
+    assert (await _list(sender, new_account())).deliveries == []  # another account sees nothing
+
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await _list(sender, account, page_token="not-a-token")
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations_of(error.value)[0][0] == "page_token"
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await _list(sender, account, page_size=-1)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_tenancy(sender, receiver):
+    account, other = new_account(), new_account()
+    endpoint = await create_endpoint(sender, account, receiver.url("mine"))
+    [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
+    delivery_id = response.delivery_ids[0]
+    await wait_for_status(sender, account, delivery_id, SUCCEEDED)
+
+    calls = [
+        lambda md: sender.deliveries.GetDelivery(deliveries_pb2.GetDeliveryRequest(id=delivery_id), metadata=md),
+        lambda md: sender.deliveries.RetryDelivery(deliveries_pb2.RetryDeliveryRequest(id=delivery_id), metadata=md),
+        lambda md: sender.deliveries.SendTestMessage(
+            deliveries_pb2.SendTestMessageRequest(endpoint_id=endpoint.id), metadata=md
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await call(identity_metadata(other))
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await call(())
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await sender.deliveries.ListDeliveries(deliveries_pb2.ListDeliveriesRequest())
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        async for _ in sender.deliveries.WatchDeliveries(
+            deliveries_pb2.WatchDeliveriesRequest(), metadata=(("x-rh-identity", "garbage"),)
+        ):
+            pass
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # Nothing changed: the other account's retry did not queue anything.
+    assert len(receiver.on("mine")) == 1
+
+
+async def test_retry_queues_a_new_attempt(sender, receiver):
+    account = new_account()
+    receiver.script["fixed"] = answers_then(400, 200)
+    endpoint = await create_endpoint(sender, account, receiver.url("fixed"))
+    [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
+    delivery_id = response.delivery_ids[0]
+    await wait_for_status(sender, account, delivery_id, FAILED)
+
+    retried = await sender.deliveries.RetryDelivery(
+        deliveries_pb2.RetryDeliveryRequest(id=delivery_id), metadata=identity_metadata(account)
+    )
+    assert retried.delivery.status == PENDING
+
+    delivery = await wait_for_status(sender, account, delivery_id, SUCCEEDED)
+    assert [a.http_status for a in delivery.attempts] == [400, 200]
+
+    # A replay of a delivery that succeeded sends it once more.
+    await sender.deliveries.RetryDelivery(
+        deliveries_pb2.RetryDeliveryRequest(id=delivery_id), metadata=identity_metadata(account)
+    )
+    await wait_until(lambda: len(receiver.on("fixed")) == 3)
+    delivery = await wait_for_status(sender, account, delivery_id, SUCCEEDED)
+    assert delivery.attempt_count == 3
+
+
+def answers_then(*statuses):
+    async def handler(_request, count):
+        return web.Response(status=statuses[min(count, len(statuses) - 1)])
+
+    return handler
+
+
+async def test_watch_streams_the_accounts_status_changes(sender, receiver):
+    account = new_account()
+    receiver.script["watched"] = answers_then(500, 200)
+    watched = await create_endpoint(sender, account, receiver.url("watched"))
+    other_endpoint = await create_endpoint(sender, account, receiver.url("unwatched"))
+    other_account = new_account()
+    foreign = await create_endpoint(sender, other_account, receiver.url("foreign"))
+
+    changes: list[deliveries_pb2.Delivery] = []
+    call = sender.deliveries.WatchDeliveries(
+        deliveries_pb2.WatchDeliveriesRequest(endpoint_id=watched.id), metadata=identity_metadata(account)
+    )
+
+    async def collect():
+        async for change in call:
+            changes.append(change.delivery)
+
+    collector = asyncio.create_task(collect())
+    await wait_until(lambda: sender.server.sender.hub.wants(account))
+    try:
+        await deliver(sender, request_for(make_event(other_account), foreign.id))
+        await deliver(sender, request_for(make_event(account), other_endpoint.id))
+        [response] = await deliver(sender, request_for(make_event(account), watched.id))
+        await wait_until(lambda: changes and changes[-1].status == SUCCEEDED)
+    finally:
+        call.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+
+    assert {c.id for c in changes} == {response.delivery_ids[0]}
+    assert [(c.status, c.attempt_count) for c in changes] == [(PENDING, 0), (PENDING, 1), (SUCCEEDED, 2)]
+    assert changes[1].last_error == "HTTP 500" and changes[1].HasField("next_attempt_time")
+
+
+async def test_send_test_message_returns_the_delivery_after_its_first_attempt(sender, receiver):
+    account = new_account()
+    endpoint = await create_endpoint(sender, account, receiver.url("test"), type=endpoints_pb2.ENDPOINT_TYPE_SLACK)
+
+    response = await sender.deliveries.SendTestMessage(
+        deliveries_pb2.SendTestMessageRequest(endpoint_id=endpoint.id, message="hello from the console"),
+        metadata=identity_metadata(account),
+    )
+
+    delivery = response.delivery
+    assert delivery.status == SUCCEEDED and delivery.attempt_count == 1
+    assert delivery.attempts[0].http_status == 200
+    assert (delivery.event.application, delivery.event.event_type) == ("hooks", "test")
+    [received] = receiver.on("test")
+    assert b"hello from the console" in received.body
+
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await sender.deliveries.SendTestMessage(
+            deliveries_pb2.SendTestMessageRequest(endpoint_id="no-such-endpoint"), metadata=identity_metadata(account)
+        )
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await sender.deliveries.SendTestMessage(
+            deliveries_pb2.SendTestMessageRequest(), metadata=identity_metadata(account)
+        )
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_retry_honours_what_the_account_changed_since(database_url, registry, receiver):
+    """Endpoint details are read at attempt time (through a cache the registry's change stream
+    keeps fresh): a change in the registry reaches the next attempt."""
+    account = new_account()
+    receiver.script["before"] = answers_then(503)
+    async with running_sender(database_url, registry, sender_retry_schedule="1s,1s,1s") as sender:
+        endpoint = await create_endpoint(sender, account, receiver.url("before"))
+        [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
+        await wait_until(lambda: receiver.on("before"))
+
+        endpoint.target = receiver.url("after")
+        await sender.endpoints.UpdateEndpoint(
+            endpoints_pb2.UpdateEndpointRequest(endpoint=endpoint, update_mask={"paths": ["target"]}),
+            metadata=identity_metadata(account),
+        )
+
+        delivery = await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
+    assert len(receiver.on("before")) == 1 and len(receiver.on("after")) == 1
+    assert [a.http_status for a in delivery.attempts] == [503, 200]
