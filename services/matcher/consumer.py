@@ -1,0 +1,305 @@
+"""The consumer loop of `hooks.outbox`: many messages in flight, offsets stored as per-partition watermarks.
+
+confluent-kafka blocks, so `consume` runs in a thread and hands each batch to the event loop, where
+every message becomes a task: validate -> resolve routes -> hand to a sender (until acknowledged) or
+dead-letter. Offsets are stored (`enable.auto.offset.store=False`, auto-commit on) only up to the lowest
+message still in flight of each partition, so a crash re-reads what was not done and nothing else.
+At `matcher_max_in_flight` it takes no more until half of them are done; if that takes longer than
+PAUSE_AFTER_SECONDS, the partitions are paused so that the group is still served meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from google.rpc import code_pb2
+from hooks.sender.v1 import deliveries_pb2
+
+from services.common.logging import get_logger
+from services.common.settings import KafkaSettings
+from services.matcher.dead_letters import DeadLetters
+from services.matcher.events import identity_of, new_traceparent, to_event
+from services.matcher.offsets import PartitionWatermark, Watermarks
+from services.matcher.routes import RegistryRejected, RouteCache, backoff_delays
+from services.matcher.senders import SenderPool
+from services.matcher.settings import MatcherSettings
+from services.matcher.validation import (
+    INVALID_VALUE,
+    PROCESSING_ERROR,
+    REJECTED_BY_REGISTRY,
+    REJECTED_BY_SENDER,
+    Rejected,
+    parse_message,
+    unregistered,
+)
+
+log = get_logger(__name__)
+
+#: How long the consumer may stay full before it pauses its partitions (it does not call consume meanwhile).
+PAUSE_AFTER_SECONDS = 3.0
+
+
+def consumer_config(settings: MatcherSettings, kafka: KafkaSettings) -> dict[str, object]:
+    session = settings.matcher_session_timeout_ms
+    return {
+        **kafka.client_config(),
+        "group.id": settings.matcher_group_id,
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 1000,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session,
+        "heartbeat.interval.ms": max(100, min(3000, session // 3)),
+    }
+
+
+class Counters:
+    """What became of the messages (logs, tests)."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.dead_lettered = 0
+        self.unrouted = 0
+        self.resent = 0
+
+
+class OutboxConsumer:
+    def __init__(
+        self,
+        settings: MatcherSettings,
+        kafka: KafkaSettings,
+        routes: RouteCache,
+        senders: SenderPool,
+        dead_letters: DeadLetters,
+    ):
+        self._settings = settings
+        self._kafka = kafka
+        self._routes = routes
+        self._senders = senders
+        self._dead_letters = dead_letters
+        self._max_in_flight = max(1, settings.matcher_max_in_flight)
+        self._watermarks = Watermarks()
+        self._tasks: set[asyncio.Task] = set()
+        self._room = asyncio.Event()
+        self._paused = False
+        self._stopping = False
+        self._consumer: Consumer | None = None
+        self._loop_task: asyncio.Task | None = None
+        self.counters = Counters()
+        #: Set once the group assigned partitions to this consumer (tests wait on it).
+        self.assigned = asyncio.Event()
+        #: The (topic, partition) pairs assigned now.
+        self.assignment: set[tuple[str, int]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._consumer = Consumer(consumer_config(self._settings, self._kafka))
+
+        def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            self._paused = False  # a new assignment starts unpaused
+            self.assignment = {(p.topic, p.partition) for p in partitions}
+            log.info("partitions assigned", partitions=[f"{p.topic}/{p.partition}" for p in partitions])
+            loop.call_soon_threadsafe(self.assigned.set)
+
+        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            # What is done is committed; what is in flight is forgotten (its new owner reads it again).
+            self._store_offsets(consumer)
+            self._commit(consumer)
+            self._watermarks.forget([(p.topic, p.partition) for p in partitions])
+            self.assignment -= {(p.topic, p.partition) for p in partitions}
+            log.info("partitions revoked", partitions=[f"{p.topic}/{p.partition}" for p in partitions])
+
+        def on_lost(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            self._watermarks.forget([(p.topic, p.partition) for p in partitions])
+            self.assignment -= {(p.topic, p.partition) for p in partitions}
+            log.warning("partitions lost", partitions=[f"{p.topic}/{p.partition}" for p in partitions])
+
+        self._consumer.subscribe([self._kafka.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+        self._loop_task = asyncio.create_task(self._consume_forever(), name="outbox-consumer")
+        log.info("consuming", topic=self._kafka.topic, group=self._settings.matcher_group_id)
+
+    async def stop(self, grace: float) -> None:
+        """Stops consuming, lets in-flight messages finish (at most `grace` seconds), stores and commits
+        the offsets of what is done, and closes the consumer."""
+        self._stopping = True
+        self._room.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._tasks:
+            log.info("waiting for in-flight messages", count=len(self._tasks), grace_seconds=grace)
+            _, unfinished = await asyncio.wait(set(self._tasks), timeout=max(0.0, grace))
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished)
+                log.warning("stopped with messages not done; they will be read again", count=len(unfinished))
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                await asyncio.to_thread(self._store_offsets, consumer)
+                await asyncio.to_thread(self._commit, consumer)
+            finally:
+                await asyncio.to_thread(consumer.close)
+        log.info(
+            "consumer closed",
+            delivered=self.counters.delivered,
+            dead_lettered=self.counters.dead_lettered,
+            unrouted=self.counters.unrouted,
+        )
+
+    def _store_offsets(self, consumer: Consumer) -> None:
+        """Stores the watermarks that moved (in the consumer's thread, between consume calls)."""
+        marks = self._watermarks.take_offsets()
+        if not marks:
+            return
+        try:
+            consumer.store_offsets(offsets=[TopicPartition(t, p, o) for (t, p), o in marks.items()])
+        except KafkaException as exc:  # a partition revoked meanwhile: its new owner reads it again
+            log.debug("offsets not stored", error=str(exc))
+
+    def _consume(self, consumer: Consumer, count: int, timeout: float) -> list[Message]:
+        self._store_offsets(consumer)
+        return consumer.consume(count, timeout)
+
+    @staticmethod
+    def _commit(consumer: Consumer) -> None:
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("offset commit failed", error=str(exc))
+        except RuntimeError:  # closed already
+            pass
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def _consume_forever(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        batch_size = max(1, self._settings.matcher_consume_batch_size)
+        while not self._stopping:
+            try:
+                room = self._max_in_flight - len(self._tasks)
+                if room <= 0:
+                    await self._wait_for_room(consumer)
+                    continue
+                if self._paused:
+                    consumer.resume(consumer.assignment())
+                    self._paused = False
+                messages = await asyncio.to_thread(self._consume, consumer, min(batch_size, room), 0.2)
+                for message in messages:
+                    error = message.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consume error", error=str(error))
+                        continue
+                    self._begin(message)
+            except Exception:  # noqa: BLE001 - the loop must go on
+                log.exception("consumer loop error")
+                await asyncio.sleep(1)
+
+    async def _wait_for_room(self, consumer: Consumer) -> None:
+        """Full: wait until half the in-flight messages are done. Briefly, librdkafka keeps prefetching
+        (pausing would drop its queue and fetch again); when it lasts (a sender or the registry is
+        down), the partitions are paused so that consume can serve the group without taking more."""
+        self._room.clear()
+        try:
+            await asyncio.wait_for(self._room.wait(), PAUSE_AFTER_SECONDS if not self._paused else 1.0)
+            return
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._store_offsets(consumer)  # no consume call is running now: this does not block
+        if not self._paused:
+            consumer.pause(consumer.assignment())
+            self._paused = True
+        # Serves rebalance callbacks and heartbeats; paused partitions return nothing.
+        for message in await asyncio.to_thread(self._consume, consumer, 1, 0):
+            if message.error() is None:
+                self._begin(message)
+
+    def _begin(self, message: Message) -> None:
+        state = self._watermarks.begin(message.topic(), message.partition(), message.offset())
+        task = asyncio.create_task(self._handle(message, state))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if len(self._tasks) <= self._max_in_flight // 2:
+            self._room.set()
+
+    async def _handle(self, message: Message, state: PartitionWatermark) -> None:
+        try:
+            await self._process(message)
+        except asyncio.CancelledError:
+            return  # not done: its offset is not stored
+        except Exception as exc:  # noqa: BLE001 - a bug must not stall the partition nor lose the message
+            log.exception("message processing failed", topic=message.topic(), offset=message.offset())
+            await self._reject(message, Rejected(PROCESSING_ERROR, f"the matcher failed on the message: {exc}"))
+        self._watermarks.finish(state, message.offset())  # stored by the consumer's thread
+
+    async def _reject(self, message: Message, rejected: Rejected) -> None:
+        await self._dead_letters.send(message, rejected)
+        self.counters.dead_lettered += 1
+
+    async def _process(self, message: Message) -> None:
+        try:
+            incoming = parse_message(message.value(), self._settings.matcher_max_message_bytes)
+        except Rejected as rejected:
+            await self._reject(message, rejected)
+            return
+        identity = identity_of(incoming, message.topic(), message.partition(), message.offset())
+        try:
+            event = to_event(incoming, identity)
+        except Exception as exc:  # noqa: BLE001 - e.g. a number JSON allows and protobuf does not
+            await self._reject(message, Rejected(INVALID_VALUE, f"field 'message' cannot be carried: {exc}", "message"))
+            return
+        traceparent = new_traceparent()
+        delays = backoff_delays(maximum=self._settings.matcher_max_backoff_seconds)
+        avoid: int | None = None
+        while True:
+            # Routes are resolved again on every attempt: a change meanwhile (an endpoint deleted) counts.
+            try:
+                resolution = await self._routes.resolve(
+                    incoming.account_id, incoming.application, incoming.event_type, incoming.level
+                )
+            except RegistryRejected as exc:
+                await self._reject(message, Rejected(REJECTED_BY_REGISTRY, f"the registry rejected the message: {exc}"))
+                return
+            if not resolution.registered:
+                await self._reject(
+                    message,
+                    unregistered(resolution.reason, incoming.application, incoming.event_type, incoming.level),
+                )
+                return
+            if not resolution.endpoint_ids:
+                self.counters.unrouted += 1
+                return
+            request = deliveries_pb2.DeliverRequest(
+                request_id=uuid.uuid4().hex,
+                event=event,
+                endpoint_ids=resolution.endpoint_ids,
+                traceparent=traceparent,
+            )
+            index, response, failure = await self._senders.deliver_once(request, avoid)
+            if response is not None:
+                self.counters.delivered += 1
+                return
+            assert failure is not None
+            if failure.code == code_pb2.INVALID_ARGUMENT:
+                await self._reject(message, Rejected(REJECTED_BY_SENDER, f"the sender rejected the message: {failure}"))
+                return
+            self.counters.resent += 1
+            avoid = index
+            delay = next(delays)
+            log.warning("delivery not acknowledged; sending again", id=identity, problem=str(failure), retry_in=round(delay, 2))
+            await asyncio.sleep(delay)

@@ -1,0 +1,61 @@
+"""From a validated incoming message to the hooks.events.v1.Event the senders receive, and back to the
+incoming JSON shape (what PublishMessage puts on the topic)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from hooks.events.v1 import event_pb2
+
+from services.matcher.validation import IncomingMessage
+
+
+def identity_of(message: IncomingMessage, topic: str, partition: int, offset: int) -> str:
+    """The producer's id, else "<topic>/<partition>/<offset>" (the same when the message is re-read)."""
+    return message.id or f"{topic}/{partition}/{offset}"
+
+
+def to_value(value: Any) -> struct_pb2.Value:
+    result = struct_pb2.Value()
+    json_format.ParseDict(value, result)
+    return result
+
+
+def to_event(message: IncomingMessage, identity: str) -> event_pb2.Event:
+    timestamp = timestamp_pb2.Timestamp()
+    timestamp.FromDatetime(message.timestamp.astimezone(timezone.utc))
+    return event_pb2.Event(
+        id=identity,
+        application=message.application,
+        event_type=message.event_type,
+        level=message.level,
+        account_id=message.account_id,
+        timestamp=timestamp,
+        message=to_value(message.message),
+    )
+
+
+def incoming_json(
+    *, identity: str, application: str, event_type: str, level: str, account_id: str, timestamp: datetime, message: Any
+) -> bytes:
+    """The message in the incoming format of `hooks.outbox` (RFC 3339 timestamp in UTC)."""
+    stamp = timestamp.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    document = {
+        "id": identity,
+        "application": application,
+        "event_type": event_type,
+        "level": level,
+        "account_id": account_id,
+        "timestamp": stamp,
+        "message": message,
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def new_traceparent() -> str:
+    """A new W3C trace context (version 00, sampled): one trace per message."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"

@@ -1,0 +1,26 @@
+"""The matcher's settings (HOOKS_MATCHER_*); the Kafka connection is services.common.settings.KafkaSettings."""
+
+from __future__ import annotations
+
+from services.common.settings import CommonSettings
+
+
+class MatcherSettings(CommonSettings):
+    #: Where the matcher's gRPC server (MatcherService, health, reflection) listens.
+    matcher_listen_address: str = "127.0.0.1:50053"
+    #: The Kafka consumer group of every matcher replica on the outbox topic.
+    matcher_group_id: str = "hooks-matcher"
+    #: Kafka session timeout (ms): how long the group waits for a silent matcher before rebalancing.
+    matcher_session_timeout_ms: int = 10_000
+    #: Most messages being validated, routed and handed to senders at once; consumption pauses above it.
+    matcher_max_in_flight: int = 1_000
+    #: Most messages one consume call returns.
+    matcher_consume_batch_size: int = 500
+    #: Largest incoming message (bytes); larger ones are dead-lettered as too_large.
+    matcher_max_message_bytes: int = 256 * 1024
+    #: Concurrent Deliver streams to the senders (spread over replicas by round_robin).
+    matcher_sender_streams: int = 2
+    #: Seconds to wait for a sender's answer to one request before sending it again.
+    matcher_deliver_timeout_seconds: float = 30.0
+    #: Longest pause (seconds) between retries when the registry, a sender or the broker is unavailable.
+    matcher_max_backoff_seconds: float = 5.0
