@@ -1,0 +1,246 @@
+"""Filters of an account: which events it wants, and which of its endpoints they go to.
+
+References are checked inside the write transaction: applications, event types and levels must be
+registered, and every endpoint must be the caller's own. An endpoint of another account is
+reported exactly like one that does not exist, so a filter reveals nothing about other accounts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+
+from google.protobuf import field_mask_pb2
+from hooks.registry.v1 import filters_pb2
+from services.common.errors import FieldViolations
+from services.registry.database import FILTER, Database
+from services.registry.endpoints import mask_fields
+from services.registry.models import (
+    Application,
+    Endpoint,
+    Filter,
+    FilterApplication,
+    FilterEndpoint,
+    FilterEventType,
+    FilterLevel,
+    utcnow,
+)
+from services.registry.page_tokens import decode_page_token, encode_page_token, page_size_of
+from services.registry.problems import NotFound, raise_if
+from services.registry.validation import MAX_FILTER_ENTRIES, MAX_FILTER_NAME, MAX_ID, check_id
+
+WRITABLE = ("name", "enabled", "applications", "event_types", "levels", "endpoint_ids")
+OUTPUT_ONLY = ("id", "create_time", "update_time")
+
+
+def not_found(filter_id: str) -> NotFound:
+    return NotFound(f"no filter {filter_id!r} in your account")
+
+
+async def _check_fields(session, account_id: str, message: filters_pb2.Filter, fields: set[str]) -> None:
+    violations = FieldViolations()
+    if "name" in fields and len(message.name) > MAX_FILTER_NAME:
+        violations.add("filter.name", f"must be at most {MAX_FILTER_NAME} characters")
+    too_long = FieldViolations()
+    for name in ("applications", "event_types", "levels", "endpoint_ids"):
+        if name in fields and len(getattr(message, name)) > MAX_FILTER_ENTRIES:
+            too_long.add(f"filter.{name}", f"must have at most {MAX_FILTER_ENTRIES} entries")
+    raise_if(too_long)
+
+    catalog: dict[str, dict[str, set[str]]] = {}
+    wanted_apps = set()
+    if "applications" in fields:
+        wanted_apps.update(message.applications)
+    if "event_types" in fields:
+        wanted_apps.update(ref.application for ref in message.event_types)
+    if "levels" in fields:
+        wanted_apps.update(ref.application for ref in message.levels)
+    wanted_apps.discard("")
+    if wanted_apps:
+        for app in (await session.execute(select(Application).where(Application.name.in_(wanted_apps)))).scalars():
+            catalog[app.name] = {et.key: {lv.key for lv in et.levels} for et in app.event_types}
+
+    if "applications" in fields:
+        seen: set[str] = set()
+        for i, name in enumerate(message.applications):
+            where = f"filter.applications[{i}]"
+            if not name:
+                violations.add(where, "must name an application")
+            elif name not in catalog:
+                violations.add(where, f"no application {name!r} is registered")
+            elif name in seen:
+                violations.add(where, f"{name!r} is listed twice")
+            seen.add(name)
+    if "event_types" in fields:
+        seen_types: set[tuple[str, str]] = set()
+        for i, ref in enumerate(message.event_types):
+            where = f"filter.event_types[{i}]"
+            if not ref.application or not ref.event_type:
+                violations.add(where, "needs both application and event_type")
+            elif ref.application not in catalog:
+                violations.add(where, f"no application {ref.application!r} is registered")
+            elif ref.event_type not in catalog[ref.application]:
+                violations.add(where, f"application {ref.application!r} has no event type {ref.event_type!r}")
+            elif (ref.application, ref.event_type) in seen_types:
+                violations.add(where, "is listed twice")
+            seen_types.add((ref.application, ref.event_type))
+    if "levels" in fields:
+        seen_levels: set[tuple[str, str, str]] = set()
+        for i, ref in enumerate(message.levels):
+            where = f"filter.levels[{i}]"
+            if not ref.application or not ref.event_type or not ref.level:
+                violations.add(where, "needs application, event_type and level")
+            elif ref.application not in catalog:
+                violations.add(where, f"no application {ref.application!r} is registered")
+            elif ref.event_type not in catalog[ref.application]:
+                violations.add(where, f"application {ref.application!r} has no event type {ref.event_type!r}")
+            elif ref.level not in catalog[ref.application][ref.event_type]:
+                violations.add(
+                    where,
+                    f"event type {ref.event_type!r} of application {ref.application!r} has no level {ref.level!r}",
+                )
+            elif (ref.application, ref.event_type, ref.level) in seen_levels:
+                violations.add(where, "is listed twice")
+            seen_levels.add((ref.application, ref.event_type, ref.level))
+    if "endpoint_ids" in fields:
+        if not message.endpoint_ids:
+            violations.add("filter.endpoint_ids", "needs at least one endpoint of your account")
+        candidates = [e for e in message.endpoint_ids if e and len(e) <= MAX_ID]
+        owned = set()
+        if candidates:
+            owned = set(
+                (
+                    await session.execute(
+                        select(Endpoint.id).where(Endpoint.account_id == account_id, Endpoint.id.in_(candidates))
+                    )
+                ).scalars()
+            )
+        seen_ids: set[str] = set()
+        for i, endpoint_id in enumerate(message.endpoint_ids):
+            where = f"filter.endpoint_ids[{i}]"
+            if endpoint_id not in owned:
+                violations.add(where, f"no endpoint {endpoint_id[:MAX_ID]!r} in your account")
+            elif endpoint_id in seen_ids:
+                violations.add(where, "is listed twice")
+            seen_ids.add(endpoint_id)
+    raise_if(violations)
+
+
+def _apply(row: Filter, message: filters_pb2.Filter, fields: set[str]) -> None:
+    if "name" in fields:
+        row.name = message.name
+    if "enabled" in fields:
+        row.enabled = message.enabled
+    if "applications" in fields:
+        row.applications = [FilterApplication(position=i, application=a) for i, a in enumerate(message.applications)]
+    if "event_types" in fields:
+        row.event_types = [
+            FilterEventType(position=i, application=r.application, event_type=r.event_type)
+            for i, r in enumerate(message.event_types)
+        ]
+    if "levels" in fields:
+        row.levels = [
+            FilterLevel(position=i, application=r.application, event_type=r.event_type, level=r.level)
+            for i, r in enumerate(message.levels)
+        ]
+    if "endpoint_ids" in fields:
+        row.endpoints = [FilterEndpoint(position=i, endpoint_id=e) for i, e in enumerate(message.endpoint_ids)]
+
+
+async def create_filter(database: Database, account_id: str, message: filters_pb2.Filter) -> Filter:
+    fields = set(WRITABLE)
+    async with database.write() as unit:
+        session = unit.session
+        await _check_fields(session, account_id, message, fields)
+        now = utcnow()
+        row = Filter(
+            id=str(uuid.uuid4()),
+            account_id=account_id,
+            create_time=now,
+            update_time=now,
+            applications=[],
+            event_types=[],
+            levels=[],
+            endpoints=[],
+        )
+        _apply(row, message, fields)
+        session.add(row)
+        await session.flush()
+        unit.record(FILTER, row.id, account_id)
+    return row
+
+
+async def _owned(session, account_id: str, filter_id: str) -> Filter:
+    row = await session.get(Filter, filter_id) if len(filter_id) <= MAX_ID else None
+    if row is None or row.account_id != account_id:
+        raise not_found(filter_id)
+    return row
+
+
+async def get_filter(database: Database, account_id: str, filter_id: str) -> Filter:
+    violations = FieldViolations()
+    check_id(violations, "id", filter_id)
+    raise_if(violations)
+    async with database.read() as session:
+        return await _owned(session, account_id, filter_id)
+
+
+async def list_filters(
+    database: Database, account_id: str, page_size: int, page_token: str, endpoint_id: str
+) -> tuple[list[Filter], str]:
+    if len(endpoint_id) > MAX_ID:
+        raise FieldViolations([("endpoint_id", f"must be at most {MAX_ID} characters")])
+    size = page_size_of(page_size)
+    query = {"list": "filters", "endpoint_id": endpoint_id}
+    after = decode_page_token(page_token, query)
+    statement = select(Filter).where(Filter.account_id == account_id)
+    if endpoint_id:
+        statement = statement.where(
+            Filter.id.in_(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
+        )
+    if after:
+        try:
+            created, last_id = datetime.fromisoformat(after[0]), str(after[1])
+        except (TypeError, ValueError, IndexError):
+            raise FieldViolations([("page_token", "is not a page token of this list; start again without one")]) from None
+        statement = statement.where(
+            (Filter.create_time > created) | ((Filter.create_time == created) & (Filter.id > last_id))
+        )
+    statement = statement.order_by(Filter.create_time, Filter.id).limit(size + 1)
+    async with database.read() as session:
+        rows = list((await session.execute(statement)).scalars())
+    next_token = ""
+    if len(rows) > size:
+        rows = rows[:size]
+        next_token = encode_page_token([rows[-1].create_time.isoformat(), rows[-1].id], query)
+    return rows, next_token
+
+
+async def update_filter(
+    database: Database, account_id: str, message: filters_pb2.Filter, mask: field_mask_pb2.FieldMask
+) -> Filter:
+    violations = FieldViolations()
+    check_id(violations, "filter.id", message.id)
+    raise_if(violations)
+    fields = mask_fields(mask, WRITABLE, OUTPUT_ONLY)
+    async with database.write() as unit:
+        session = unit.session
+        row = await _owned(session, account_id, message.id)
+        await _check_fields(session, account_id, message, fields)
+        _apply(row, message, fields)
+        row.update_time = utcnow()
+        await session.flush()
+        unit.record(FILTER, row.id, account_id)
+    return row
+
+
+async def delete_filter(database: Database, account_id: str, filter_id: str) -> None:
+    violations = FieldViolations()
+    check_id(violations, "id", filter_id)
+    raise_if(violations)
+    async with database.write() as unit:
+        row = await _owned(unit.session, account_id, filter_id)
+        await unit.session.delete(row)
+        unit.record(FILTER, filter_id, account_id)

@@ -1,0 +1,212 @@
+"""The registry's tables.
+
+Applications own their event types, event types their levels (in registration order). Endpoints and
+filters belong to an account; a filter's sets (applications, event types, levels) and the endpoints it
+triggers are child rows, so they can be found by what they reference. Every committed change is a row
+of `changes`, whose sequence number orders changes across replicas.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from services.common.db import metadata
+
+# A 64-bit key on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the autoincrementing rowid.
+BigKey = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp that always comes back timezone-aware in UTC (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = metadata()
+
+
+class Application(Base):
+    __tablename__ = "applications"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_types: Mapped[list[EventType]] = relationship(
+        back_populates="application",
+        order_by="EventType.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        passive_deletes=True,
+    )
+
+
+class EventType(Base):
+    __tablename__ = "event_types"
+    __table_args__ = (UniqueConstraint("application_name", "key"),)
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    application_name: Mapped[str] = mapped_column(ForeignKey("applications.name", ondelete="CASCADE"))
+    #: The event type's id within its application (what messages carry).
+    key: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    application: Mapped[Application] = relationship(back_populates="event_types")
+    levels: Mapped[list[Level]] = relationship(
+        back_populates="event_type",
+        order_by="Level.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        passive_deletes=True,
+    )
+
+
+class Level(Base):
+    __tablename__ = "levels"
+    __table_args__ = (UniqueConstraint("event_type_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    event_type_id: Mapped[int] = mapped_column(ForeignKey("event_types.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[EventType] = relationship(back_populates="levels")
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoints"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: webhook, slack, teams, google_chat or email.
+    type: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(2000))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    ca_certificate: Mapped[str] = mapped_column(Text, default="")
+    secret: Mapped[str] = mapped_column(String(200))
+    disabled_reason: Mapped[str] = mapped_column(String(1000), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Filter(Base):
+    __tablename__ = "filters"
+    __table_args__ = (Index("ix_filters_account_id_create_time", "account_id", "create_time", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    applications: Mapped[list[FilterApplication]] = relationship(
+        order_by="FilterApplication.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+    event_types: Mapped[list[FilterEventType]] = relationship(
+        order_by="FilterEventType.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+    levels: Mapped[list[FilterLevel]] = relationship(
+        order_by="FilterLevel.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+    endpoints: Mapped[list[FilterEndpoint]] = relationship(
+        order_by="FilterEndpoint.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
+    )
+
+
+class FilterApplication(Base):
+    __tablename__ = "filter_applications"
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    filter_id: Mapped[str] = mapped_column(ForeignKey("filters.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    application: Mapped[str] = mapped_column(String(100))
+
+
+class FilterEventType(Base):
+    __tablename__ = "filter_event_types"
+    __table_args__ = (Index("ix_filter_event_types_reference", "application", "event_type"),)
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    filter_id: Mapped[str] = mapped_column(ForeignKey("filters.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    application: Mapped[str] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(100))
+
+
+class FilterLevel(Base):
+    __tablename__ = "filter_levels"
+    __table_args__ = (Index("ix_filter_levels_reference", "application", "event_type", "level"),)
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    filter_id: Mapped[str] = mapped_column(ForeignKey("filters.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    application: Mapped[str] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(100))
+
+
+class FilterEndpoint(Base):
+    __tablename__ = "filter_endpoints"
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    filter_id: Mapped[str] = mapped_column(ForeignKey("filters.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Change(Base):
+    """One committed change; followers read these in sequence order."""
+
+    __tablename__ = "changes"
+    __table_args__ = {"sqlite_autoincrement": True}  # never reuse a pruned sequence number
+
+    sequence: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
+    #: application, endpoint or filter.
+    kind: Mapped[str] = mapped_column(String(20))
+    resource_id: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[str] = mapped_column(String(64), default="")
+    create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ChangeLogState(Base):
+    """One row: the highest sequence pruned, so a follower asking for older changes is told it missed some."""
+
+    __tablename__ = "change_log_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,256 @@
+"""ResolveRoutes' hot path: the catalog of registered applications and, per account, a routing
+table of its filters and endpoints, both kept in memory.
+
+Entries are dropped when the change log says what they depend on changed: at once for writes of
+this process, and within a poll (or a NOTIFY on PostgreSQL) for writes of other replicas. A table
+loaded while a change to its account was being committed is not kept, so a stale table can never
+outlive the change that made it stale. Misses are loaded in batches (one set of queries for every
+account missed at the same moment), so a cold start costs few round trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, text
+
+from hooks.registry.v1 import endpoints_pb2, routing_pb2
+from services.registry.database import APPLICATION, ENDPOINT, FILTER, ChangeNote, Database
+from services.registry.messages import endpoint_message
+from services.registry.models import Application, Endpoint
+
+
+#: An account's enabled filters, oldest first, with their set entries and endpoints: one round trip.
+#: Each row is (account, filter id, kind, ...): "f" the filter itself, "a" an application, "e" an event type,
+#: "l" a level, "p" an endpoint (with its position).
+FILTER_ROWS = text(
+    """
+    WITH f AS (
+        SELECT account_id, id, create_time FROM filters WHERE account_id IN :accounts AND enabled = :enabled
+    )
+    SELECT f.account_id, f.id, 'f', NULL, NULL, NULL, f.create_time FROM f
+    UNION ALL SELECT f.account_id, x.filter_id, 'a', x.application, NULL, NULL, f.create_time
+        FROM filter_applications x JOIN f ON f.id = x.filter_id
+    UNION ALL SELECT f.account_id, x.filter_id, 'e', x.application, x.event_type, NULL, f.create_time
+        FROM filter_event_types x JOIN f ON f.id = x.filter_id
+    UNION ALL SELECT f.account_id, x.filter_id, 'l', x.application, x.event_type, x.level, f.create_time
+        FROM filter_levels x JOIN f ON f.id = x.filter_id
+    UNION ALL SELECT f.account_id, x.filter_id, 'p', x.endpoint_id, CAST(x.position AS VARCHAR(20)), NULL, f.create_time
+        FROM filter_endpoints x JOIN f ON f.id = x.filter_id
+    ORDER BY 7, 2
+    """
+).bindparams(bindparam("accounts", expanding=True))
+#: At most this many accounts are loaded by one batch of queries.
+LOAD_BATCH = 200
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    #: event type id -> its level ids (empty when it has none)
+    event_types: dict[str, frozenset[str]]
+    level_order: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class FilterRule:
+    id: str
+    applications: frozenset[str]
+    event_types: frozenset[tuple[str, str]]
+    levels: frozenset[tuple[str, str, str]]
+    endpoint_ids: tuple[str, ...]
+
+    def matches(self, application: str, event_type: str, level: str) -> bool:
+        return (
+            (not self.applications or application in self.applications)
+            and (not self.event_types or (application, event_type) in self.event_types)
+            and (not self.levels or (application, event_type, level) in self.levels)
+        )
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """An account's enabled filters (oldest first) and enabled endpoints (without secrets)."""
+
+    rules: tuple[FilterRule, ...]
+    endpoints: dict[str, endpoints_pb2.Endpoint]
+
+
+class RouteResolver:
+    def __init__(self, database: Database, max_accounts: int):
+        self.database = database
+        self.max_accounts = max_accounts
+        self._catalog: dict[str, CatalogEntry] | None = None
+        self._tables: OrderedDict[str, RoutingTable] = OrderedDict()
+        self._catalog_generation = 0
+        #: Accounts changed since the current load began (loads run one at a time).
+        self._changed_while_loading: set[str] = set()
+        self._loading: dict[str, asyncio.Future] = {}
+        self._batch: list[tuple[str, asyncio.Future]] = []
+        self._batch_task: asyncio.Task | None = None
+
+    # ---- invalidation
+
+    def changed(self, changes: list[ChangeNote]) -> None:
+        for change in changes:
+            if change.kind == APPLICATION:
+                self._catalog_generation += 1
+                self._catalog = None
+            elif change.kind in (ENDPOINT, FILTER):
+                self._tables.pop(change.account_id, None)
+                # A load under way may have read the account before the change: it must not
+                # cache what it read, and later calls load afresh.
+                self._changed_while_loading.add(change.account_id)
+                self._loading.pop(change.account_id, None)
+
+    # ---- loading
+
+    async def catalog(self) -> dict[str, CatalogEntry]:
+        catalog = self._catalog
+        if catalog is not None:
+            return catalog
+        generation = self._catalog_generation
+        async with self.database.read() as session:
+            applications = (await session.execute(select(Application))).scalars().all()
+            catalog = {
+                app.name: CatalogEntry(
+                    event_types={et.key: frozenset(level.key for level in et.levels) for et in app.event_types},
+                    level_order={et.key: tuple(level.key for level in et.levels) for et in app.event_types},
+                )
+                for app in applications
+            }
+        if generation == self._catalog_generation:
+            self._catalog = catalog
+        return catalog
+
+    async def table(self, account_id: str) -> RoutingTable:
+        table = self._tables.get(account_id)
+        if table is not None:
+            self._tables.move_to_end(account_id)
+            return table
+        # Misses are batched: every account missed in the same turn of the event loop (and any
+        # concurrent call for the same account) shares one load of a few queries.
+        loading = self._loading.get(account_id)
+        if loading is None:
+            loading = self._loading[account_id] = asyncio.get_running_loop().create_future()
+            self._batch.append((account_id, loading))
+            if self._batch_task is None:
+                self._batch_task = asyncio.create_task(self._load_batches())
+        return await asyncio.shield(loading)
+
+    async def _load_batches(self) -> None:
+        try:
+            while self._batch:
+                await asyncio.sleep(0)  # let the other calls of this turn join the batch
+                batch, self._batch = self._batch[:LOAD_BATCH], self._batch[LOAD_BATCH:]
+                try:
+                    tables = await self._load([account_id for account_id, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiter gets the error
+                    for account_id, future in batch:
+                        self._settle(account_id, future, exception=exc)
+                    continue
+                for account_id, future in batch:
+                    self._settle(account_id, future, result=tables[account_id])
+        finally:
+            self._batch_task = None
+            for account_id, future in self._batch:  # cancelled: leave no waiter hanging
+                if self._loading.get(account_id) is future:
+                    del self._loading[account_id]
+                future.cancel()
+            self._batch = []
+
+    def _settle(self, account_id: str, future: asyncio.Future, result=None, exception=None) -> None:
+        if self._loading.get(account_id) is future:
+            del self._loading[account_id]
+        if future.done():
+            return
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+
+    async def _load(self, accounts: list[str]) -> dict[str, RoutingTable]:
+        self._changed_while_loading.clear()
+        rules: dict[str, dict[str, dict]] = {account_id: {} for account_id in accounts}
+        endpoints: dict[str, dict[str, endpoints_pb2.Endpoint]] = {account_id: {} for account_id in accounts}
+        async with self.database.engine.connect() as connection:
+            rows = await connection.execute(FILTER_ROWS, {"accounts": accounts, "enabled": True})
+            for account_id, filter_id, kind, first, second, third, _created in rows:
+                rule = rules[account_id].setdefault(filter_id, {"a": set(), "e": set(), "l": set(), "p": []})
+                if kind == "a":
+                    rule["a"].add(first)
+                elif kind == "e":
+                    rule["e"].add((first, second))
+                elif kind == "l":
+                    rule["l"].add((first, second, third))
+                elif kind == "p":
+                    rule["p"].append((int(second), first))
+            for row in await connection.execute(
+                select(Endpoint).where(Endpoint.account_id.in_(accounts), Endpoint.enabled.is_(True))
+            ):
+                endpoints[row.account_id][row.id] = endpoint_message(row)
+        tables = {
+            account_id: RoutingTable(
+                rules=tuple(
+                    FilterRule(
+                        id=filter_id,
+                        applications=frozenset(rule["a"]),
+                        event_types=frozenset(rule["e"]),
+                        levels=frozenset(rule["l"]),
+                        endpoint_ids=tuple(endpoint_id for _, endpoint_id in sorted(rule["p"])),
+                    )
+                    for filter_id, rule in rules[account_id].items()
+                ),
+                endpoints=endpoints[account_id],
+            )
+            for account_id in accounts
+        }
+        for account_id, table in tables.items():
+            if account_id not in self._changed_while_loading:
+                self._tables[account_id] = table
+        while len(self._tables) > self.max_accounts:
+            self._tables.popitem(last=False)
+        return tables
+
+    # ---- resolving
+
+    async def unregistered_reason(self, application: str, event_type: str, level: str) -> str:
+        """Why the triple is not registered, or "" when it is."""
+        catalog = await self.catalog()
+        entry = catalog.get(application)
+        if entry is None:
+            return f"application {application!r} is not registered"
+        levels = entry.event_types.get(event_type)
+        if levels is None:
+            return f"application {application!r} has no event type {event_type!r}"
+        if not levels:
+            if level:
+                return f"event type {event_type!r} of application {application!r} has no levels, so level must be empty (got {level!r})"
+            return ""
+        if level not in levels:
+            allowed = ", ".join(entry.level_order[event_type])
+            if not level:
+                return f"event type {event_type!r} of application {application!r} needs a level: one of {allowed}"
+            return f"event type {event_type!r} of application {application!r} has no level {level!r} (levels: {allowed})"
+        return ""
+
+    async def resolve(self, account_id: str, application: str, event_type: str, level: str) -> routing_pb2.ResolveRoutesResponse:
+        reason = await self.unregistered_reason(application, event_type, level)
+        if reason:
+            return routing_pb2.ResolveRoutesResponse(registered=False, reason=reason)
+        table = await self.table(account_id)
+        routes: dict[str, routing_pb2.Route] = {}
+        for rule in table.rules:
+            if not rule.matches(application, event_type, level):
+                continue
+            for endpoint_id in rule.endpoint_ids:
+                endpoint = table.endpoints.get(endpoint_id)
+                if endpoint is None:  # disabled
+                    continue
+                route = routes.get(endpoint_id)
+                if route is None:
+                    route = routes[endpoint_id] = routing_pb2.Route(endpoint=endpoint)
+                if rule.id not in route.filter_ids:
+                    route.filter_ids.append(rule.id)
+        return routing_pb2.ResolveRoutesResponse(registered=True, routes=list(routes.values()))

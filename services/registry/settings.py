@@ -1,0 +1,20 @@
+"""The registry's settings, from HOOKS_ environment variables."""
+
+from __future__ import annotations
+
+from services.common.settings import CommonSettings
+
+
+class RegistrySettings(CommonSettings):
+    #: Where the registry's gRPC server listens.
+    registry_listen_address: str = "127.0.0.1:50051"
+    #: The registry's database: sqlite:///path or postgresql://user@host/db.
+    registry_database_url: str = "sqlite:///var/registry.db"
+    #: Seconds between change-log polls (every poll on SQLite; a safety net beside LISTEN/NOTIFY on PostgreSQL).
+    registry_change_poll_seconds: float = 0.25
+    #: Seconds a change stays in the change log before it is pruned.
+    registry_change_retention_seconds: float = 86400.0
+    #: Seconds between prunings of the change log.
+    registry_change_prune_interval_seconds: float = 600.0
+    #: How many accounts' routing tables ResolveRoutes keeps in memory.
+    registry_route_cache_accounts: int = 100_000
