@@ -12,6 +12,7 @@ SUBCOMMANDS = [
     ("cli.db", "db"),  # hooks db upgrade
     ("cli.send", "send"),  # hooks send: inject test messages
     ("cli.run", "run"),  # hooks run: the whole system, embedded defaults
+    ("cli.listen", "listen"),  # hooks listen: a local webhook receiver that checks signatures
 ]
 
 
