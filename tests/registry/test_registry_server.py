@@ -32,37 +32,10 @@ SERVICES = [
     "hooks.registry.v1.RoutingService",
 ]
 
-SEED_EXAMPLE = """\
----
-application:
-  name: policies
-  title: Policies
-event_types:
-  - id: policy-triggered
-    title: Policy triggered
-    levels: {} # This event type has no levels
-  - id: policy-changed
-    title: Policy changed
-    levels:
-      - id: low
-        title: Low
-      - id: high
-        title: High
-"""
-
-SECOND_VERSION = """\
-application:
-  name: policies
-  title: Policy engine
-event_types:
-  - id: policy-changed
-    title: Policy changed
-    levels:
-      - id: low
-        title: Low
-      - id: high
-        title: High
-"""
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The seed's YAML example with its placeholders filled in, and a second version of it.
+SEED_EXAMPLE = (EXAMPLES / "policies.yaml").read_text()
+SECOND_VERSION = (EXAMPLES / "policies-v2.yaml").read_text()
 
 
 async def test_health_and_reflection(registry):
