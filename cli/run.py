@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib.util
 import os
 import signal
@@ -38,6 +37,7 @@ from pathlib import Path
 import click
 
 from services.common.identity import encode_identity
+from services.common.processes import die_with_parent
 
 #: Seconds a service may take to answer its health check after it was started (migrations included).
 START_TIMEOUT = 120.0
@@ -104,12 +104,6 @@ def child_environment(
         if service.health == "grpc":
             env.setdefault(f"{service.prefix}_TARGET", dial_address(address))
     return env
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGTERM if `hooks run` itself dies (even by SIGKILL), so nothing is orphaned."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Console:
@@ -220,7 +214,7 @@ class Supervisor:
             stderr=asyncio.subprocess.STDOUT,
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop them in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent(),
         )
         child = Child(service, process, asyncio.create_task(self._pump(service.name, process)), address)
         self.children.append(child)

@@ -81,3 +81,29 @@ def test_kafka_settings_pass_sasl_and_tls_through(monkeypatch):
         "sasl.password": "s3cret",
         "ssl.ca.location": "/etc/kafka/ca.pem",
     }
+
+
+def test_the_embedded_broker_dies_with_the_process_that_started_it():
+    """A test run or `hooks run` killed with -9 leaves no broker behind."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "from services.common.broker import EmbeddedBroker; import time; "
+        "b = EmbeddedBroker().start(); print(b.process.pid, flush=True); time.sleep(120)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    broker_pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(broker_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(broker_pid, 9)
+    raise AssertionError("the broker outlived the process that started it")

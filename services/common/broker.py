@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from services.common.processes import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -43,6 +45,7 @@ class EmbeddedBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         wait_for_broker(self.bootstrap_servers, timeout, self.process)
         return self
