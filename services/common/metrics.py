@@ -6,6 +6,7 @@ each service's own metrics module with prometheus_client, on the default registr
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import grpc
@@ -38,8 +39,15 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
+def _code_of(context, failed: bool) -> str:
+    code = context.code()
+    if code is None:
+        return "UNKNOWN" if failed else "OK"
+    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Counts every call by method and code; times unary calls."""
+    """Counts every call by method and code when it ends; times unary calls."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -47,29 +55,41 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             return None
         service, method = _split(handler_call_details.method)
 
-        def code_of(context) -> str:
-            code = context.code()
-            if code is None:
-                return "OK"
-            return code.name if isinstance(code, grpc.StatusCode) else str(code)
+        def count(context, failed: bool) -> None:
+            GRPC_HANDLED.labels(service, method, _code_of(context, failed)).inc()
 
-        if handler.unary_unary:
-            inner = handler.unary_unary
+        if handler.unary_unary or handler.stream_unary:
+            kind = "unary_unary" if handler.unary_unary else "stream_unary"
+            inner = getattr(handler, kind)
 
-            async def unary_unary(request, context):
+            async def unary_response(request_or_iterator, context):
                 start = time.perf_counter()
+                failed = True
                 try:
-                    return await inner(request, context)
-                except BaseException:
-                    if context.code() is None:
-                        GRPC_HANDLED.labels(service, method, "UNKNOWN").inc()
-                    else:
-                        GRPC_HANDLED.labels(service, method, code_of(context)).inc()
-                    raise
-                else:
-                    GRPC_HANDLED.labels(service, method, code_of(context)).inc()
+                    response = await inner(request_or_iterator, context)
+                    failed = False
+                    return response
                 finally:
+                    count(context, failed)
                     GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - start)
 
-            return handler._replace(unary_unary=unary_unary)
-        return handler
+            return handler._replace(**{kind: unary_response})
+
+        kind = "unary_stream" if handler.unary_stream else "stream_stream"
+        inner = getattr(handler, kind)
+
+        async def streamed_response(request_or_iterator, context):
+            # A streaming handler is an async generator, or a coroutine that calls context.write().
+            failed = True
+            try:
+                result = inner(request_or_iterator, context)
+                if inspect.isawaitable(result):
+                    await result
+                else:
+                    async for response in result:
+                        yield response
+                failed = False
+            finally:
+                count(context, failed)
+
+        return handler._replace(**{kind: streamed_response})
