@@ -1,17 +1,33 @@
 """Structured logs: JSON when not on a terminal, readable when on one.
 
 Log lines carry whatever is bound in structlog's contextvars (request id, account,
-message id, delivery id) where known. Never log a secret.
+message id, delivery id, trace id) where known. Never log a secret: besides not logging them,
+database drivers (which narrate statements and their parameters at DEBUG) are kept at WARNING, and
+anything shaped like a Standard Webhooks secret ("whsec_" + base64) is masked on its way out.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
 
 _configured = False
+
+#: Loggers that would print SQL parameters (an endpoint's secret among them) at DEBUG or INFO.
+QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
+#: A signing secret as stored and sent to the registry: "whsec_" + base64.
+SECRET_PATTERN = re.compile(r"whsec_[A-Za-z0-9+/=_-]+")
+
+
+class MaskingFormatter(structlog.stdlib.ProcessorFormatter):
+    """The rendered line, with anything shaped like a signing secret masked (a safety net)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return SECRET_PATTERN.sub("whsec_***", line) if "whsec_" in line else line
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -29,14 +45,15 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a line below the level costs one check, not the whole chain.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        MaskingFormatter(
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -50,6 +67,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(level.upper())
     # Alembic narrates every start at INFO ("Context impl", "Will assume transactional DDL").
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     _configured = True
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.rpc import code_pb2
 from hooks.sender.v1 import deliveries_pb2
 
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
+from services.matcher import metrics
 from services.matcher.dead_letters import DeadLetters
 from services.matcher.events import identity_of, new_traceparent, to_event
 from services.matcher.offsets import PartitionWatermark, Watermarks
@@ -30,6 +32,7 @@ from services.matcher.validation import (
     PROCESSING_ERROR,
     REJECTED_BY_REGISTRY,
     REJECTED_BY_SENDER,
+    IncomingMessage,
     Rejected,
     parse_message,
     unregistered,
@@ -52,6 +55,8 @@ def consumer_config(settings: MatcherSettings, kafka: KafkaSettings) -> dict[str
         "auto.offset.reset": "earliest",
         "session.timeout.ms": session,
         "heartbeat.interval.ms": max(100, min(3000, session // 3)),
+        # librdkafka's statistics feed hooks_matcher_consumer_lag (see services.matcher.metrics).
+        "statistics.interval.ms": max(0, settings.matcher_stats_interval_ms),
     }
 
 
@@ -88,6 +93,9 @@ class OutboxConsumer:
         self._consumer: Consumer | None = None
         self._loop_task: asyncio.Task | None = None
         self.counters = Counters()
+        #: Computes the consumer lag from librdkafka's statistics (and keeps the last figures).
+        self.lag = metrics.LagFromStats()
+        self._consumed_metric: dict[str, object] = {}
         #: Set once the group assigned partitions to this consumer (tests wait on it).
         self.assigned = asyncio.Event()
         #: The (topic, partition) pairs assigned now.
@@ -97,7 +105,7 @@ class OutboxConsumer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._consumer = Consumer(consumer_config(self._settings, self._kafka))
+        self._consumer = Consumer({**consumer_config(self._settings, self._kafka), "stats_cb": self.lag})
 
         def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
             self._paused = False  # a new assignment starts unpaused
@@ -228,18 +236,29 @@ class OutboxConsumer:
 
     def _begin(self, message: Message) -> None:
         state = self._watermarks.begin(message.topic(), message.partition(), message.offset())
+        consumed = self._consumed_metric.get(message.topic())
+        if consumed is None:  # labels() takes a lock: once per topic is enough
+            consumed = self._consumed_metric[message.topic()] = metrics.MESSAGES_CONSUMED.labels(message.topic())
+        consumed.inc()
+        metrics.IN_FLIGHT.inc()
         task = asyncio.create_task(self._handle(message, state))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        metrics.IN_FLIGHT.dec()
         if len(self._tasks) <= self._max_in_flight // 2:
             self._room.set()
 
     async def _handle(self, message: Message, state: PartitionWatermark) -> None:
+        # Each message is its own task: what is bound here is on every log line of its work, no other's.
+        structlog.contextvars.clear_contextvars()
         try:
-            await self._process(message)
+            with structlog.contextvars.bound_contextvars(
+                topic=message.topic(), partition=message.partition(), offset=message.offset()
+            ):
+                await self._process(message)
         except asyncio.CancelledError:
             return  # not done: its offset is not stored
         except Exception as exc:  # noqa: BLE001 - a bug must not stall the partition nor lose the message
@@ -250,6 +269,7 @@ class OutboxConsumer:
     async def _reject(self, message: Message, rejected: Rejected) -> None:
         await self._dead_letters.send(message, rejected)
         self.counters.dead_lettered += 1
+        metrics.MESSAGES_DEAD_LETTERED.labels(rejected.reason).inc()
 
     async def _process(self, message: Message) -> None:
         try:
@@ -258,12 +278,19 @@ class OutboxConsumer:
             await self._reject(message, rejected)
             return
         identity = identity_of(incoming, message.topic(), message.partition(), message.offset())
+        traceparent = new_traceparent()
+        with structlog.contextvars.bound_contextvars(
+            message_id=identity, account_id=incoming.account_id, trace_id=traceparent.split("-")[1]
+        ):
+            await self._route(message, incoming, identity, traceparent)
+
+    async def _route(self, message: Message, incoming: IncomingMessage, identity: str, traceparent: str) -> None:
+        """Resolves the message's routes and hands it to a sender until one acknowledges it."""
         try:
             event = to_event(incoming, identity)
         except Exception as exc:  # noqa: BLE001 - e.g. a number JSON allows and protobuf does not
             await self._reject(message, Rejected(INVALID_VALUE, f"field 'message' cannot be carried: {exc}", "message"))
             return
-        traceparent = new_traceparent()
         delays = backoff_delays(maximum=self._settings.matcher_max_backoff_seconds)
         avoid: int | None = None
         while True:
@@ -283,6 +310,8 @@ class OutboxConsumer:
                 return
             if not resolution.endpoint_ids:
                 self.counters.unrouted += 1
+                metrics.MESSAGES_UNROUTED.inc()
+                log.debug("message has no route")
                 return
             request = deliveries_pb2.DeliverRequest(
                 request_id=uuid.uuid4().hex,
@@ -293,12 +322,16 @@ class OutboxConsumer:
             index, response, failure = await self._senders.deliver_once(request, avoid)
             if response is not None:
                 self.counters.delivered += 1
+                metrics.MESSAGES_ROUTED.inc()
+                metrics.DELIVERIES_HANDED.inc(len(request.endpoint_ids))
+                log.info("message handed to a sender", endpoints=len(request.endpoint_ids))
                 return
             assert failure is not None
             if failure.code == code_pb2.INVALID_ARGUMENT:
                 await self._reject(message, Rejected(REJECTED_BY_SENDER, f"the sender rejected the message: {failure}"))
                 return
             self.counters.resent += 1
+            metrics.RESENDS.inc()
             avoid = index
             delay = next(delays)
             log.warning("delivery not acknowledged; sending again", id=identity, problem=str(failure), retry_in=round(delay, 2))

@@ -20,6 +20,7 @@ import grpc
 from hooks.registry.v1 import routing_pb2, routing_pb2_grpc
 
 from services.common.logging import get_logger
+from services.matcher import metrics
 
 log = get_logger(__name__)
 
@@ -104,7 +105,9 @@ class RouteCache:
         key = (account, application, event_type, level)
         cached = self._entries.get(key)
         if cached is not None:
+            metrics.ROUTE_CACHE_HITS.inc()
             return cached
+        metrics.ROUTE_CACHE_MISSES.inc()
         # One question per key at a time, whoever asks; the answer is cached only when it is known to
         # be current (the stream is live and nothing of the account changed while asking).
         pending = self._inflight.get(key)

@@ -24,3 +24,5 @@ class MatcherSettings(CommonSettings):
     matcher_deliver_timeout_seconds: float = 30.0
     #: Longest pause (seconds) between retries when the registry, a sender or the broker is unavailable.
     matcher_max_backoff_seconds: float = 5.0
+    #: How often (ms) the Kafka client reports its statistics, from which the consumer lag metric is computed; 0: never.
+    matcher_stats_interval_ms: int = 5_000

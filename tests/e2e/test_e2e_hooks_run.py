@@ -12,10 +12,14 @@ import threading
 from pathlib import Path
 
 import aiohttp
+import grpc
 import pytest
+from hooks.registry.v1 import endpoints_pb2
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from e2e_client import SECRET, Hooks
+from cli.run import SERVICES
 from e2e_support import REPO, HttpReceiver, eventually, grpc_serving
 from services.common.broker import free_port
 from services.common.identity import identity_metadata
@@ -37,7 +41,7 @@ event_types:
 class HooksRun:
     """`python -m cli.main run` on free ports, its output collected line by line."""
 
-    def __init__(self, data_dir: Path, *extra_args: str, bootstrap: str = "") -> None:
+    def __init__(self, data_dir: Path, *extra_args: str, bootstrap: str = "", metrics: bool = False) -> None:
         self.addresses = {name: f"127.0.0.1:{free_port()}" for name in ("registry", "sender", "matcher", "gateway")}
         self.bootstrap = bootstrap or f"127.0.0.1:{free_port()}"
         self.env = {
@@ -49,6 +53,8 @@ class HooksRun:
             "HOOKS_MATCHER_SESSION_TIMEOUT_MS": "6000",
             **{f"HOOKS_{name.upper()}_LISTEN_ADDRESS": address for name, address in self.addresses.items()},
         }
+        if metrics:  # `hooks run`'s own metrics ports, 9101-9104 (it sets them only when this is unset)
+            del self.env["HOOKS_METRICS_PORT"]
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "run", "--grace", "10", *extra_args],
@@ -199,3 +205,109 @@ async def test_hooks_run_says_when_the_broker_port_is_taken(hooks_run):
         assert system.process.wait(90) == 1, system.output
     assert "cannot start: the embedded broker did not start" in system.output
     assert not system.children()
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+METRICS_PORTS = {service.name: service.metrics_port for service in SERVICES}
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the metrics listener does
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+async def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of http://127.0.0.1:<port>/metrics as (name, labels, value)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+            assert response.status == 200
+            text = await response.text()
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def total(samples, name: str, **labels: str) -> float | None:
+    """The sum of the samples called `name` whose labels include `labels`; None when there is none."""
+    found = [value for n, have, value in samples if n == name and labels.items() <= have.items()]
+    return sum(found) if found else None
+
+
+async def test_hooks_run_serves_each_services_metrics_after_messages_flowed(hooks_run, tmp_path):
+    busy = [port for port in METRICS_PORTS.values() if not port_is_free(port)]
+    if busy:
+        pytest.skip(f"metrics ports {busy} are taken (another `hooks run`?)")
+    system = hooks_run(metrics=True)
+    await system.up()
+    (tmp_path / "app.yaml").write_text(APP_YAML)
+    registered = hooks_cli(
+        {**system.env, "HOOKS_REGISTRY_TARGET": system.addresses["registry"]}, "apps", "register", str(tmp_path / "app.yaml")
+    )
+    assert registered.returncode == 0, registered.stderr
+
+    receiver = await HttpReceiver().start()
+    hooks = Hooks(system.addresses["registry"], system.addresses["sender"], account="000001")
+    try:
+        endpoint = await hooks.endpoint("local", receiver.url("/hook"), secret=SECRET)
+        await hooks.filter([endpoint.id], applications=["shop"])
+        with pytest.raises(grpc.aio.AioRpcError) as missing:  # one failed call, to be counted by its code
+            await hooks.endpoints.GetEndpoint(endpoints_pb2.GetEndpointRequest(id="no-such-endpoint"), metadata=hooks.metadata)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        sent = hooks_cli(
+            system.env, "send", "-a", "shop", "-e", "order-placed", "-l", "big", "--count", "3", "-b", system.bootstrap
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        await eventually(lambda: len(receiver.requests) >= 3, timeout=60, message="3 webhooks")
+        async with aiohttp.ClientSession(headers=dict(identity_metadata("000001"))) as http:
+            url = f"http://{system.addresses['gateway']}/api/hooks/v1/endpoints/{endpoint.id}/deliveries"
+            async with http.get(url) as response:
+                assert response.status == 200
+    finally:
+        await hooks.close()
+        await receiver.stop()
+
+    # The matcher: messages consumed and routed, deliveries handed over, consumer lag per partition.
+    matcher = await scrape(METRICS_PORTS["matcher"])
+    assert total(matcher, "hooks_matcher_messages_consumed_total", topic="hooks.outbox") >= 3
+    assert total(matcher, "hooks_matcher_messages_routed_total") >= 3
+    assert total(matcher, "hooks_matcher_deliveries_handed_total") >= 3
+    assert total(matcher, "hooks_matcher_in_flight") is not None
+
+    # The sender: attempts by endpoint type and outcome, their latency, the queue.
+    sender: list = []
+
+    async def sender_counted() -> bool:
+        sender[:] = await scrape(METRICS_PORTS["sender"])
+        succeeded = total(sender, "hooks_sender_attempts_total", endpoint_type="webhook", outcome="succeeded")
+        return (succeeded or 0) >= 3
+
+    await eventually(sender_counted, message="3 successful attempts counted")
+    assert total(sender, "hooks_sender_attempt_seconds_count", endpoint_type="webhook") >= 3
+    assert total(sender, "hooks_sender_attempt_seconds_bucket", endpoint_type="webhook", le="+Inf") >= 3
+    assert total(sender, "hooks_sender_queue_depth") is not None
+    assert total(sender, "hooks_sender_oldest_due_seconds") is not None
+
+    # Every gRPC server: calls by method and code (streams too), unary calls timed by method.
+    registry = await scrape(METRICS_PORTS["registry"])
+    service = "hooks.registry.v1.EndpointService"
+    handled = "hooks_grpc_server_handled_total"
+    assert total(registry, handled, grpc_service=service, grpc_method="GetEndpoint", grpc_code="NOT_FOUND") == 1
+    assert total(registry, handled, grpc_service=service, grpc_method="CreateEndpoint", grpc_code="OK") == 1
+    assert total(registry, handled, grpc_method="ResolveRoutes", grpc_code="OK") >= 1
+    assert total(sender, handled, grpc_method="ListDeliveries", grpc_code="OK") >= 1
+    assert total(registry, "hooks_grpc_server_handling_seconds_count", grpc_service=service, grpc_method="CreateEndpoint") >= 1
+    assert total(registry, "hooks_grpc_server_handling_seconds_count", grpc_method="ResolveRoutes") >= 1
+    assert total(sender, "hooks_grpc_server_handling_seconds_count", grpc_method="ListDeliveries") >= 1
+
+    # The gateway: requests by route template and status, and their latency.
+    gateway = await scrape(METRICS_PORTS["gateway"])
+    requests = [(labels, v) for n, labels, v in gateway if n == "hooks_gateway_requests_total" and labels.get("status") == "200"]
+    assert any("deliveries" in labels["route"] and labels["method"] == "GET" for labels, _ in requests), requests
+    assert total(gateway, "hooks_gateway_request_duration_seconds_count", method="GET") >= 1
+
+    system.process.send_signal(signal.SIGINT)
+    assert system.process.wait(30) == 0, system.output

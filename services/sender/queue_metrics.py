@@ -1,0 +1,98 @@
+"""How deep the delivery queue is, sampled from the sender's database for Prometheus.
+
+Two gauges, what an operator alerts on when deliveries pile up:
+
+- hooks_sender_queue_depth: deliveries PENDING (due now or scheduled for a retry), of every sender
+  replica (the queue is shared);
+- hooks_sender_oldest_due_seconds: how long the oldest delivery that is due has been waiting
+  (0 when none is due). It grows when workers cannot keep up or nothing polls the queue.
+
+A Prometheus scrape runs in the metrics listener's thread and cannot await the async engine, so the
+figures are sampled by a task every `interval` seconds (one cheap aggregate query on the
+(status, next_attempt_at) index) and a scrape reads the last sample. Every replica reports the same
+shared figures: aggregate them with max(), not sum().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from prometheus_client import Gauge
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.logging import get_logger
+from services.sender.models import Delivery, DeliveryState
+
+log = get_logger(__name__)
+
+#: Seconds between two samples.
+SAMPLE_INTERVAL_SECONDS = 10.0
+
+QUEUE_DEPTH = Gauge("hooks_sender_queue_depth", "Deliveries PENDING in the shared queue (due or waiting for a retry).")
+OLDEST_DUE_SECONDS = Gauge(
+    "hooks_sender_oldest_due_seconds", "Seconds the oldest due PENDING delivery has been waiting (0: none is due)."
+)
+
+
+async def sample_queue(engine: AsyncEngine, now: datetime | None = None) -> tuple[int, float]:
+    """(PENDING deliveries, seconds the oldest due one has waited) as the database says now."""
+    now = now or datetime.now(UTC)
+    table = Delivery.__table__
+    pending = table.c.status == DeliveryState.PENDING.value
+    async with engine.connect() as connection:
+        depth = (await connection.execute(select(func.count()).select_from(table).where(pending))).scalar_one()
+        oldest = (
+            await connection.execute(
+                select(func.min(table.c.next_attempt_at)).where(pending, table.c.next_attempt_at <= now)
+            )
+        ).scalar_one_or_none()
+    waited = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return int(depth), waited
+
+
+class QueueSampler:
+    """Samples the queue into the gauges every `interval` seconds until closed."""
+
+    def __init__(self, engine: AsyncEngine, interval: float = SAMPLE_INTERVAL_SECONDS):
+        self.engine = engine
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+        #: Samples taken so far (tests wait on it).
+        self.samples = 0
+
+    def start(self) -> "QueueSampler":
+        self._task = asyncio.create_task(self._run(), name="sender-queue-sampler")
+        return self
+
+    async def sample(self) -> None:
+        depth, waited = await sample_queue(self.engine)
+        QUEUE_DEPTH.set(depth)
+        OLDEST_DUE_SECONDS.set(waited)
+        self.samples += 1
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sample()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database may be briefly away; keep the last figures
+                log.warning("queue sample failed", error=str(exc))
+            await asyncio.sleep(self.interval)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def start_queue_sampler(engine: AsyncEngine, interval: float = SAMPLE_INTERVAL_SECONDS) -> Callable[[], Awaitable[None]]:
+    """Starts sampling now; returns the hook that stops it (an on_stop hook of the server, placed
+    before the engine is disposed)."""
+    return QueueSampler(engine, interval).start().close
