@@ -5,11 +5,14 @@ judge the outcome, log the attempt and schedule what comes next; disable an endp
 from __future__ import annotations
 
 import binascii
+import contextlib
 import json
+import logging
 import time
 from datetime import datetime, timedelta
 
 import grpc
+import structlog
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from hooks.registry.v1 import endpoints_pb2, routing_pb2, routing_pb2_grpc
@@ -20,12 +23,14 @@ from services.sender.conversion import delivery_to_proto
 from services.sender.disabled_events import DisabledEventPublisher
 from services.sender.models import Delivery, DeliveryState
 from services.sender.retry_policy import RetrySchedule, Verdict
-from services.sender.store import AttemptResult, DeliveryStore, utcnow
+from services.sender.store import AttemptResult, DeliveryStore, QueuedDelivery, utcnow
 from services.sender.targets import EndpointDeleted, Target, TargetCache
 from services.sender.transports import HttpTransport, Outcome, SmtpTransport
 from services.sender.watch_hub import WatchHub
 
 log = get_logger(__name__)
+#: Asked before the per-attempt debug line, so a production level skips building it at all.
+_level_check = logging.getLogger(__name__)
 
 #: When the registry cannot say where an endpoint is, ask again after this long (no attempt counted).
 REGISTRY_RETRY_SECONDS = 5.0
@@ -58,20 +63,41 @@ class Deliverer:
         self.disable_after = timedelta(seconds=disable_after_seconds)
         self.publisher = publisher
         self.hub = hub
+        self._metric_children: dict[tuple[int, Verdict], tuple] = {}
+
+    def _metrics(self, endpoint_type: int, verdict: Verdict) -> tuple:
+        """The attempt counter and latency histogram children for a type and outcome (labels()
+        looks them up under a lock; once per kind is enough)."""
+        children = self._metric_children.get((endpoint_type, verdict))
+        if children is None:
+            type_name = endpoints_pb2.EndpointType.Name(endpoint_type).removeprefix("ENDPOINT_TYPE_").lower()
+            children = (
+                metrics.ATTEMPTS.labels(type_name, verdict.value),
+                metrics.ATTEMPT_SECONDS.labels(type_name),
+            )
+            self._metric_children[(endpoint_type, verdict)] = children
+        return children
 
     def announce(self, delivery: Delivery | None) -> None:
         if delivery is not None and self.hub.wants(delivery.account_id):
             self.hub.publish(delivery.account_id, delivery_to_proto(delivery))
 
-    async def deliver(self, delivery_id: str, stored: Delivery | None = None) -> None:
-        """Attempts the delivery once. `stored` is the row as Deliver just stored it (leased to this
-        sender): while most of that lease is left it is used as is, saving a claim."""
+    async def deliver(
+        self,
+        delivery_id: str,
+        stored: QueuedDelivery | None = None,
+        slots: contextlib.AbstractAsyncContextManager | None = None,
+    ) -> None:
+        """Attempts the delivery once. `stored` is the delivery as Deliver stored it or the poller
+        claimed it (leased to this sender): while most of that lease is left it is used as is, saving
+        a claim. `slots` (the dispatcher's concurrency limits) is held only around the send."""
         if stored is not None and self.store.holds_fresh_lease(stored):
             delivery = stored
         else:
             delivery = await self.store.claim(delivery_id)
         if delivery is None:
             return  # another sender has it, or it is no longer due
+        structlog.contextvars.bind_contextvars(delivery_id=delivery.id, message_id=delivery.event_id, account_id=delivery.account_id)
         try:
             target = await self.targets.get(delivery.endpoint_id)
         except EndpointDeleted:
@@ -89,14 +115,15 @@ class Deliverer:
             self.announce(await self.store.settle(delivery.id, DeliveryState.FAILED, "endpoint disabled"))
             return
 
-        started_at = utcnow()
-        clock = time.perf_counter()
-        outcome = await self._send(delivery, target, started_at)
-        latency = time.perf_counter() - clock
+        async with slots or contextlib.nullcontext():
+            started_at = utcnow()
+            clock = time.perf_counter()
+            outcome = await self._send(delivery, target, started_at)
+            latency = time.perf_counter() - clock
         number = delivery.attempt_count + 1
-        type_name = endpoints_pb2.EndpointType.Name(target.endpoint.type).removeprefix("ENDPOINT_TYPE_").lower()
-        metrics.ATTEMPTS.labels(type_name, outcome.verdict.value).inc()
-        metrics.ATTEMPT_SECONDS.labels(type_name).observe(latency)
+        attempts_metric, seconds_metric = self._metrics(target.endpoint.type, outcome.verdict)
+        attempts_metric.inc()
+        seconds_metric.observe(latency)
 
         status, next_at, error = DeliveryState.FAILED, None, outcome.error
         if outcome.verdict is Verdict.SUCCEEDED:
@@ -120,18 +147,30 @@ class Deliverer:
             status=status,
             next_attempt_at=next_at,
         )
-        updated, failing_since = await self.recorder.record(result)
-        log.info(
-            "delivery attempt",
-            delivery_id=delivery.id,
-            endpoint_id=delivery.endpoint_id,
-            attempt=number,
-            http_status=outcome.http_status,
-            status=status.value,
-            error=error or None,
-            latency_ms=round(latency * 1000, 1),
-        )
-        self.announce(updated)
+        failing_since = await self.recorder.record(result)
+        # A failed attempt is worth a line at info; a success only at debug (the hot path's level).
+        failed = status is not DeliveryState.SUCCEEDED
+        if failed or _level_check.isEnabledFor(logging.DEBUG):
+            (log.info if failed else log.debug)(
+                "delivery attempt",
+                delivery_id=delivery.id,
+                endpoint_id=delivery.endpoint_id,
+                attempt=number,
+                http_status=outcome.http_status,
+                status=status.value,
+                error=error or None,
+                latency_ms=round(latency * 1000, 1),
+            )
+        if self.hub.wants(delivery.account_id):
+            self.announce(
+                delivery.as_row(
+                    status=status.value,
+                    attempt_count=number,
+                    next_attempt_at=next_at,
+                    last_error=error,
+                    updated_at=utcnow(),
+                )
+            )
 
         if outcome.verdict is Verdict.GONE:
             metrics.ENDPOINTS_DISABLED.labels("gone").inc()
@@ -145,11 +184,11 @@ class Deliverer:
                     await self.store.settle(delivery.id, DeliveryState.FAILED, f"endpoint disabled: {reason}")
                 )
 
-    async def _send(self, delivery: Delivery, target: Target, now: datetime) -> Outcome:
+    async def _send(self, delivery: QueuedDelivery, target: Target, now: datetime) -> Outcome:
         endpoint = target.endpoint
-        event = json.loads(delivery.event)
+        event = delivery.event  # its JSON text: a webhook sends it as it is
         if endpoint.type == endpoints_pb2.ENDPOINT_TYPE_EMAIL:
-            message = formatters.email(event, delivery.id, self.smtp.settings.sender, endpoint.target)
+            message = formatters.email(json.loads(event), delivery.id, self.smtp.settings.sender, endpoint.target)
             return await self.smtp.send(message)
         if not endpoint.target.lower().startswith(("http://", "https://")):
             return Outcome(Verdict.FAILED, error="the endpoint's target is not an http(s) URL")
@@ -159,13 +198,16 @@ class Deliverer:
             return Outcome(Verdict.FAILED, error="the endpoint has no usable signing secret")
         except ValueError as exc:
             return Outcome(Verdict.FAILED, error=str(exc))
-        own = {name.lower() for name in request.headers}
-        headers = {
-            name: value
-            for name, value in endpoint.headers.items()
-            if name.lower() not in own and name.lower() not in RESERVED_HEADERS
-        }
-        headers.update(request.headers)
+        if endpoint.headers:
+            own = {name.lower() for name in request.headers}
+            headers = {
+                name: value
+                for name, value in endpoint.headers.items()
+                if name.lower() not in own and name.lower() not in RESERVED_HEADERS
+            }
+            headers.update(request.headers)
+        else:
+            headers = request.headers
         headers["user-agent"] = USER_AGENT
         if delivery.traceparent:
             headers["traceparent"] = delivery.traceparent

@@ -1,34 +1,161 @@
-"""Where SQLite and PostgreSQL differ for the sender, in one place: idempotent inserts, the failure
-streak upsert, and claiming due deliveries (SKIP LOCKED on PostgreSQL; one atomic UPDATE on SQLite,
-whose single writer needs nothing more)."""
+"""Where SQLite and PostgreSQL differ for the sender, in one place: idempotent inserts, lists of ids,
+the failure streak upsert, claiming due deliveries (SKIP LOCKED on PostgreSQL; one atomic UPDATE on
+SQLite, whose single writer needs nothing more), and the hot path's bulk statements. All take a Core
+connection inside a transaction.
+
+The hot path's bulk statements (storing deliveries, recording outcomes) run on SQLite as plain
+`executemany` of fixed SQL on the driver, with the datetimes formatted here the way `UTCDateTime`
+stores them: SQLAlchemy's per-value bind processing would cost more than SQLite's own work. On
+PostgreSQL they are Core statements (asyncpg takes the values as they are)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import ARRAY, String, Table, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.sender.models import Delivery, DeliveryState, EndpointHealth
-
-
-def _insert(session: AsyncSession, table: Table):
-    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(table)
+from services.sender.models import Attempt, Delivery, DeliveryState, EndpointHealth, UTCDateTime
 
 
-async def insert_ignoring_duplicates(session: AsyncSession, table: Table, rows: list[dict]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: rows whose unique key exists already are left as they are."""
-    if rows:
-        await session.execute(_insert(session, table).on_conflict_do_nothing(), rows)
+def _is_postgresql(connection: AsyncConnection) -> bool:
+    return connection.dialect.name == "postgresql"
 
 
-async def record_failure_streak(session: AsyncSession, endpoint_id: str, now: datetime) -> datetime:
+def _insert(connection: AsyncConnection, table: Table):
+    return (postgresql.insert if _is_postgresql(connection) else sqlite.insert)(table)
+
+
+def in_list(connection: AsyncConnection, column, values: Sequence[str]):
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one statement text whatever the
+    number of values (so asyncpg prepares it once, not once per list length)."""
+    if _is_postgresql(connection):
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String), unique=True))
+    return column.in_(list(values))
+
+
+async def insert_ignoring_duplicates(connection: AsyncConnection, table: Table, rows: list[dict]) -> set[str]:
+    """INSERT ... ON CONFLICT DO NOTHING: rows whose unique key exists already are left as they are.
+    Returns the ids of the rows inserted."""
+    if not rows:
+        return set()
+    statement = _insert(connection, table).on_conflict_do_nothing().returning(table.c.id)
+    return set((await connection.execute(statement, rows)).scalars())
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """A datetime as UTCDateTime stores it on SQLite: naive UTC text in SQLAlchemy's DATETIME
+    storage format (always with microseconds, so that text order is time order)."""
+    if value is None:
+        return None
+    if value is _last_time[0]:  # a batch's rows share their `now`
+        return _last_time[1]
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    _last_time[:] = [value, text]
+    return text
+
+
+_last_time: list = [None, None]
+
+
+_DELIVERY_TIMES = frozenset({"next_attempt_at", "first_failure_at", "claimed_until", "created_at", "updated_at"})
+
+
+async def insert_deliveries(connection: AsyncConnection, rows: list[dict]) -> set[str] | None:
+    """Stores the deliveries (dicts with the same keys, in the same order) whose (event id, endpoint
+    id) is not stored yet, in one statement; returns the ids of those stored now, or None when some
+    were not and the driver cannot say which (the caller then looks)."""
+    if not rows:
+        return set()
+    table = Delivery.__table__
+    if _is_postgresql(connection):
+        return await insert_ignoring_duplicates(connection, table, rows)
+    columns = list(rows[0])
+    times = [column in _DELIVERY_TIMES for column in columns]
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        "ON CONFLICT DO NOTHING"
+    )
+    params = [
+        tuple(sqlite_time(value) if is_time else value for value, is_time in zip(row.values(), times))
+        for row in rows
+    ]
+    result = await connection.exec_driver_sql(sql, params)
+    return {row["id"] for row in rows} if result.rowcount == len(rows) else None
+
+
+#: The order of the values record_outcomes takes.
+ATTEMPT_COLUMNS = (
+    "delivery_id", "number", "started_at", "latency_seconds", "http_status", "response_body", "error", "succeeded",
+)  # fmt: skip
+OUTCOME_COLUMNS = ("status", "number", "next_attempt_at", "error", "now", "failed_at", "id")
+
+_SQLITE_ATTEMPT = (
+    f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
+)
+_SQLITE_OUTCOME = (
+    "UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, claimed_until = NULL,"
+    " claimed_by = '', last_error = ?, updated_at = ?, first_failure_at = coalesce(first_failure_at, ?)"
+    " WHERE id = ?"
+)
+
+
+def _outcome_statement():
+    table = Delivery.__table__
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            attempt_count=bindparam("b_number"),
+            next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
+            claimed_until=None,
+            claimed_by="",
+            last_error=bindparam("b_error"),
+            updated_at=bindparam("b_now", type_=UTCDateTime()),
+            first_failure_at=func.coalesce(table.c.first_failure_at, bindparam("b_failed_at", type_=UTCDateTime())),
+        )
+    )
+
+
+_OUTCOME = _outcome_statement()
+
+
+async def record_outcomes(connection: AsyncConnection, attempts: list[tuple], outcomes: list[tuple]) -> None:
+    """Bulk INSERT of attempts (values in ATTEMPT_COLUMNS order) and bulk UPDATE of their deliveries
+    (OUTCOME_COLUMNS order), releasing the deliveries' leases."""
+    if _is_postgresql(connection):
+        await connection.execute(insert(Attempt.__table__), [dict(zip(ATTEMPT_COLUMNS, a)) for a in attempts])
+        await connection.execute(
+            _OUTCOME,
+            [
+                dict(b_status=s, b_number=n, b_next=next_, b_error=e, b_now=now, b_failed_at=failed, b_id=id_)
+                for s, n, next_, e, now, failed, id_ in outcomes
+            ],
+        )
+        return
+    await connection.exec_driver_sql(
+        _SQLITE_ATTEMPT,
+        [(d, n, sqlite_time(started), latency, status, body, error, succeeded)
+         for d, n, started, latency, status, body, error, succeeded in attempts],
+    )  # fmt: skip
+    await connection.exec_driver_sql(
+        _SQLITE_OUTCOME,
+        [(s, n, sqlite_time(next_), e, sqlite_time(now), sqlite_time(failed), id_)
+         for s, n, next_, e, now, failed, id_ in outcomes],
+    )  # fmt: skip
+
+
+async def record_failure_streak(connection: AsyncConnection, endpoint_id: str, now: datetime) -> datetime:
     """Starts the endpoint's failure streak unless one is running; returns when it started."""
     table = EndpointHealth.__table__
-    statement = _insert(session, table).values(endpoint_id=endpoint_id, failing_since=now, updated_at=now)
+    statement = _insert(connection, table).values(endpoint_id=endpoint_id, failing_since=now, updated_at=now)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c.endpoint_id],
         set_={
@@ -36,42 +163,44 @@ async def record_failure_streak(session: AsyncSession, endpoint_id: str, now: da
             "updated_at": statement.excluded.updated_at,
         },
     ).returning(table.c.failing_since)
-    return (await session.execute(statement)).scalar_one()
+    return (await connection.execute(statement)).scalar_one()
 
 
-def _due(now: datetime):
-    return (
-        Delivery.status == DeliveryState.PENDING,
-        Delivery.next_attempt_at <= now,
-        or_(Delivery.claimed_until.is_(None), Delivery.claimed_until < now),
-    )
+def due(now: datetime, claimer: str | None = None):
+    """PENDING, due, and leased by nobody (or by `claimer`, which may renew its own lease)."""
+    table = Delivery.__table__
+    free = [table.c.claimed_until.is_(None), table.c.claimed_until < now]
+    if claimer is not None:
+        free.append(table.c.claimed_by == claimer)
+    return (table.c.status == DeliveryState.PENDING.value, table.c.next_attempt_at <= now, or_(*free))
 
 
 async def claim_due(
-    session: AsyncSession, now: datetime, lease_until: datetime, claimer: str, limit: int
-) -> list[Delivery]:
+    connection: AsyncConnection, now: datetime, lease_until: datetime, claimer: str, limit: int, columns
+) -> list:
     """Leases up to `limit` PENDING deliveries that are due and not leased by anyone, and returns
-    them. Call inside a transaction."""
-    oldest_first = select(Delivery.id).where(*_due(now)).order_by(Delivery.next_attempt_at).limit(limit)
-    if session.bind.dialect.name == "postgresql":
-        ids = list((await session.execute(oldest_first.with_for_update(skip_locked=True))).scalars())
+    their `columns`."""
+    table = Delivery.__table__
+    oldest_first = select(table.c.id).where(*due(now)).order_by(table.c.next_attempt_at).limit(limit)
+    if _is_postgresql(connection):
+        ids = list((await connection.execute(oldest_first.with_for_update(skip_locked=True))).scalars())
         if not ids:
             return []
-        statement = update(Delivery).where(Delivery.id.in_(ids))
+        statement = update(table).where(in_list(connection, table.c.id, ids))
     else:
-        statement = update(Delivery).where(Delivery.id.in_(oldest_first.scalar_subquery()), *_due(now))
-    result = await session.execute(
-        statement.values(claimed_until=lease_until, claimed_by=claimer).returning(Delivery),
-        execution_options={"synchronize_session": False, "populate_existing": True},
+        statement = update(table).where(table.c.id.in_(oldest_first.scalar_subquery()), *due(now))
+    result = await connection.execute(
+        statement.values(claimed_until=lease_until, claimed_by=claimer).returning(*columns)
     )
-    return list(result.scalars())
+    return list(result)
 
 
-async def end_failure_streaks(session: AsyncSession, endpoint_ids: list[str], now: datetime) -> None:
+async def end_failure_streaks(connection: AsyncConnection, endpoint_ids: list[str], now: datetime) -> None:
     """Successes: these endpoints are not failing any more."""
-    await session.execute(
-        update(EndpointHealth)
-        .where(EndpointHealth.endpoint_id.in_(endpoint_ids), EndpointHealth.failing_since.is_not(None))
+    table = EndpointHealth.__table__
+    await connection.execute(
+        update(table)
+        .where(in_list(connection, table.c.endpoint_id, endpoint_ids), table.c.failing_since.is_not(None))
         .values(failing_since=None, updated_at=now)
     )
 

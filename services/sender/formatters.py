@@ -3,6 +3,7 @@ or Google Chat message, or an e-mail."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,13 +39,19 @@ def _json(payload: object) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def webhook(event: dict, delivery_id: str, secret: str, now: datetime) -> HttpRequest:
-    """The event as JSON, signed per Standard Webhooks; `webhook-id` is the delivery's stable id, so
-    a receiver can tell a repeat."""
-    body = _json(event)
-    signature = Webhook(secret).sign(delivery_id, now, body.decode())
+@functools.lru_cache(maxsize=4096)
+def _signer(secret: str) -> Webhook:
+    """One signer per secret (its constructor decodes the secret; raises for an unusable one)."""
+    return Webhook(secret)
+
+
+def webhook(event: dict | str, delivery_id: str, secret: str, now: datetime) -> HttpRequest:
+    """The event as JSON (sent as stored when given as its JSON text), signed per Standard Webhooks;
+    `webhook-id` is the delivery's stable id, so a receiver can tell a repeat."""
+    text = event if isinstance(event, str) else _json(event).decode()
+    signature = _signer(secret).sign(delivery_id, now, text)
     return HttpRequest(
-        body,
+        text.encode(),
         {
             "webhook-id": delivery_id,
             "webhook-timestamp": str(int(now.timestamp())),
@@ -130,12 +137,15 @@ def email(event: dict, delivery_id: str, sender: str, recipient: str) -> EmailMe
 
 
 def http_request(
-    endpoint_type: int, event: dict, delivery_id: str, secret: str, now: datetime
+    endpoint_type: int, event: dict | str, delivery_id: str, secret: str, now: datetime
 ) -> HttpRequest:
-    """The POST for an HTTP endpoint type; ValueError for a type that is not sent over HTTP."""
+    """The POST for an HTTP endpoint type (`event` as a dict or its JSON text); ValueError for a type
+    that is not sent over HTTP."""
     if endpoint_type == endpoints_pb2.ENDPOINT_TYPE_WEBHOOK:
-        request = webhook(event, delivery_id, secret, now)
-    elif endpoint_type == endpoints_pb2.ENDPOINT_TYPE_SLACK:
+        return _with_json_type(webhook(event, delivery_id, secret, now))
+    if isinstance(event, str):
+        event = json.loads(event)
+    if endpoint_type == endpoints_pb2.ENDPOINT_TYPE_SLACK:
         request = slack(event)
     elif endpoint_type == endpoints_pb2.ENDPOINT_TYPE_TEAMS:
         request = teams(event)
@@ -143,5 +153,9 @@ def http_request(
         request = google_chat(event, delivery_id)
     else:
         raise ValueError(f"endpoint type {endpoints_pb2.EndpointType.Name(endpoint_type)} is not sent over HTTP")
+    return _with_json_type(request)
+
+
+def _with_json_type(request: HttpRequest) -> HttpRequest:
     request.headers["content-type"] = "application/json"
     return request

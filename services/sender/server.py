@@ -17,6 +17,7 @@ from services.sender.deliverer import Deliverer
 from services.sender.disabled_events import DisabledEventPublisher
 from services.sender.dispatcher import Dispatcher
 from services.sender.network_policy import NetworkPolicy
+from services.sender.queue_metrics import start_queue_sampler
 from services.sender.retry_policy import RetrySchedule
 from services.sender.servicer import DeliveryServicer
 from services.sender.settings import SenderSettings
@@ -95,7 +96,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         "sender",
         settings,
         [(deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server, servicer, SERVICE_NAME)],
-        on_stop=[close],
+        on_stop=[start_queue_sampler(engine), close],
     )
     server.sender = servicer  # for tests and tools: the servicer and what hangs off it
     return server

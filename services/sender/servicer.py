@@ -20,8 +20,7 @@ from services.sender.conversion import STATUS_FROM_PROTO, delivery_to_proto, eve
 from services.sender.deliverer import Deliverer
 from services.sender.dispatcher import Dispatcher
 from services.sender.metrics import DELIVERIES_QUEUED
-from services.sender.models import Delivery
-from services.sender.store import DeliveryStore, NewDelivery, PageCursor
+from services.sender.store import DeliveryStore, NewDelivery, PageCursor, QueuedDelivery, encode_event
 from services.sender.targets import EndpointDeleted, TargetCache
 from services.sender.watch_hub import WatchHub
 
@@ -31,6 +30,10 @@ log = get_logger(__name__)
 MAX_BATCH = 256
 #: Requests read ahead of the one being stored, per stream.
 READ_AHEAD = 1024
+#: How long a batch waits for room in the workers before what does not fit is stored for the poller:
+#: long enough that a burst stays on the hot path (the next batch grows meanwhile), short enough
+#: that a backlog stuck on a dead endpoint slows the stream only a little.
+ROOM_WAIT_SECONDS = 0.1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -131,18 +134,24 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
                     deliveries_pb2.DeliverResponse(request_id=request.request_id, status=violations.to_status())
                 )
                 continue
-            body = event_to_body(request.event)
+            event_json = encode_event(event_to_body(request.event))  # once per event, not per endpoint
             traceparent = request.traceparent if TRACEPARENT.match(request.traceparent) else ""
             valid.append(request)
+            account_id, event_id = request.event.account_id, request.event.id
             items.extend(
-                NewDelivery(request.event.account_id, endpoint_id, request.event.id, body, traceparent)
+                NewDelivery(account_id, endpoint_id, event_id, event_json, traceparent)
                 for endpoint_id in request.endpoint_ids
             )
             responses.append(deliveries_pb2.DeliverResponse(request_id=request.request_id))
         if not items:
             return responses
+        # Those the workers have room for are stored leased to this sender and handed straight to
+        # them; the rest are stored due, for the poller (of this sender or another) to take.
+        room = self.dispatcher.room()
+        if room < len(items):
+            room = await self.dispatcher.wait_for_room(len(items), ROOM_WAIT_SECONDS)
         try:
-            ids, created = await self.store.enqueue(items)
+            ids, created = await self.store.enqueue(items, lease=room)
         except Exception:  # noqa: BLE001 - answer "not queued" and let the caller retry
             log.exception("storing deliveries failed", requests=len(valid))
             for response in responses:
@@ -160,15 +169,20 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         self._hand_over(created)
         return responses
 
-    def _hand_over(self, created: list[Delivery]) -> None:
+    def _hand_over(self, created: list[QueuedDelivery]) -> None:
         left: list[str] = []
         for delivery in created:
             if self.hub.wants(delivery.account_id):
-                self.deliverer.announce(delivery)
-            if not self.dispatcher.submit(delivery.id, delivery.endpoint_id, delivery):
+                self.deliverer.announce(delivery.as_row())
+            if delivery.claimed_by != self.store.sender_id:
+                self.dispatcher.left_to_poller()
+                continue
+            # Room was set aside before storing; other streams may have taken some since, so the
+            # backlog may overshoot by what was stored meanwhile.
+            if not self.dispatcher.submit(delivery.id, delivery.endpoint_id, delivery, True):
                 left.append(delivery.id)
         if left:
-            # No room in the workers: give the leases back, so the poller (of any sender) takes them.
+            # The workers are closing: give the leases back, so the poller (of any sender) takes them.
             task = asyncio.create_task(self.store.release(left))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -258,10 +272,12 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "message": request.message or DEFAULT_TEST_MESSAGE,
         }
-        ids, created = await self.store.enqueue([NewDelivery(account, request.endpoint_id, body["id"], body)])
+        ids, created = await self.store.enqueue(
+            [NewDelivery(account, request.endpoint_id, body["id"], encode_event(body))]
+        )
         delivery_id = ids[(body["id"], request.endpoint_id)]
         for delivery in created:
-            self.deliverer.announce(delivery)
+            self.deliverer.announce(delivery.as_row())
         await self.dispatcher.run_now(delivery_id, request.endpoint_id)
         delivery, attempts = await self.store.get(account, delivery_id)
         return deliveries_pb2.SendTestMessageResponse(delivery=delivery_to_proto(delivery, attempts))

@@ -2,6 +2,10 @@
 
 Leases: a sender works on a delivery only while it holds it (`claimed_by` = its id and `claimed_until`
 ahead); a sender that dies lets its lease run out, and the delivery becomes due again for any sender.
+
+The hot path (enqueue, claim, record_attempts) speaks SQLAlchemy Core, not the ORM, and hands the
+workers `QueuedDelivery` values rather than mapped rows: per delivery, the ORM's unit of work and
+instance loading cost more CPU than the rest of the attempt.
 """
 
 from __future__ import annotations
@@ -9,20 +13,24 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.common.db import sessionmaker
 from services.sender import dialects
-from services.sender.models import Attempt, Delivery, DeliveryState, UTCDateTime
+from services.sender.models import Attempt, Delivery, DeliveryState, EndpointHealth
 
 # Rows per INSERT statement (SQLite allows 32766 bound parameters; a delivery binds 15).
 INSERT_CHUNK = 1000
+#: How long the set of failing endpoints read from the database is trusted: another replica may start
+#: a streak meanwhile, which this one's successes then end only after the next reload.
+FAILING_REFRESH_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
@@ -34,8 +42,65 @@ class NewDelivery:
     account_id: str
     endpoint_id: str
     event_id: str
-    event_body: dict
+    #: The event's JSON body (encoded once per event, shared by its endpoints; see `encode_event`).
+    event_json: str
     traceparent: str = ""
+
+
+def encode_event(body: dict) -> str:
+    """The event's JSON as stored and as a webhook's body (so a webhook sends it without re-encoding)."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class QueuedDelivery:
+    """A delivery as the workers need it: what Deliver stored or the poller claimed, without a
+    mapped row (cheap to make by the thousand)."""
+
+    id: str
+    account_id: str
+    endpoint_id: str
+    event_id: str
+    event: str
+    traceparent: str
+    attempt_count: int
+    claimed_until: datetime | None
+    claimed_by: str
+    created_at: datetime
+    status: str = DeliveryState.PENDING.value
+
+    def as_row(self, **changes) -> Delivery:
+        """A transient Delivery (for a watcher's update), with `changes` applied."""
+        values = dict(
+            id=self.id,
+            account_id=self.account_id,
+            endpoint_id=self.endpoint_id,
+            event_id=self.event_id,
+            event=self.event,
+            traceparent=self.traceparent,
+            status=self.status,
+            attempt_count=self.attempt_count,
+            next_attempt_at=None,
+            last_error="",
+            created_at=self.created_at,
+            updated_at=self.created_at,
+        )
+        values.update(changes)
+        return Delivery(**values)
+
+
+#: The columns a QueuedDelivery is read from, in its fields' order.
+_QUEUED_COLUMNS = tuple(
+    Delivery.__table__.c[name]
+    for name in (
+        "id", "account_id", "endpoint_id", "event_id", "event", "traceparent",
+        "attempt_count", "claimed_until", "claimed_by", "created_at", "status",
+    )
+)  # fmt: skip
+
+
+def queued_from_row(row) -> QueuedDelivery:
+    return QueuedDelivery(*row)
 
 
 @dataclass(frozen=True)
@@ -84,6 +149,8 @@ class DeliveryStore:
         self.sender_id = sender_id
         self.lease = timedelta(seconds=lease_seconds)
         self._serializer = dialects.write_serializer(engine)
+        self._failing: set[str] | None = None
+        self._failing_loaded_at = 0.0
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncSession]:
@@ -91,50 +158,85 @@ class DeliveryStore:
         async with self._serializer, self.sessions.begin() as session:
             yield session
 
-    async def enqueue(self, items: list[NewDelivery]) -> tuple[dict[tuple[str, str], str], list[Delivery]]:
-        """Stores the deliveries that do not exist yet, leased to this sender so the poller leaves them
-        to the hot path, all in one transaction. Returns the id of each (event id, endpoint id), old or
-        new, and the rows created now."""
+    @contextlib.asynccontextmanager
+    async def _writing_core(self) -> AsyncIterator[AsyncConnection]:
+        """The same, on a bare connection, for the hot path's Core statements."""
+        async with self._serializer, self.engine.begin() as connection:
+            yield connection
+
+    async def enqueue(
+        self, items: list[NewDelivery], lease: int | None = None
+    ) -> tuple[dict[tuple[str, str], str], list[QueuedDelivery]]:
+        """Stores the deliveries that do not exist yet, all in one transaction: one INSERT ... ON
+        CONFLICT DO NOTHING for the lot, and a SELECT only for the ids of those that existed. The first
+        `lease` new ones (all when None) are stored leased to this sender, for its hot path; the rest
+        are left due for the poller (of any sender). Returns the id of each (event id, endpoint id),
+        old or new, and the deliveries created now (`claimed_by` says which are leased)."""
         now = utcnow()
+        lease_until = now + self.lease
         fresh: dict[tuple[str, str], dict] = {}
         for item in items:
             key = (item.event_id, item.endpoint_id)
             if key in fresh:
                 continue
+            leased = lease is None or len(fresh) < lease
             fresh[key] = dict(
                 id=str(uuid.uuid4()),
                 account_id=item.account_id,
                 endpoint_id=item.endpoint_id,
                 event_id=item.event_id,
-                event=json.dumps(item.event_body, separators=(",", ":")),
+                event=item.event_json,
                 traceparent=item.traceparent,
                 status=DeliveryState.PENDING.value,
                 attempt_count=0,
                 next_attempt_at=now,
                 first_failure_at=None,
-                claimed_until=now + self.lease,
-                claimed_by=self.sender_id,
+                claimed_until=lease_until if leased else None,
+                claimed_by=self.sender_id if leased else "",
                 last_error="",
                 created_at=now,
                 updated_at=now,
             )
         rows = list(fresh.values())
-        async with self._writing() as session:
+        inserted: set[str] = set()
+        ids: dict[tuple[str, str], str] = {}
+        async with self._writing_core() as connection:
+            conflicts = False
             for start in range(0, len(rows), INSERT_CHUNK):
-                await dialects.insert_ignoring_duplicates(session, Delivery.__table__, rows[start : start + INSERT_CHUNK])
-            event_ids = sorted({key[0] for key in fresh})
-            stored: dict[tuple[str, str], Delivery] = {}
-            for start in range(0, len(event_ids), INSERT_CHUNK):
-                result = await session.execute(
-                    select(Delivery).where(Delivery.event_id.in_(event_ids[start : start + INSERT_CHUNK]))
-                )
-                for row in result.scalars():
-                    stored[(row.event_id, row.endpoint_id)] = row
-        ids = {key: stored[key].id for key in fresh}
-        created = [stored[key] for key, row in fresh.items() if stored[key].id == row["id"]]
+                chunk = rows[start : start + INSERT_CHUNK]
+                stored_now = await dialects.insert_deliveries(connection, chunk)
+                if stored_now is None or len(stored_now) < len(chunk):
+                    conflicts = True
+                else:
+                    inserted.update(stored_now)
+            if conflicts:
+                # Some existed already (a replay): one look at the events' deliveries tells which of
+                # ours went in and the ids of those that were there.
+                inserted.clear()
+                event_ids = sorted({event_id for event_id, _ in fresh})
+                table = Delivery.__table__
+                for start in range(0, len(event_ids), INSERT_CHUNK):
+                    result = await connection.execute(
+                        select(table.c.event_id, table.c.endpoint_id, table.c.id).where(
+                            dialects.in_list(connection, table.c.event_id, event_ids[start : start + INSERT_CHUNK])
+                        )
+                    )
+                    for event_id, endpoint_id, id_ in result:
+                        ids[(event_id, endpoint_id)] = id_
+                inserted.update(row["id"] for key, row in fresh.items() if ids.get(key) == row["id"])
+        created: list[QueuedDelivery] = []
+        for key, row in fresh.items():
+            if row["id"] in inserted:
+                ids[key] = row["id"]
+                created.append(
+                    QueuedDelivery(
+                        row["id"], row["account_id"], row["endpoint_id"], row["event_id"], row["event"],
+                        row["traceparent"], 0, row["claimed_until"], row["claimed_by"], now,
+                    )
+                )  # fmt: skip
         return ids, created
 
-    def holds_fresh_lease(self, delivery: Delivery) -> bool:
+    def holds_fresh_lease(self, delivery: QueuedDelivery | Delivery) -> bool:
         """Whether this sender leased the row and more than half of the lease is left."""
         return (
             delivery.status == DeliveryState.PENDING
@@ -143,109 +245,78 @@ class DeliveryStore:
             and delivery.claimed_until - utcnow() > self.lease / 2
         )
 
-    async def claim(self, delivery_id: str) -> Delivery | None:
+    async def claim(self, delivery_id: str) -> QueuedDelivery | None:
         """Takes (or renews) the lease of a PENDING, due delivery; None when another sender holds it,
         or it is no longer due or pending."""
         now = utcnow()
-        async with self._writing() as session:
-            result = await session.execute(
-                update(Delivery)
+        async with self._writing_core() as connection:
+            result = await connection.execute(
+                update(Delivery.__table__)
                 .where(
-                    Delivery.id == delivery_id,
-                    Delivery.status == DeliveryState.PENDING,
-                    Delivery.next_attempt_at <= now,
-                    or_(
-                        Delivery.claimed_until.is_(None),
-                        Delivery.claimed_until < now,
-                        Delivery.claimed_by == self.sender_id,
-                    ),
+                    Delivery.__table__.c.id == delivery_id,
+                    *dialects.due(now, self.sender_id),
                 )
                 .values(claimed_until=now + self.lease, claimed_by=self.sender_id)
-                .returning(Delivery.id)
+                .returning(*_QUEUED_COLUMNS)
             )
-            if result.scalar_one_or_none() is None:
-                return None
-            return await session.get(Delivery, delivery_id)
+            row = result.first()
+        return None if row is None else queued_from_row(row)
 
-    async def claim_due(self, limit: int) -> list[Delivery]:
+    async def claim_due(self, limit: int) -> list[QueuedDelivery]:
         now = utcnow()
-        async with self._writing() as session:
-            return await dialects.claim_due(session, now, now + self.lease, self.sender_id, limit)
+        async with self._writing_core() as connection:
+            rows = await dialects.claim_due(connection, now, now + self.lease, self.sender_id, limit, _QUEUED_COLUMNS)
+        return [queued_from_row(row) for row in rows]
 
-    async def record_attempts(self, results: list[AttemptResult]) -> list[tuple[Delivery, datetime | None]]:
+    async def record_attempts(self, results: list[AttemptResult]) -> list[datetime | None]:
         """Logs attempts and moves their deliveries on, releasing the leases, and keeps the endpoints'
-        failure streaks, all in one transaction (the attempt recorder batches what finished together).
-        Returns, per result, the delivery and, after a failure, since when its endpoint has failed."""
+        failure streaks, all in one transaction (the attempt recorder batches what finished together):
+        bulk INSERT of the attempts, bulk UPDATE of the deliveries; a streak is written only for an
+        endpoint that failed, or that succeeded while known to be failing. Returns, per result, after
+        a failure, since when its endpoint has failed (None after a success)."""
         now = utcnow()
-        table = Delivery.__table__
-        moved_on = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("b_status"),
-                attempt_count=bindparam("b_number"),
-                next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
-                claimed_until=None,
-                claimed_by="",
-                last_error=bindparam("b_error"),
-                updated_at=bindparam("b_now", type_=UTCDateTime()),
-                first_failure_at=func.coalesce(
-                    table.c.first_failure_at, bindparam("b_failed_at", type_=UTCDateTime())
-                ),
-            )
-        )
-        async with self._writing() as session:
-            await session.execute(
-                insert(Attempt),
+        async with self._writing_core() as connection:
+            await dialects.record_outcomes(
+                connection,
                 [
-                    dict(
-                        delivery_id=r.delivery_id,
-                        number=r.number,
-                        started_at=r.started_at,
-                        latency_seconds=r.latency_seconds,
-                        http_status=r.http_status,
-                        response_body=r.response_body,
-                        error=r.error,
-                        succeeded=r.succeeded,
-                    )
+                    (r.delivery_id, r.number, r.started_at, r.latency_seconds, r.http_status,
+                     r.response_body, r.error, r.succeeded)
                     for r in results
                 ],
-            )
-            await session.execute(
-                moved_on,
                 [
-                    dict(
-                        b_id=r.delivery_id,
-                        b_status=r.status.value,
-                        b_number=r.number,
-                        b_next=r.next_attempt_at,
-                        b_error=r.error,
-                        b_now=now,
-                        b_failed_at=None if r.succeeded else r.started_at,
-                    )
+                    (r.status.value, r.number, r.next_attempt_at, r.error, now,
+                     None if r.succeeded else r.started_at, r.delivery_id)
                     for r in results
                 ],
-            )
+            )  # fmt: skip
             # Each endpoint's streak follows its last outcome in the batch.
             last_outcome = {r.endpoint_id: r.succeeded for r in results}
-            recovered = sorted({r.endpoint_id for r in results if r.succeeded})
+            failing_ids = await self._failing_endpoints(connection)
+            recovered = sorted(e for e, succeeded in last_outcome.items() if succeeded and e in failing_ids)
             if recovered:
-                await dialects.end_failure_streaks(session, recovered, now)
+                await dialects.end_failure_streaks(connection, recovered, now)
             failing = {
-                endpoint_id: await dialects.record_failure_streak(session, endpoint_id, now)
+                endpoint_id: await dialects.record_failure_streak(connection, endpoint_id, now)
                 for endpoint_id, succeeded in last_outcome.items()
                 if not succeeded
             }
-            ids = sorted({r.delivery_id for r in results})
-            rows = {
-                row.id: row
-                for row in (
-                    await session.execute(
-                        select(Delivery).where(Delivery.id.in_(ids)), execution_options={"populate_existing": True}
-                    )
-                ).scalars()
-            }
-        return [(rows[r.delivery_id], None if r.succeeded else failing[r.endpoint_id]) for r in results]
+        # Only once committed does the in-memory set follow.
+        failing_ids.difference_update(recovered)
+        failing_ids.update(failing)
+        return [None if r.succeeded else failing[r.endpoint_id] for r in results]
+
+    async def _failing_endpoints(self, connection) -> set[str]:
+        """The endpoints with a failure streak, as read at most FAILING_REFRESH_SECONDS ago (and
+        kept up to date with this sender's own outcomes since)."""
+        clock = time.monotonic()
+        if self._failing is None or clock - self._failing_loaded_at > FAILING_REFRESH_SECONDS:
+            health = EndpointHealth.__table__
+            result = await connection.execute(
+                select(health.c.endpoint_id).where(health.c.failing_since.is_not(None))
+            )
+            self._failing = set(result.scalars())
+            self._failing_loaded_at = clock
+        return self._failing
 
     async def settle(
         self, delivery_id: str, status: DeliveryState, error: str, next_attempt_at: datetime | None = None
@@ -330,9 +401,10 @@ class DeliveryStore:
         sender takes them)."""
         if not delivery_ids:
             return
-        async with self._writing() as session:
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(delivery_ids), Delivery.claimed_by == self.sender_id)
+        table = Delivery.__table__
+        async with self._writing_core() as connection:
+            await connection.execute(
+                update(table)
+                .where(dialects.in_list(connection, table.c.id, delivery_ids), table.c.claimed_by == self.sender_id)
                 .values(claimed_until=None, claimed_by="")
             )

@@ -37,6 +37,7 @@ class TargetCache:
         self._generation = 0  # bumped on every drop: a lookup that raced one is not cached
         self._watching = False
         self._task: asyncio.Task | None = None
+        self._lookups: dict[str, asyncio.Future[Target]] = {}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._follow_changes(), name="sender-target-cache")
@@ -48,10 +49,25 @@ class TargetCache:
                 await self._task
 
     async def get(self, endpoint_id: str) -> Target:
-        """Raises EndpointDeleted, or grpc.aio.AioRpcError when the registry cannot answer."""
+        """Raises EndpointDeleted, or grpc.aio.AioRpcError when the registry cannot answer. Lookups of
+        one endpoint that overlap share one call (a burst of deliveries on a cold cache asks once)."""
         cached = self._targets.get(endpoint_id)
         if cached is not None:
             return cached
+        pending = self._lookups.get(endpoint_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._look_up(endpoint_id))
+            self._lookups[endpoint_id] = pending
+            pending.add_done_callback(lambda done: self._lookup_done(endpoint_id, done))
+        return await asyncio.shield(pending)
+
+    def _lookup_done(self, endpoint_id: str, done: asyncio.Future) -> None:
+        if self._lookups.get(endpoint_id) is done:
+            del self._lookups[endpoint_id]
+        if not done.cancelled():
+            done.exception()  # seen, even when every caller has gone
+
+    async def _look_up(self, endpoint_id: str) -> Target:
         generation = self._generation
         try:
             response = await self._routing.GetDeliveryTarget(
@@ -69,10 +85,12 @@ class TargetCache:
     def drop(self, endpoint_id: str) -> None:
         self._generation += 1
         self._targets.pop(endpoint_id, None)
+        self._lookups.pop(endpoint_id, None)  # a lookup begun before the change is not shared after it
 
     def _clear(self) -> None:
         self._watching = False
         self._generation += 1
+        self._lookups.clear()
         self._targets.clear()
 
     async def _follow_changes(self) -> None:

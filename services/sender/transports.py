@@ -11,11 +11,14 @@ from email.message import EmailMessage
 
 import aiohttp
 import aiosmtplib
+import yarl
 
 from services.sender.network_policy import AddressRefused, GuardedConnector, NetworkPolicy
 from services.sender.retry_policy import Verdict, parse_retry_after, verdict_for_status
 
 RESPONSE_BODY_BYTES = 4096
+#: Distinct endpoint URLs kept parsed (the cache starts over when full).
+URL_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class HttpTransport:
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
         self._ssl_contexts: dict[str, ssl.SSLContext] = {}
+        self._urls: dict[str, yarl.URL] = {}
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -57,6 +61,19 @@ class HttpTransport:
             self._ssl_contexts[key] = context
         return context
 
+    def _url(self, url: str) -> yarl.URL | str:
+        """The parsed URL, one parse per distinct target (aiohttp would parse the string per request)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            try:
+                parsed = yarl.URL(url)
+            except (ValueError, TypeError):
+                return url  # aiohttp reports it as it would have
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[url] = parsed
+        return parsed
+
     async def post(self, url: str, body: bytes, headers: dict[str, str], ca_pem: str = "") -> Outcome:
         try:
             ssl_option = self.ssl_context(ca_pem)
@@ -64,7 +81,7 @@ class HttpTransport:
             return Outcome(Verdict.FAILED, error=f"the endpoint's CA certificate is unusable: {exc}")
         try:
             async with self._session_now().post(
-                url, data=body, headers=headers, ssl=ssl_option, allow_redirects=False
+                self._url(url), data=body, headers=headers, ssl=ssl_option, allow_redirects=False
             ) as response:
                 raw = await response.content.read(RESPONSE_BODY_BYTES)
                 text = raw.decode("utf-8", errors="replace")

@@ -32,8 +32,12 @@ async def test_the_cache_is_emptied_when_the_registry_stream_breaks(sqlite_url, 
     try:
         async with running_sender(sqlite_url, f"127.0.0.1:{port}") as sender:
             targets = sender.server.sender.targets
-            endpoint = await create_endpoint(sender, account, receiver.url("first"))
             await wait_until(lambda: targets._watching)
+            seen = targets._generation
+            endpoint = await create_endpoint(sender, account, receiver.url("first"))
+            # The creation comes down the change stream too (and drops the endpoint): once it has,
+            # nothing can drop the lookup below.
+            await wait_until(lambda: targets._generation > seen)
             [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
             await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
             assert endpoint.id in targets._targets

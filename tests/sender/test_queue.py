@@ -165,3 +165,47 @@ async def test_a_stopping_sender_gives_its_unfinished_deliveries_back(database_u
         assert len(receiver.on("hang")) == 2
     finally:
         release.set()
+
+
+async def test_a_batch_mixing_replays_and_new_deliveries_stores_only_the_new_ones(sender, receiver):
+    """Requests that arrive together are stored in one INSERT: the ones already stored keep their ids
+    and are not sent again; the new ones are stored and sent once."""
+    account = new_account()
+    old = await create_endpoint(sender, account, receiver.url("old"))
+    new = await create_endpoint(sender, account, receiver.url("new"))
+    event = make_event(account)
+    [original] = await deliver(sender, request_for(event, old.id))
+    await wait_for_status(sender, account, original.delivery_ids[0], SUCCEEDED)
+
+    fresh_event = make_event(account)
+    replayed, widened, fresh = await deliver(
+        sender,
+        request_for(event, old.id),
+        request_for(event, old.id, new.id),  # the same event, now also routed to another endpoint
+        request_for(fresh_event, old.id),
+    )
+
+    assert [r.status.code for r in (replayed, widened, fresh)] == [code_pb2.OK] * 3
+    assert list(replayed.delivery_ids) == list(original.delivery_ids)
+    assert widened.delivery_ids[0] == original.delivery_ids[0] and widened.delivery_ids[1] != original.delivery_ids[0]
+    for delivery_id in (widened.delivery_ids[1], fresh.delivery_ids[0]):
+        await wait_for_status(sender, account, delivery_id, SUCCEEDED)
+    await asyncio.sleep(0.3)  # give a wrongful repeat the time to arrive
+    assert len(receiver.on("old")) == 2 and len(receiver.on("new")) == 1
+
+
+async def test_deliveries_beyond_the_workers_backlog_wait_in_the_database_and_are_all_sent(sender, receiver):
+    """What the workers have no room for is stored without a lease and taken by the poller as room
+    frees up: every delivery is sent, once."""
+    account = new_account()
+    endpoint = await create_endpoint(sender, account, receiver.url("many"))
+    sender.server.sender.dispatcher.backlog = 3
+
+    responses = await deliver(sender, *[request_for(make_event(account), endpoint.id) for _ in range(30)])
+
+    assert all(r.status.code == code_pb2.OK for r in responses)
+    for response in responses:
+        await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
+    assert sorted(r.headers["webhook-id"] for r in receiver.on("many")) == sorted(
+        r.delivery_ids[0] for r in responses
+    )
