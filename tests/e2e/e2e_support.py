@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -28,23 +27,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.broker import free_port
+from tests.helpers.waiting import eventually  # noqa: F401 - re-exported to the tests
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-async def eventually(condition: Callable[[], object], timeout: float = 30.0, message: str = "") -> None:
-    """Polls `condition` (a function, or a coroutine function) until it holds; fails the test after
-    `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {message or condition}")
-        await asyncio.sleep(0.05)
 
 
 # -- receivers ----------------------------------------------------------------------------------

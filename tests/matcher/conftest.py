@@ -12,14 +12,13 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
 import pytest_asyncio
 from aiohttp import web
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
-
 from hooks.registry.v1 import (
     applications_pb2,
     applications_pb2_grpc,
@@ -28,6 +27,7 @@ from hooks.registry.v1 import (
     filters_pb2,
     filters_pb2_grpc,
 )
+
 from services.common.broker import free_port
 from services.common.channels import channel
 from services.common.identity import identity_metadata
@@ -38,26 +38,13 @@ from services.registry.server import build_server as build_registry
 from services.registry.settings import RegistrySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
+from tests.helpers.waiting import eventually as wait_until  # noqa: F401 - re-exported to the tests
 
 ACCOUNT = "000001"
 APP = "policies"
 EVENT_TYPE = "policy-triggered"
 LEVEL = "critical"
 PLAIN_TYPE = "policy-created"  # an event type without levels
-
-
-async def wait_until(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = ""):
-    """Polls `condition` (sync or async) until it returns something truthy; returns that, or fails."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what or condition}")
-        await asyncio.sleep(interval)
 
 
 def message(**overrides) -> dict:

@@ -133,7 +133,7 @@ async def test_publish_puts_the_event_on_the_outbox_and_it_is_delivered(api):
     assert second["id"] == generated.id and second["level"] == "" and second["account_id"] == account
     assert datetime.fromisoformat(second["timestamp"].replace("Z", "+00:00")).tzinfo is not None
 
-    await wait_until(lambda: sorted(api.receiver.texts("published")) == ["hello", "second"], what="both delivered")
+    await wait_until(lambda: sorted(api.receiver.texts("published")) == ["hello", "second"], message="both delivered")
 
 
 async def test_publish_rejects_bad_input_naming_the_field(api):

@@ -57,10 +57,10 @@ async def test_process_serves_consumes_and_drains_on_sigterm(kafka, registry, se
                     return False
                 return answer.status == health_pb2.HealthCheckResponse.SERVING
 
-            await wait_until(serving, what="the matcher process serves")
+            await wait_until(serving, message="the matcher process serves")
         # It created the topics; produce, and see it deliver.
         placed = await broker.aproduce([message(message={"text": f"p{i}"}) for i in range(5)], partition=1)
-        await wait_until(lambda: len(receiver.on("proc")) == 5, what="delivered by the process")
+        await wait_until(lambda: len(receiver.on("proc")) == 5, message="delivered by the process")
 
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0

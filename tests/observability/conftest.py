@@ -10,9 +10,8 @@ import io
 import json
 import logging
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
@@ -21,7 +20,6 @@ import pytest_asyncio
 import structlog
 from aiohttp import web
 from confluent_kafka import Producer
-
 from hooks.registry.v1 import (
     applications_pb2,
     applications_pb2_grpc,
@@ -30,9 +28,11 @@ from hooks.registry.v1 import (
     filters_pb2,
     filters_pb2_grpc,
 )
+
 from services.common.identity import identity_metadata
 from services.common.logging import configure_logging
 from services.common.settings import KafkaSettings
+from tests.helpers.waiting import eventually  # noqa: F401 - re-exported to the tests
 
 ACCOUNT = "obs-account"
 #: A signing secret the tests look for in the logs (it must never be there).
@@ -46,20 +46,6 @@ SHOP = applications_pb2.Application(
         )
     ],
 )
-
-
-async def eventually(condition: Callable[[], object], timeout: float = 30.0, message: str = ""):
-    """Polls `condition` (sync or async) until it returns something truthy; returns it, or fails."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {message or condition}")
-        await asyncio.sleep(0.05)
 
 
 def incoming(account: str = ACCOUNT, **overrides) -> dict:

@@ -84,7 +84,7 @@ async def test_matching_matrix(catalog):
     f_or = await registry.filter(
         "acct-1", [ep["or"].id], levels=[("policies", "triggered", "low"), ("advisor", "new-rec", "critical")]
     )
-    f_and = await registry.filter(
+    await registry.filter(
         "acct-1", [ep["and"].id], applications=["policies"], event_types=[("advisor", "resolved")]
     )  # AND across sets: never matches
     await registry.filter("acct-1", [ep["off"].id], enabled=False)

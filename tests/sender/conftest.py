@@ -3,7 +3,6 @@ real HTTP receivers on loopback (aiohttp) whose answers each test scripts."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import uuid
@@ -13,17 +12,17 @@ from dataclasses import dataclass, field
 import pytest_asyncio
 from aiohttp import web
 from google.protobuf import json_format, struct_pb2
-
 from hooks.events.v1 import event_pb2
 from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
+
 from services.common.channels import channel
 from services.common.identity import identity_metadata
 from services.common.settings import KafkaSettings
 from services.sender.server import build_server
 from services.sender.settings import SenderSettings
-
 from tests.helpers.registry import running_registry
+from tests.helpers.waiting import eventually as wait_until  # noqa: F401 - re-exported to the tests
 
 # Fast settings: retries in milliseconds, loopback allowed (the receivers live there).
 TEST_SETTINGS = dict(
@@ -35,20 +34,6 @@ TEST_SETTINGS = dict(
     sender_lease=30.0,
     shutdown_grace_seconds=0.5,
 )
-
-
-async def wait_until(condition: Callable[[], Awaitable[object] | object], timeout: float = 30.0, interval: float = 0.05):
-    """Polls `condition` until it returns something truthy; returns that, or fails after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 @dataclass
