@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed-stamp
 .PHONY: run test proto lint-proto breaking-proto bench install clean
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo 'cannot create a venv: on Debian, apt-get install python3-venv' >&2; exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
