@@ -57,12 +57,12 @@ def test_buf_lint_passes():
     ],
 )
 def test_every_public_rpc_has_an_http_rule(module):
-    """Internal RPCs (registration, routing, Deliver) are the only ones without one."""
+    """Internal RPCs (registration, routing, Deliver, DeliverBatch) are the only ones without one."""
     import importlib
 
     from google.api import annotations_pb2
 
-    internal = {"RegisterApplication", "Deliver"}
+    internal = {"RegisterApplication", "Deliver", "DeliverBatch"}
     descriptor = importlib.import_module(module).DESCRIPTOR
     for service in descriptor.services_by_name.values():
         for method in service.methods:

@@ -1,9 +1,14 @@
-"""Handing events to the senders over DeliveryService.Deliver, until a sender acknowledges them.
+"""Handing events to the senders over DeliveryService.DeliverBatch, until a sender acknowledges them.
 
 `SenderPool` keeps N bidi streams open on one round_robin channel, so they spread over the sender
-replicas; requests go to the streams in turn and responses are matched by `request_id`. When a stream
-breaks, every request waiting on it fails with `SenderUnavailable` (the caller sends it again, on
-another stream, after a backoff) and the stream re-opens with a backoff of its own.
+replicas; requests go to the streams in turn and responses are matched by `request_id`. Each stream
+writes whatever requests are queued on it at once as one DeliverBatchRequest (after lingering
+`BATCH_LINGER_SECONDS` for more when the batch is not full), which spares a gRPC message per
+request; the sender still answers each request on its own, so acknowledging and re-sending stay per
+request. A sender without DeliverBatch (an older one) gets plain Deliver streams instead.
+
+When a stream breaks, every request waiting on it fails with `SenderUnavailable` (the caller sends it
+again, on another stream, after a backoff) and the stream re-opens with a backoff of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ from services.matcher.routes import backoff_delays
 
 log = get_logger(__name__)
 
+#: Most requests written in one DeliverBatchRequest (the sender stores up to 256 per transaction).
+MAX_BATCH = 256
+#: How long a stream waits for more requests when fewer than MAX_BATCH are queued: a message
+#: in a quiet moment waits this much longer, a burst goes out in fewer, larger messages.
+BATCH_LINGER_SECONDS = 0.001
+
 
 class SenderUnavailable(Exception):
     """The request was not acknowledged: the stream broke, timed out, or the sender said non-OK."""
@@ -31,7 +42,7 @@ class SenderUnavailable(Exception):
 
 
 class _Stream:
-    """One Deliver call, re-opened whenever it ends."""
+    """One DeliverBatch (or Deliver) call, re-opened whenever it ends."""
 
     def __init__(self, pool: "SenderPool", index: int):
         self.pool = pool
@@ -47,17 +58,20 @@ class _Stream:
     async def _run(self) -> None:
         delays = backoff_delays(maximum=self.pool.max_backoff)
         while True:
-            call = self.pool.stub.Deliver(wait_for_ready=True)
+            batched = self.pool.batched
+            rpc = self.pool.stub.DeliverBatch if batched else self.pool.stub.Deliver
+            call = rpc(wait_for_ready=True)
             self.connected.set()
-            writer = asyncio.create_task(self._write(call))
+            writer = asyncio.create_task(self._write_batches(call) if batched else self._write(call))
             problem = "ended"
             answered = False
             try:
-                async for response in call:
+                async for message in call:
                     answered = True
-                    future = self.pending.pop(response.request_id, None)
-                    if future is not None and not future.done():
-                        future.set_result(response)
+                    for response in message.responses if batched else (message,):
+                        future = self.pending.pop(response.request_id, None)
+                        if future is not None and not future.done():
+                            future.set_result(response)
             except asyncio.CancelledError:
                 call.cancel()
                 writer.cancel()
@@ -65,6 +79,15 @@ class _Stream:
                 raise
             except grpc.aio.AioRpcError as exc:
                 problem = f"{exc.code().name}: {exc.details()}"
+                if batched and exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    # An older sender: fall back to Deliver, for every stream of the pool, at once.
+                    log.warning("the sender has no DeliverBatch; using Deliver", stream=self.index)
+                    self.pool.batched = False
+                    self.connected.clear()
+                    writer.cancel()
+                    call.cancel()
+                    self._fail_pending(f"sender stream {self.index} re-opens with Deliver")
+                    continue
             self.connected.clear()
             writer.cancel()
             call.cancel()
@@ -87,6 +110,28 @@ class _Stream:
         except Exception as exc:  # noqa: BLE001 - end the call: the reader cleans up and re-opens
             log.warning("sender stream write failed", stream=self.index, error=repr(exc))
             call.cancel()
+
+    async def _write_batches(self, call) -> None:
+        try:
+            while True:
+                batch = [await self.outbox.get()]
+                self._take_queued(batch)
+                if len(batch) < MAX_BATCH:
+                    await asyncio.sleep(BATCH_LINGER_SECONDS)
+                    self._take_queued(batch)
+                # Those given up on (timed out) before being written are left out.
+                requests = [request for request in batch if request.request_id in self.pending]
+                if requests:
+                    await call.write(deliveries_pb2.DeliverBatchRequest(requests=requests))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - end the call: the reader cleans up and re-opens
+            log.warning("sender stream write failed", stream=self.index, error=repr(exc))
+            call.cancel()
+
+    def _take_queued(self, batch: list[deliveries_pb2.DeliverRequest]) -> None:
+        while len(batch) < MAX_BATCH and not self.outbox.empty():
+            batch.append(self.outbox.get_nowait())
 
     def _fail_pending(self, message: str) -> None:
         pending, self.pending = self.pending, {}
@@ -115,6 +160,8 @@ class SenderPool:
         self.stub = deliveries_pb2_grpc.DeliveryServiceStub(channel)
         self.timeout = timeout
         self.max_backoff = max_backoff
+        #: Whether the streams use DeliverBatch; cleared for good when the sender does not have it.
+        self.batched = True
         self._streams = [_Stream(self, i) for i in range(max(1, streams))]
         self._turn = itertools.cycle(range(len(self._streams)))
 

@@ -18,7 +18,7 @@ class MatcherSettings(CommonSettings):
     matcher_consume_batch_size: int = 500
     #: Largest incoming message (bytes); larger ones are dead-lettered as too_large.
     matcher_max_message_bytes: int = 256 * 1024
-    #: Concurrent Deliver streams to the senders (spread over replicas by round_robin).
+    #: Concurrent DeliverBatch streams to the senders (spread over replicas by round_robin).
     matcher_sender_streams: int = 2
     #: Seconds to wait for a sender's answer to one request before sending it again.
     matcher_deliver_timeout_seconds: float = 30.0

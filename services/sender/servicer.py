@@ -1,5 +1,5 @@
-"""hooks.sender.v1.DeliveryService: the matcher's Deliver stream, and the account-scoped calls on
-deliveries (get, list, retry, watch, test message)."""
+"""hooks.sender.v1.DeliveryService: the matcher's Deliver and DeliverBatch streams, and the
+account-scoped calls on deliveries (get, list, retry, watch, test message)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import grpc
@@ -26,7 +27,7 @@ from services.sender.watch_hub import WatchHub
 
 log = get_logger(__name__)
 
-#: Most Deliver requests stored in one transaction.
+#: Most Deliver requests stored in one transaction (whichever stream messages they came in).
 MAX_BATCH = 256
 #: Requests read ahead of the one being stored, per stream.
 READ_AHEAD = 1024
@@ -62,6 +63,14 @@ def validate_deliver_request(request: deliveries_pb2.DeliverRequest) -> FieldVio
     return violations
 
 
+def _single(request: deliveries_pb2.DeliverRequest) -> tuple[deliveries_pb2.DeliverRequest]:
+    return (request,)
+
+
+def _requests_of_batch(batch: deliveries_pb2.DeliverBatchRequest):
+    return batch.requests
+
+
 def _status(code: int, message: str = "") -> status_pb2.Status:
     return status_pb2.Status(code=code, message=message)
 
@@ -85,16 +94,31 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
     # -- Deliver ---------------------------------------------------------------------------------
 
     async def Deliver(self, request_iterator, context):
-        """Stores whatever requests have arrived together in one transaction, answers each after the
-        commit, then hands the new deliveries straight to the workers."""
+        """One request per message: the one-request case of DeliverBatch's handler."""
+        async for responses in self._serve_deliveries(request_iterator, _single):
+            for response in responses:
+                yield response
+
+    async def DeliverBatch(self, request_iterator, context):
+        """Several requests per message, answered per request: the same handler as Deliver."""
+        async for responses in self._serve_deliveries(request_iterator, _requests_of_batch):
+            yield deliveries_pb2.DeliverBatchResponse(responses=responses)
+
+    async def _serve_deliveries(
+        self, messages, unpack: Callable[[object], Iterable[deliveries_pb2.DeliverRequest]]
+    ) -> AsyncIterator[list[deliveries_pb2.DeliverResponse]]:
+        """Stores whatever requests have arrived together in one transaction and yields their answers
+        after the commit (then hands the new deliveries straight to the workers). `unpack` turns one
+        stream message into its requests, so both RPCs share this one code path."""
         inbox: asyncio.Queue = asyncio.Queue()
         room = asyncio.Semaphore(READ_AHEAD)
 
         async def read() -> None:
             try:
-                async for request in request_iterator:
-                    await room.acquire()
-                    inbox.put_nowait(request)
+                async for message in messages:
+                    for request in unpack(message):
+                        await room.acquire()
+                        inbox.put_nowait(request)
             finally:
                 inbox.put_nowait(_END)
 
@@ -114,8 +138,7 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
                     batch.append(item)
                 for _ in batch:
                     room.release()
-                for response in await self._store_batch(batch):
-                    yield response
+                yield await self._store_batch(batch)
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise reader.exception()
         finally:

@@ -55,16 +55,22 @@ async def test_offset_is_not_committed_past_a_message_not_yet_acknowledged(broke
 
 class FlakySender(deliveries_pb2_grpc.DeliveryServiceServicer):
     """A fake sender (the real one cannot be made to refuse): for each event, the first attempt is
-    answered UNAVAILABLE, the second breaks the stream, the third is acknowledged."""
+    answered UNAVAILABLE, the second breaks the stream, the third is acknowledged. This one has only
+    Deliver, as a sender older than DeliverBatch."""
 
     def __init__(self) -> None:
         self.requests: list[deliveries_pb2.DeliverRequest] = []
         self.acknowledged: set[str] = set()
+        self.batch_sizes: list[int] = []  # requests per DeliverBatch message
         self.hold = asyncio.Event()  # the third attempt is answered once it is set
         self.hold.set()
         self._tasks: set[asyncio.Task] = set()
 
     async def Deliver(self, request_iterator, context):
+        async for answer in self._answer(request_iterator, context):
+            yield answer
+
+    async def _answer(self, request_iterator, context):
         answers: asyncio.Queue = asyncio.Queue()
 
         async def acknowledge_when_allowed(request) -> None:
@@ -97,15 +103,34 @@ class FlakySender(deliveries_pb2_grpc.DeliveryServiceServicer):
             reader.cancel()
 
 
-@pytest_asyncio.fixture
-async def flaky_sender():
-    fake = FlakySender()
+class FlakyBatchSender(FlakySender):
+    """The same fake with DeliverBatch too: each request of a batch is answered on its own."""
+
+    async def DeliverBatch(self, request_iterator, context):
+        async def requests():
+            async for batch in request_iterator:
+                self.batch_sizes.append(len(batch.requests))
+                for request in batch.requests:
+                    yield request
+
+        async for answer in self._answer(requests(), context):
+            yield deliveries_pb2.DeliverBatchResponse(responses=[answer])
+
+
+async def serve(fake: deliveries_pb2_grpc.DeliveryServiceServicer):
     server = grpc.aio.server()
     deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server(fake, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest_asyncio.fixture(params=["batch", "deliver-only"])
+async def flaky_sender(request):
+    fake = FlakyBatchSender() if request.param == "batch" else FlakySender()
+    server, target = await serve(fake)
     try:
-        yield fake, f"127.0.0.1:{port}"
+        yield fake, target
     finally:
         await server.stop(0)
 
@@ -139,6 +164,47 @@ async def test_refused_or_broken_hand_offs_are_sent_again_until_acknowledged(bro
         assert TRACEPARENT.match(attempts[0].traceparent)
     traces = {r.traceparent for r in fake.requests}
     assert len(traces) == 2  # a new trace for each message
+    if isinstance(fake, FlakyBatchSender):
+        assert sum(fake.batch_sizes) == len(fake.requests)  # every request went in a DeliverBatch
+    else:
+        assert fake.batch_sizes == []  # an older sender: the matcher fell back to Deliver
+
+
+class AcknowledgingSender(deliveries_pb2_grpc.DeliveryServiceServicer):
+    """A fake sender that acknowledges every request of every DeliverBatch message at once, recording
+    how the requests were grouped."""
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+        self.event_ids: list[str] = []
+
+    async def DeliverBatch(self, request_iterator, context):
+        async for batch in request_iterator:
+            self.batch_sizes.append(len(batch.requests))
+            self.event_ids.extend(r.event.id for r in batch.requests)
+            yield deliveries_pb2.DeliverBatchResponse(
+                responses=[
+                    deliveries_pb2.DeliverResponse(request_id=r.request_id, delivery_ids=["d"] * len(r.endpoint_ids))
+                    for r in batch.requests
+                ]
+            )
+
+
+async def test_a_burst_goes_to_the_sender_in_batches_each_request_acknowledged(broker, registry):
+    fake = AcknowledgingSender()
+    server, target = await serve(fake)
+    try:
+        endpoint = await registry.endpoint("http://127.0.0.1:9/burst")
+        await registry.filter([endpoint.id])
+        ids = [f"burst-{i}" for i in range(120)]
+        placed = await broker.aproduce([message(id=i) for i in ids], partition=0)
+        async with running_matcher(broker, registry.target, target) as matcher:
+            await wait_until(lambda: broker.committed(group_of(matcher))[0] == placed[-1][1] + 1, message="all committed")
+            assert matcher.matcher.consumer.counters.delivered == len(ids)
+        assert sorted(fake.event_ids) == sorted(ids)  # each sent once: each acknowledged on its own
+        assert max(fake.batch_sizes) > 1 and len(fake.batch_sizes) < len(ids)
+    finally:
+        await server.stop(0)
 
 
 async def test_two_matchers_share_the_partitions_and_every_message_is_delivered(broker, registry, sender, receiver):

@@ -30,7 +30,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from hooks.events.v1 import event_pb2 as hooks_dot_events_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hooks/sender/v1/deliveries.proto\x12\x0fhooks.sender.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1bhooks/events/v1/event.proto\"\x88\x01\n\x0e\x44\x65liverRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.hooks.events.v1.EventB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x65ndpoint_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\"_\n\x0f\x44\x65liverResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x14\n\x0c\x64\x65livery_ids\x18\x03 \x03(\t\"\xc3\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\x15\n\rresponse_body\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tsucceeded\x18\x07 \x01(\x08\"\xf9\x02\n\x08\x44\x65livery\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12%\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x16.hooks.events.v1.Event\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.hooks.sender.v1.DeliveryStatus\x12\x15\n\rattempt_count\x18\x05 \x01(\x05\x12\x35\n\x11next_attempt_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x18.hooks.sender.v1.Attempt\x12\x12\n\nlast_error\x18\n \x01(\t\"&\n\x12GetDeliveryRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"B\n\x13GetDeliveryResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery\"\x96\x01\n\x15ListDeliveriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.hooks.sender.v1.DeliveryStatus\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"`\n\x16ListDeliveriesResponse\x12-\n\ndeliveries\x18\x01 \x03(\x0b\x32\x19.hooks.sender.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x14RetryDeliveryRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"D\n\x15RetryDeliveryResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery\"-\n\x16WatchDeliveriesRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\"F\n\x17WatchDeliveriesResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery\"D\n\x16SendTestMessageRequest\x12\x19\n\x0b\x65ndpoint_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x02 \x01(\t\"F\n\x17SendTestMessageResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery*\x89\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x32\xfd\x06\n\x0f\x44\x65liveryService\x12P\n\x07\x44\x65liver\x12\x1f.hooks.sender.v1.DeliverRequest\x1a .hooks.sender.v1.DeliverResponse(\x01\x30\x01\x12\x89\x01\n\x0bGetDelivery\x12#.hooks.sender.v1.GetDeliveryRequest\x1a$.hooks.sender.v1.GetDeliveryResponse\"/\x82\xd3\xe4\x93\x02)\x12\x1d/api/hooks/v1/deliveries/{id}b\x08\x64\x65livery\x12\xb7\x01\n\x0eListDeliveries\x12&.hooks.sender.v1.ListDeliveriesRequest\x1a\'.hooks.sender.v1.ListDeliveriesResponse\"T\x82\xd3\xe4\x93\x02N\x12\x18/api/hooks/v1/deliveriesZ2\x12\x30/api/hooks/v1/endpoints/{endpoint_id}/deliveries\x12\x98\x01\n\rRetryDelivery\x12%.hooks.sender.v1.RetryDeliveryRequest\x1a&.hooks.sender.v1.RetryDeliveryResponse\"8\x82\xd3\xe4\x93\x02\x32\"#/api/hooks/v1/deliveries/{id}:retry:\x01*b\x08\x64\x65livery\x12\x8e\x01\n\x0fWatchDeliveries\x12\'.hooks.sender.v1.WatchDeliveriesRequest\x1a(.hooks.sender.v1.WatchDeliveriesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/hooks/v1/deliveries:watch0\x01\x12\xa5\x01\n\x0fSendTestMessage\x12\'.hooks.sender.v1.SendTestMessageRequest\x1a(.hooks.sender.v1.SendTestMessageResponse\"?\x82\xd3\xe4\x93\x02\x39\"*/api/hooks/v1/endpoints/{endpoint_id}:test:\x01*b\x08\x64\x65liveryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hooks/sender/v1/deliveries.proto\x12\x0fhooks.sender.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a\x1bhooks/events/v1/event.proto\"\x88\x01\n\x0e\x44\x65liverRequest\x12\x18\n\nrequest_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12+\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.hooks.events.v1.EventB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x65ndpoint_ids\x18\x03 \x03(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\"_\n\x0f\x44\x65liverResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12\x14\n\x0c\x64\x65livery_ids\x18\x03 \x03(\t\"N\n\x13\x44\x65liverBatchRequest\x12\x37\n\x08requests\x18\x01 \x03(\x0b\x32\x1f.hooks.sender.v1.DeliverRequestB\x04\xe2\x41\x01\x02\"K\n\x14\x44\x65liverBatchResponse\x12\x33\n\tresponses\x18\x01 \x03(\x0b\x32 .hooks.sender.v1.DeliverResponse\"\xc3\x01\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\x15\n\rresponse_body\x18\x05 \x01(\t\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\tsucceeded\x18\x07 \x01(\x08\"\xf9\x02\n\x08\x44\x65livery\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12%\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x16.hooks.events.v1.Event\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.hooks.sender.v1.DeliveryStatus\x12\x15\n\rattempt_count\x18\x05 \x01(\x05\x12\x35\n\x11next_attempt_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x18.hooks.sender.v1.Attempt\x12\x12\n\nlast_error\x18\n \x01(\t\"&\n\x12GetDeliveryRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"B\n\x13GetDeliveryResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery\"\x96\x01\n\x15ListDeliveriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.hooks.sender.v1.DeliveryStatus\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\"`\n\x16ListDeliveriesResponse\x12-\n\ndeliveries\x18\x01 \x03(\x0b\x32\x19.hooks.sender.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x14RetryDeliveryRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"D\n\x15RetryDeliveryResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery\"-\n\x16WatchDeliveriesRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\"F\n\x17WatchDeliveriesResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery\"D\n\x16SendTestMessageRequest\x12\x19\n\x0b\x65ndpoint_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07message\x18\x02 \x01(\t\"F\n\x17SendTestMessageResponse\x12+\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x19.hooks.sender.v1.Delivery*\x89\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x32\xde\x07\n\x0f\x44\x65liveryService\x12P\n\x07\x44\x65liver\x12\x1f.hooks.sender.v1.DeliverRequest\x1a .hooks.sender.v1.DeliverResponse(\x01\x30\x01\x12_\n\x0c\x44\x65liverBatch\x12$.hooks.sender.v1.DeliverBatchRequest\x1a%.hooks.sender.v1.DeliverBatchResponse(\x01\x30\x01\x12\x89\x01\n\x0bGetDelivery\x12#.hooks.sender.v1.GetDeliveryRequest\x1a$.hooks.sender.v1.GetDeliveryResponse\"/\x82\xd3\xe4\x93\x02)\x12\x1d/api/hooks/v1/deliveries/{id}b\x08\x64\x65livery\x12\xb7\x01\n\x0eListDeliveries\x12&.hooks.sender.v1.ListDeliveriesRequest\x1a\'.hooks.sender.v1.ListDeliveriesResponse\"T\x82\xd3\xe4\x93\x02N\x12\x18/api/hooks/v1/deliveriesZ2\x12\x30/api/hooks/v1/endpoints/{endpoint_id}/deliveries\x12\x98\x01\n\rRetryDelivery\x12%.hooks.sender.v1.RetryDeliveryRequest\x1a&.hooks.sender.v1.RetryDeliveryResponse\"8\x82\xd3\xe4\x93\x02\x32\"#/api/hooks/v1/deliveries/{id}:retry:\x01*b\x08\x64\x65livery\x12\x8e\x01\n\x0fWatchDeliveries\x12\'.hooks.sender.v1.WatchDeliveriesRequest\x1a(.hooks.sender.v1.WatchDeliveriesResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/hooks/v1/deliveries:watch0\x01\x12\xa5\x01\n\x0fSendTestMessage\x12\'.hooks.sender.v1.SendTestMessageRequest\x1a(.hooks.sender.v1.SendTestMessageResponse\"?\x82\xd3\xe4\x93\x02\x39\"*/api/hooks/v1/endpoints/{endpoint_id}:test:\x01*b\x08\x64\x65liveryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERREQUEST'].fields_by_name['event']._serialized_options = b'\342A\001\002'
   _globals['_DELIVERREQUEST'].fields_by_name['endpoint_ids']._loaded_options = None
   _globals['_DELIVERREQUEST'].fields_by_name['endpoint_ids']._serialized_options = b'\342A\001\002'
+  _globals['_DELIVERBATCHREQUEST'].fields_by_name['requests']._loaded_options = None
+  _globals['_DELIVERBATCHREQUEST'].fields_by_name['requests']._serialized_options = b'\342A\001\002'
   _globals['_DELIVERY'].fields_by_name['id']._loaded_options = None
   _globals['_DELIVERY'].fields_by_name['id']._serialized_options = b'\342A\001\003'
   _globals['_GETDELIVERYREQUEST'].fields_by_name['id']._loaded_options = None
@@ -61,36 +63,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELIVERYSERVICE'].methods_by_name['WatchDeliveries']._serialized_options = b'\202\323\344\223\002 \022\036/api/hooks/v1/deliveries:watch'
   _globals['_DELIVERYSERVICE'].methods_by_name['SendTestMessage']._loaded_options = None
   _globals['_DELIVERYSERVICE'].methods_by_name['SendTestMessage']._serialized_options = b'\202\323\344\223\0029\"*/api/hooks/v1/endpoints/{endpoint_id}:test:\001*b\010delivery'
-  _globals['_DELIVERYSTATUS']._serialized_start=1782
-  _globals['_DELIVERYSTATUS']._serialized_end=1919
+  _globals['_DELIVERYSTATUS']._serialized_start=1939
+  _globals['_DELIVERYSTATUS']._serialized_end=2076
   _globals['_DELIVERREQUEST']._serialized_start=236
   _globals['_DELIVERREQUEST']._serialized_end=372
   _globals['_DELIVERRESPONSE']._serialized_start=374
   _globals['_DELIVERRESPONSE']._serialized_end=469
-  _globals['_ATTEMPT']._serialized_start=472
-  _globals['_ATTEMPT']._serialized_end=667
-  _globals['_DELIVERY']._serialized_start=670
-  _globals['_DELIVERY']._serialized_end=1047
-  _globals['_GETDELIVERYREQUEST']._serialized_start=1049
-  _globals['_GETDELIVERYREQUEST']._serialized_end=1087
-  _globals['_GETDELIVERYRESPONSE']._serialized_start=1089
-  _globals['_GETDELIVERYRESPONSE']._serialized_end=1155
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1158
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1308
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1310
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1406
-  _globals['_RETRYDELIVERYREQUEST']._serialized_start=1408
-  _globals['_RETRYDELIVERYREQUEST']._serialized_end=1448
-  _globals['_RETRYDELIVERYRESPONSE']._serialized_start=1450
-  _globals['_RETRYDELIVERYRESPONSE']._serialized_end=1518
-  _globals['_WATCHDELIVERIESREQUEST']._serialized_start=1520
-  _globals['_WATCHDELIVERIESREQUEST']._serialized_end=1565
-  _globals['_WATCHDELIVERIESRESPONSE']._serialized_start=1567
-  _globals['_WATCHDELIVERIESRESPONSE']._serialized_end=1637
-  _globals['_SENDTESTMESSAGEREQUEST']._serialized_start=1639
-  _globals['_SENDTESTMESSAGEREQUEST']._serialized_end=1707
-  _globals['_SENDTESTMESSAGERESPONSE']._serialized_start=1709
-  _globals['_SENDTESTMESSAGERESPONSE']._serialized_end=1779
-  _globals['_DELIVERYSERVICE']._serialized_start=1922
-  _globals['_DELIVERYSERVICE']._serialized_end=2815
+  _globals['_DELIVERBATCHREQUEST']._serialized_start=471
+  _globals['_DELIVERBATCHREQUEST']._serialized_end=549
+  _globals['_DELIVERBATCHRESPONSE']._serialized_start=551
+  _globals['_DELIVERBATCHRESPONSE']._serialized_end=626
+  _globals['_ATTEMPT']._serialized_start=629
+  _globals['_ATTEMPT']._serialized_end=824
+  _globals['_DELIVERY']._serialized_start=827
+  _globals['_DELIVERY']._serialized_end=1204
+  _globals['_GETDELIVERYREQUEST']._serialized_start=1206
+  _globals['_GETDELIVERYREQUEST']._serialized_end=1244
+  _globals['_GETDELIVERYRESPONSE']._serialized_start=1246
+  _globals['_GETDELIVERYRESPONSE']._serialized_end=1312
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1315
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1465
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1467
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1563
+  _globals['_RETRYDELIVERYREQUEST']._serialized_start=1565
+  _globals['_RETRYDELIVERYREQUEST']._serialized_end=1605
+  _globals['_RETRYDELIVERYRESPONSE']._serialized_start=1607
+  _globals['_RETRYDELIVERYRESPONSE']._serialized_end=1675
+  _globals['_WATCHDELIVERIESREQUEST']._serialized_start=1677
+  _globals['_WATCHDELIVERIESREQUEST']._serialized_end=1722
+  _globals['_WATCHDELIVERIESRESPONSE']._serialized_start=1724
+  _globals['_WATCHDELIVERIESRESPONSE']._serialized_end=1794
+  _globals['_SENDTESTMESSAGEREQUEST']._serialized_start=1796
+  _globals['_SENDTESTMESSAGEREQUEST']._serialized_end=1864
+  _globals['_SENDTESTMESSAGERESPONSE']._serialized_start=1866
+  _globals['_SENDTESTMESSAGERESPONSE']._serialized_end=1936
+  _globals['_DELIVERYSERVICE']._serialized_start=2079
+  _globals['_DELIVERYSERVICE']._serialized_end=3069
 # @@protoc_insertion_point(module_scope)

@@ -48,6 +48,18 @@ class DeliverResponse(_message.Message):
     delivery_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, request_id: _Optional[str] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., delivery_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class DeliverBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[DeliverRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[DeliverRequest, _Mapping]]] = ...) -> None: ...
+
+class DeliverBatchResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[DeliverResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[DeliverResponse, _Mapping]]] = ...) -> None: ...
+
 class Attempt(_message.Message):
     __slots__ = ("number", "start_time", "latency", "http_status", "response_body", "error", "succeeded")
     NUMBER_FIELD_NUMBER: _ClassVar[int]

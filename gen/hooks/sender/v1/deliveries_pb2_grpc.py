@@ -41,6 +41,11 @@ class DeliveryServiceStub:
                 request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverRequest.SerializeToString,
                 response_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverResponse.FromString,
                 _registered_method=True)
+        self.DeliverBatch = channel.stream_stream(
+                '/hooks.sender.v1.DeliveryService/DeliverBatch',
+                request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverBatchRequest.SerializeToString,
+                response_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverBatchResponse.FromString,
+                _registered_method=True)
         self.GetDelivery = channel.unary_unary(
                 '/hooks.sender.v1.DeliveryService/GetDelivery',
                 request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.GetDeliveryRequest.SerializeToString,
@@ -77,6 +82,18 @@ class DeliveryServiceServicer:
         """Internal, for the matcher: a stream of events to deliver. Each request is
         answered once its deliveries are durably queued (or with why they were not);
         a request is stored idempotently on (event id, endpoint id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeliverBatch(self, request_iterator, context):
+        """Internal, for the matcher: Deliver with several requests per message, to
+        spend fewer gRPC messages on a busy stream. The batch is acknowledged per
+        request: each request gets its own DeliverResponse, exactly as Deliver
+        would answer it, matched by `request_id`. A response message may carry the
+        answers of requests from several request messages, or of part of one, in
+        any order; nothing is acknowledged for a batch as a whole.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +141,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.Deliver,
                     request_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverRequest.FromString,
                     response_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverResponse.SerializeToString,
+            ),
+            'DeliverBatch': grpc.stream_stream_rpc_method_handler(
+                    servicer.DeliverBatch,
+                    request_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverBatchRequest.FromString,
+                    response_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverBatchResponse.SerializeToString,
             ),
             'GetDelivery': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDelivery,
@@ -180,6 +202,33 @@ class DeliveryService:
             '/hooks.sender.v1.DeliveryService/Deliver',
             hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverRequest.SerializeToString,
             hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverBatch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/hooks.sender.v1.DeliveryService/DeliverBatch',
+            hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverBatchRequest.SerializeToString,
+            hooks_dot_sender_dot_v1_dot_deliveries__pb2.DeliverBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
