@@ -38,6 +38,7 @@ from services.registry.server import build_server as build_registry
 from services.registry.settings import RegistrySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
+from tests.helpers.http import serving
 from tests.helpers.waiting import eventually as wait_until  # noqa: F401 - re-exported to the tests
 
 ACCOUNT = "000001"
@@ -193,15 +194,8 @@ async def receiving() -> AsyncIterator[Receiver]:
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/{name}", receiver.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving(app) as receiver.port:
         yield receiver
-    finally:
-        await runner.cleanup()
 
 
 # -- registry -------------------------------------------------------------------------------------

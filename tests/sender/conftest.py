@@ -22,6 +22,7 @@ from services.common.settings import KafkaSettings
 from services.sender.server import build_server
 from services.sender.settings import SenderSettings
 from tests.helpers.registry import running_registry
+from tests.helpers.http import serving
 from tests.helpers.waiting import eventually as wait_until  # noqa: F401 - re-exported to the tests
 
 # Fast settings: retries in milliseconds, loopback allowed (the receivers live there).
@@ -78,15 +79,8 @@ async def receiver():
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/{name}", receiver.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver.port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving(app) as receiver.port:
         yield receiver
-    finally:
-        await runner.cleanup()
 
 
 @pytest_asyncio.fixture
