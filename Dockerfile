@@ -31,6 +31,7 @@ COPY gen/ gen/
 COPY services/ services/
 COPY gateway/ gateway/
 COPY cli/ cli/
+COPY client/src/ client/src/
 # Not editable: the code (generated gen/hooks included) is copied into the venv's site-packages,
 # byte-compiled there, so the final stage needs neither /src nor a writable filesystem.
 # The check runs from / so it imports the installed copy, not /src.

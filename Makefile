@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test proto lint-proto breaking-proto bench install clean
+.PHONY: run test fuzz proto lint-proto breaking-proto bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo 'cannot create a venv: on Debian, apt-get install python3-venv' >&2; exit 1; }
@@ -25,10 +25,23 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hooks run
 
-## make test: every test, against SQLite and PostgreSQL, with a real broker.
+## make test: every test, against SQLite and PostgreSQL, with a real broker. In TEST_WORKERS processes
+## (each a broker of its own), a file's tests in one of them: most of a test's time is spent waiting on
+## the services it started, so 3 on 2 cores take 5 minutes where one takes 12.
+TEST_WORKERS ?= 3
 test: $(STAMP) $(NODE_STAMP)
 	tools/ensure-postgres
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## make fuzz: the hostile-input fuzz suite (tests/fuzz) for longer than make test runs it:
+## FUZZ_EXAMPLES examples per test and database (make fuzz FUZZ_EXAMPLES=5000), or again and again
+## for FUZZ_SECONDS seconds (make fuzz FUZZ_SECONDS=3600).
+FUZZ_EXAMPLES ?= 1000
+FUZZ_SECONDS ?= 0
+fuzz: $(STAMP)
+	tools/ensure-postgres
+	FUZZ_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+		$(BIN)/python -m pytest tests/fuzz --timeout=0 $(PYTEST_ARGS)
 
 ## make proto: regenerate gen/ from protos/.
 proto: $(STAMP)

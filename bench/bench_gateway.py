@@ -24,17 +24,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from gateway.app import build_app  # noqa: E402
-from gateway.server import GatewayServer  # noqa: E402
-from gateway.settings import GatewaySettings  # noqa: E402
-from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc  # noqa: E402
-from services.common.channels import channel  # noqa: E402
-from services.common.identity import IDENTITY_HEADER, encode_identity, identity_metadata  # noqa: E402
-from services.common.logging import configure_logging  # noqa: E402
-from services.registry.server import build_server  # noqa: E402
-from services.registry.settings import RegistrySettings  # noqa: E402
+from gateway.app import build_app
+from gateway.server import GatewayServer
+from gateway.settings import GatewaySettings
+from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
+from services.common.channels import channel
+from services.common.identity import IDENTITY_HEADER, encode_identity, identity_metadata
+from services.common.logging import configure_logging
+from services.registry.server import build_server
+from services.registry.settings import RegistrySettings
 
 ACCOUNT = "bench-account"
 

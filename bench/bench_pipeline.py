@@ -1,11 +1,11 @@
 """The whole pipeline's throughput and latency, against the bare minimum the same machine can do.
 
-    .venv/bin/python bench/bench_pipeline.py [--sizes 100,1000,10000]
+    .venv/bin/python bench/bench_pipeline.py [--sizes 100,1000,10000] [--schema]
 
 Like the original's bin/benchmark. It starts the system the way `make run` does (`hooks run` with
 its embedded broker, SQLite databases in a temporary folder, the services as separate processes so they
 use every core), registers an application, a webhook endpoint and a filter, and a local aiohttp receiver.
-For each size it produces that many messages with a plain Kafka producer and measures:
+For each size it publishes that many messages with hooks_client.Publisher and measures:
 
 - deliveries/s: from the first message produced to the last webhook received;
 - p50/p99 latency: from a message's produce time (carried in the message) to its receipt.
@@ -13,6 +13,9 @@ For each size it produces that many messages with a plain Kafka producer and mea
 Then the bare minimum, on the same broker and receiver: one process that only consumes the messages and
 POSTs each to the receiver with aiohttp, 64 in flight; no validation, routing, queue, signing or retries.
 The ratio pipeline/bare says what hooks' guarantees cost (target: at least 0.5 at 10,000).
+
+With --schema the bench event type is registered with TICK_SCHEMA, a small JSON Schema its messages
+conform to, so that the matcher checks every message against it: compare the figures with and without.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +41,8 @@ sys.path.insert(0, str(REPO))
 
 import grpc  # noqa: E402
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web  # noqa: E402
-from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka import Consumer  # noqa: E402
+
 from hooks.registry.v1 import (  # noqa: E402
     applications_pb2,
     applications_pb2_grpc,
@@ -48,7 +51,7 @@ from hooks.registry.v1 import (  # noqa: E402
     filters_pb2,
     filters_pb2_grpc,
 )
-
+from hooks_client import Publisher  # noqa: E402
 from services.common.broker import ensure_topics, free_port  # noqa: E402
 from services.common.identity import identity_metadata  # noqa: E402
 
@@ -58,6 +61,13 @@ EVENT_TYPE = "tick"
 IN_FLIGHT = 64
 STARTUP_TIMEOUT = 180.0
 RUN_TIMEOUT = 600.0
+#: The bench event type's schema with --schema: what every bench message is (see `produce`).
+TICK_SCHEMA = {
+    "type": "object",
+    "required": ["number", "produced_at"],
+    "properties": {"number": {"type": "integer"}, "produced_at": {"type": "number"}},
+    "additionalProperties": False,
+}
 
 
 # -- the receiver ---------------------------------------------------------------------------------
@@ -105,33 +115,23 @@ class Receiver:
 
 
 def produce(bootstrap: str, topic: str, count: int) -> tuple[set[str], float]:
-    """`count` messages in the incoming format, each carrying its produce time; returns ids and start time."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, "log_level": 0})
+    """`count` messages published with hooks_client (as applications do), each carrying its produce
+    time; returns ids and start time."""
     ids: set[str] = set()
-    failures: list[str] = []
     started = time.time()
-    for number in range(count):
-        now = time.time()
-        message_id = str(uuid.uuid4())
-        payload = {
-            "id": message_id,
-            "application": APPLICATION,
-            "event_type": EVENT_TYPE,
-            "level": "",
-            "account_id": ACCOUNT,
-            "timestamp": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
-            "message": {"number": number, "produced_at": now},
-        }
-        while True:
-            try:
-                producer.produce(topic, json.dumps(payload).encode(), key=message_id.encode(),
-                                 on_delivery=lambda err, _m: err and failures.append(str(err)))  # fmt: skip
-                break
-            except BufferError:
-                producer.poll(0.01)
-        producer.poll(0)
-        ids.add(message_id)
-    if producer.flush(60) or failures:
+    with Publisher(bootstrap_servers=bootstrap, topic=topic, config={"linger.ms": 2, "log_level": 0}) as publisher:
+        futures = []
+        for number in range(count):
+            message_id = str(uuid.uuid4())
+            futures.append(
+                publisher.submit(
+                    id=message_id, application=APPLICATION, event_type=EVENT_TYPE, level="", account_id=ACCOUNT,
+                    message={"number": number, "produced_at": time.time()},
+                )  # fmt: skip
+            )
+            ids.add(message_id)
+    failures = [str(f.exception()) for f in futures if f.exception()]
+    if failures:
         raise RuntimeError(f"producing failed: {failures[:3]}")
     return ids, started
 
@@ -144,7 +144,7 @@ async def measure(receiver: Receiver, bootstrap: str, topic: str, count: int) ->
         run.expected = ids
         run.check()
         await asyncio.wait_for(run.done.wait(), RUN_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         got = len(ids & run.receipts.keys())
         raise RuntimeError(f"only {got} of {count} received within {RUN_TIMEOUT:.0f}s") from None
     finally:
@@ -203,8 +203,10 @@ async def bare_worker(bootstrap: str, topic: str, url: str) -> None:
 class System:
     """`hooks run` on free ports, its broker embedded, its databases in a temporary folder."""
 
-    def __init__(self, data_dir: Path, database_urls: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, database_urls: dict[str, str], *, schema: dict | None = None) -> None:
+        """`schema`: the bench event type's JSON Schema, or None for none."""
         self.data_dir = data_dir
+        self.schema = schema
         self.bootstrap = f"127.0.0.1:{free_port()}"
         self.registry = f"127.0.0.1:{free_port()}"
         self.env = {
@@ -258,15 +260,15 @@ class System:
     async def configure(self, url: str) -> None:
         """The bench application, a webhook endpoint to the receiver, and a filter for it."""
         metadata = identity_metadata(ACCOUNT)
+        event_type = applications_pb2.EventType(id=EVENT_TYPE, title="Tick")
+        if self.schema is not None:
+            event_type.schema.update(self.schema)
         async with grpc.aio.insecure_channel(self.registry) as channel:
             await applications_pb2_grpc.ApplicationServiceStub(channel).RegisterApplication(
                 applications_pb2.RegisterApplicationRequest(
-                    application=applications_pb2.Application(
-                        name=APPLICATION, title="Benchmark",
-                        event_types=[applications_pb2.EventType(id=EVENT_TYPE, title="Tick")],
-                    )
+                    application=applications_pb2.Application(name=APPLICATION, title="Benchmark", event_types=[event_type])
                 )
-            )  # fmt: skip
+            )
             endpoint = (
                 await endpoints_pb2_grpc.EndpointServiceStub(channel).CreateEndpoint(
                     endpoints_pb2.CreateEndpointRequest(
@@ -349,15 +351,17 @@ async def measure_sizes(system: System, receiver: Receiver, sizes: list[int]) ->
         await asyncio.to_thread(system.stop)
 
 
-async def main(sizes: list[int], database: str) -> None:
+async def main(sizes: list[int], database: str, *, schema: bool = False) -> None:
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    print(f"bench event type: {'with a JSON Schema (every message checked)' if schema else 'without a schema'}")
     receiver = Receiver()
     await receiver.start()
     try:
         async with databases(database) as urls:
             with tempfile.TemporaryDirectory(prefix="hooks-bench-") as tmp:
                 print(f"starting hooks run (broker, registry, sender, matcher; {database})...", flush=True)
-                results = await measure_sizes(System(Path(tmp), urls), receiver, sizes)
+                system = System(Path(tmp), urls, schema=TICK_SCHEMA if schema else None)
+                results = await measure_sizes(system, receiver, sizes)
     finally:
         await receiver.runner.cleanup()
 
@@ -415,5 +419,9 @@ if __name__ == "__main__":
         "--database", choices=["sqlite", "postgresql"], default="sqlite",
         help="the registry's and sender's databases: SQLite files (as `make run`) or PostgreSQL on 127.0.0.1",
     )  # fmt: skip
+    parser.add_argument(
+        "--schema", action="store_true",
+        help="register the bench event type with a small JSON Schema (TICK_SCHEMA) the matcher checks each message against",
+    )  # fmt: skip
     arguments = parser.parse_args()
-    asyncio.run(main([int(size) for size in arguments.sizes.split(",")], arguments.database))
+    asyncio.run(main([int(size) for size in arguments.sizes.split(",")], arguments.database, schema=arguments.schema))

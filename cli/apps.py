@@ -1,8 +1,14 @@
 """`hooks apps`: register, get and list applications through the registry's gRPC API (JSON out).
 
-    hooks apps register app.yaml     # the seed's registration document
+    hooks apps register app.yaml             # the seed's registration document
+    hooks apps register app.yaml --dry-run   # what it would change, changing nothing
     hooks apps get policies
     hooks apps list
+
+A document is checked whole before anything is sent (`hooks_client.registration`, the rules the
+registry applies): an unknown key (a typo such as `event_type:`) or anything else wrong refuses it,
+with every problem listed by its path in the document. A registration that would remove event types
+or levels filters use is refused, changing nothing, unless `--yes` allows it.
 
 The registry is HOOKS_REGISTRY_TARGET (or --target). Reading needs an account (x-rh-identity):
 --account or HOOKS_ACCOUNT, "cli" by default, since applications are the same for every account.
@@ -17,56 +23,15 @@ from pathlib import Path
 
 import click
 import grpc
-import yaml
 from google.protobuf import json_format
 
 from hooks.registry.v1 import applications_pb2, applications_pb2_grpc
+from hooks_client.registration import InvalidRegistration, document_path, load_registration
+from hooks_client.registry import describe_diff
 from services.common.channels import channel
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
 from services.common.settings import CommonSettings
-
-MAX_DOCUMENT_BYTES = 1024 * 1024
-
-
-def _text(value, where: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        raise click.ClickException(f"{where} must be a text value, not a {type(value).__name__}")
-    return str(value)
-
-
-def parse_registration(document) -> applications_pb2.Application:
-    """The seed's YAML document as an Application message. `levels: {}` (or none) means no levels."""
-    if not isinstance(document, dict) or not isinstance(document.get("application"), dict):
-        raise click.ClickException("the document needs an `application:` mapping with `name` and `title`")
-    app = document["application"]
-    result = applications_pb2.Application(
-        name=_text(app.get("name"), "application.name"), title=_text(app.get("title"), "application.title")
-    )
-    event_types = document.get("event_types") or []
-    if not isinstance(event_types, list):
-        raise click.ClickException("`event_types` must be a list")
-    for i, et in enumerate(event_types):
-        if not isinstance(et, dict):
-            raise click.ClickException(f"event_types[{i}] must be a mapping with `id`, `title` and `levels`")
-        message = result.event_types.add(id=_text(et.get("id"), f"event_types[{i}].id"), title=_text(et.get("title"), f"event_types[{i}].title"))
-        levels = et.get("levels") or []
-        if isinstance(levels, dict):
-            if levels:
-                raise click.ClickException(f"event_types[{i}].levels must be a list, or {{}} for none")
-            levels = []
-        if not isinstance(levels, list):
-            raise click.ClickException(f"event_types[{i}].levels must be a list, or {{}} for none")
-        for j, level in enumerate(levels):
-            if not isinstance(level, dict):
-                raise click.ClickException(f"event_types[{i}].levels[{j}] must be a mapping with `id` and `title`")
-            message.levels.add(
-                id=_text(level.get("id"), f"event_types[{i}].levels[{j}].id"),
-                title=_text(level.get("title"), f"event_types[{i}].levels[{j}].title"),
-            )
-    return result
 
 
 def _print(message) -> None:
@@ -74,13 +39,17 @@ def _print(message) -> None:
 
 
 def _fail(error: grpc.aio.AioRpcError) -> None:
-    lines = [f"{error.code().name}: {error.details()}"]
-    lines += [f"  {field}: {description}" for field, description in field_violations_of(error)]
+    violations = field_violations_of(error)
+    if not violations:
+        raise click.ClickException(f"{error.code().name}: {error.details()}")
+    # The details repeat the violations in one line: each is shown once, on a line of its own.
+    lines = [f"{error.code().name}: the request was refused:"]
+    lines += [f"  {document_path(field)}: {description}" for field, description in violations]
     raise click.ClickException("\n".join(lines))
 
 
 async def _call(target: str, method: str, request, metadata=()):
-    async with channel(target) as ch:
+    async with channel(target, tls=CommonSettings().tls) as ch:
         stub = applications_pb2_grpc.ApplicationServiceStub(ch)
         try:
             return await getattr(stub, method)(request, metadata=metadata, timeout=30)
@@ -105,16 +74,33 @@ def apps() -> None:
 @apps.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @target_option
-def register(file: Path, target: str) -> None:
-    """Register (or re-register) the application described by FILE (YAML, as in the seed's README)."""
-    if file.stat().st_size > MAX_DOCUMENT_BYTES:
-        raise click.ClickException(f"{file} is larger than {MAX_DOCUMENT_BYTES} bytes")
+@click.option("--dry-run", is_flag=True, help="Print what the registration would change, and change nothing.")
+@click.option(
+    "--yes",
+    "-y",
+    "allow_removals",
+    is_flag=True,
+    help="Allow removing event types and levels that filters use: those filters lose the references, "
+    "and one whose event-type or level set becomes empty is disabled.",
+)
+def register(file: Path, target: str, dry_run: bool, allow_removals: bool) -> None:
+    """Register (or re-register) the application described by FILE (YAML, as in the seed's README).
+
+    Prints what changed (on stderr), then the registry's answer as JSON: the application and the diff.
+    """
     try:
-        document = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"{file} is not valid YAML: {exc}") from None
-    request = applications_pb2.RegisterApplicationRequest(application=parse_registration(document))
-    _print(asyncio.run(_call(target, "RegisterApplication", request)))
+        definition = load_registration(file)
+    except InvalidRegistration as invalid:
+        lines = [f"{file} is not a valid registration; nothing was registered:"]
+        lines += [f"  {field}: {description}" for field, description in invalid.problems]
+        raise click.ClickException("\n".join(lines)) from None
+    request = applications_pb2.RegisterApplicationRequest(
+        application=definition, dry_run=dry_run, allow_removals=allow_removals
+    )
+    response = asyncio.run(_call(target, "RegisterApplication", request))
+    header = "dry run: nothing was changed" if dry_run else f"registered {definition.name!r}"
+    click.echo("\n".join([header, *(f"  {line}" for line in describe_diff(response.diff, created=response.created, dry_run=dry_run))]), err=True)
+    _print(response)
 
 
 @apps.command()

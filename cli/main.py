@@ -13,6 +13,9 @@ SUBCOMMANDS = [
     ("cli.send", "send"),  # hooks send: inject test messages
     ("cli.run", "run"),  # hooks run: the whole system, embedded defaults
     ("cli.listen", "listen"),  # hooks listen: a local webhook receiver that checks signatures
+    ("cli.topics", "topics"),  # hooks topics: partitions, records, the matcher's lag
+    ("cli.dlq", "dlq"),  # hooks dlq list / replay: the dead-letter topic
+    ("cli.messages", "messages"),  # hooks messages get ID: what happened to one message
 ]
 
 

@@ -42,6 +42,8 @@ from services.common.processes import die_with_parent
 #: Seconds a service may take to answer its health check after it was started (migrations included).
 START_TIMEOUT = 120.0
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+#: Under --data-dir: the embedded broker's records not yet done with, saved at a stop, restored at the start.
+SNAPSHOT_FILE = "broker-snapshot.jsonl"
 DEMO_ACCOUNT = "000001"
 
 COLOURS = {"broker": "white", "registry": "cyan", "sender": "magenta", "matcher": "yellow", "gateway": "green"}
@@ -157,6 +159,8 @@ class Supervisor:
         self.grace = grace
         self.environ = environ
         self.broker = None
+        #: The embedded broker's records kept across a stop (services.common.broker.BrokerSnapshot).
+        self.snapshot = None
         self.children: list[Child] = []
         self.stop_requested = asyncio.Event()
         #: Set by a second Ctrl-C while stopping: kill what is still draining.
@@ -171,7 +175,7 @@ class Supervisor:
         return self.broker_mode == "embedded"
 
     async def start_broker(self) -> str:
-        from services.common.broker import EmbeddedBroker, ensure_topics
+        from services.common.broker import BrokerSnapshot, EmbeddedBroker, ensure_topics
         from services.common.settings import KafkaSettings
 
         settings = KafkaSettings()
@@ -193,6 +197,13 @@ class Supervisor:
         config = {"bootstrap.servers": broker.bootstrap_servers}
         topics = [settings.topic, settings.dlq_topic]
         await asyncio.to_thread(ensure_topics, config, topics, settings.topic_partitions)
+        # Memory only: what was not done with at the last stop was saved, and goes back first.
+        group = self.environ.get("HOOKS_MATCHER_GROUP_ID") or "hooks-matcher"
+        snapshot = BrokerSnapshot(self.data_dir / SNAPSHOT_FILE, config, {settings.topic: group, settings.dlq_topic: None})
+        restored = await asyncio.to_thread(snapshot.restore)
+        self.snapshot = snapshot
+        if restored:
+            self.console.line("broker", f"restored {restored} record(s) saved at the last stop ({snapshot.path})")
         self.console.line("broker", f"ready; topics {', '.join(topics)}")
         return broker.bootstrap_servers
 
@@ -251,7 +262,10 @@ class Supervisor:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        async with grpc.aio.insecure_channel(address) as channel:
+        from services.common.channels import channel as make_channel
+        from services.common.settings import CommonSettings
+
+        async with make_channel(address, tls=CommonSettings().tls) as channel:
             try:
                 response = await health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=1.0
@@ -268,7 +282,7 @@ class Supervisor:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as session:
                 async with session.get(f"http://{address}/healthz") as response:
                     return response.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return False
 
     # -- running and stopping -------------------------------------------------------------------
@@ -352,8 +366,19 @@ class Supervisor:
                 await asyncio.wait_for(child.pump, 5)
         if self.broker is not None:
             broker, self.broker = self.broker, None
+            if self.snapshot is not None:  # after the matcher stopped: its committed offsets are final
+                await self._save_snapshot()
             await asyncio.to_thread(broker.stop)
             self.console.line("broker", "stopped")
+
+    async def _save_snapshot(self) -> None:
+        try:
+            saved = await asyncio.to_thread(self.snapshot.save)
+        except Exception as exc:  # noqa: BLE001 - the broker may be gone; say so, stop anyway
+            self.console.line("broker", f"could not save its unconsumed records: {exc}")
+            return
+        if saved:
+            self.console.line("broker", f"saved {saved} record(s) not yet done with to {self.snapshot.path} for the next start")
 
 
 def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded: bool, data_dir: Path) -> str:

@@ -1,58 +1,29 @@
 """`hooks send`: puts test messages on the incoming topic, the way an application would.
 
-The successor of the original's `rake notifications:send`: it speaks Kafka directly (a plain
-confluent-kafka producer), so what it sends goes through exactly the path real producers use.
+The successor of the original's `rake notifications:send`: it publishes with `hooks_client.Publisher`,
+the producers' package, so what it sends is built and checked exactly as applications' messages are
+and goes through exactly the path real producers use (Kafka).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 import click
 
+from hooks_client import Published, Publisher, PublishError, Rejected
 from services.common.settings import KafkaSettings
 
 #: How many ids are printed at the end; the rest are counted.
 SHOWN_IDS = 10
 
 
-def incoming_message(
-    *, application: str, event_type: str, level: str, account: str, message: str, message_id: str | None = None
-) -> dict:
-    """One message in the incoming format of `hooks.outbox` (see ARCHITECTURE.md, "Incoming message")."""
-    return {
-        "id": message_id or str(uuid.uuid4()),
-        "application": application,
-        "event_type": event_type,
-        "level": level,
-        "account_id": account,
-        "timestamp": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        "message": message,
-    }
-
-
 def generated_sentence(number: int, count: int) -> str:
     return f"Test notification {number} of {count}, sent by `hooks send` at {datetime.now(UTC):%H:%M:%S} UTC."
-
-
-@dataclass
-class DeliveryReport:
-    """What the broker said about each produced message."""
-
-    delivered: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-    def __call__(self, err, msg) -> None:
-        if err is None:
-            self.delivered += 1
-        else:
-            key = msg.key().decode() if msg.key() else "?"
-            self.failed.append((key, str(err)))
 
 
 @click.command("send")
@@ -116,74 +87,63 @@ def send(
     Example:
       hooks send -a demo -e user-signed-up -l info --count 100 --rate 20
     """
-    from confluent_kafka import KafkaException, Producer
-
     settings = KafkaSettings()
-    config = settings.client_config()
+    config: dict = settings.client_config()
     if bootstrap_servers:
         config["bootstrap.servers"] = bootstrap_servers
-    topic = topic or settings.topic
-    broker_errors: list[str] = []
-    config.update(
-        {
-            "acks": "all",
-            "linger.ms": 5,
-            # A message not confirmed in time fails with a delivery report, not silently.
-            "message.timeout.ms": int(timeout * 1000),
-            # librdkafka's own log lines would drown the summary; its errors are reported below.
-            "log_level": 0,
-            "error_cb": lambda err: broker_errors.append(str(err)),
-        }
-    )
+    # librdkafka's own log lines would drown the summary; its errors are reported below.
+    config["log_level"] = 0
     try:
-        producer = Producer(config)
-    except KafkaException as exc:
-        raise click.ClickException(f"cannot create a Kafka producer: {exc}") from exc
+        publisher = Publisher(topic=topic or settings.topic, config=config, delivery_timeout=timeout)
+    except PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
 
-    report = DeliveryReport()
-    ids: list[str] = []
+    sent: list[tuple[str, Future[Published]]] = []
     started = time.monotonic()
     for number in range(1, count + 1):
         if rate:
             # Paced against the start, so slow iterations do not add up to a lower rate.
             delay = started + (number - 1) / rate - time.monotonic()
             if delay > 0:
-                producer.poll(0)
                 time.sleep(delay)
-        message = incoming_message(
-            application=application,
-            event_type=event_type,
-            level=level,
-            account=account,
-            message=text if text is not None else generated_sentence(number, count),
-        )
-        payload = json.dumps(message).encode()
-        while True:
-            try:
-                producer.produce(topic, payload, key=message["id"].encode(), on_delivery=report)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                producer.poll(0.1)
-        ids.append(message["id"])
-        producer.poll(0)
+        message_id = str(uuid.uuid4())
+        try:
+            future = publisher.submit(
+                id=message_id,
+                application=application,
+                event_type=event_type,
+                level=level,
+                account_id=account,
+                message=text if text is not None else generated_sentence(number, count),
+            )
+        except Rejected as rejected:
+            publisher.close(timeout)
+            raise click.ClickException(f"not sent: it would be dead-lettered as {rejected.reason}: {rejected.description}") from None
+        sent.append((message_id, future))
 
-    producer.flush(timeout + 5)
+    unconfirmed = 0
+    try:
+        publisher.close(timeout + 5)
+    except PublishError:
+        unconfirmed = sum(not future.done() for _, future in sent)
     elapsed = time.monotonic() - started
-    unconfirmed = count - report.delivered - len(report.failed)
+    failed = [(ident, str(future.exception())) for ident, future in sent if future.done() and future.exception()]
+    delivered = [future.result() for _, future in sent if future.done() and not future.exception()]
 
-    target = f"{topic} on {config['bootstrap.servers']}"
-    click.echo(f"sent {report.delivered} of {count} message(s) to {target} in {elapsed:.2f}s")
-    for message_id in ids[:SHOWN_IDS]:
-        click.echo(f"  {message_id}")
-    if len(ids) > SHOWN_IDS:
-        click.echo(f"  ... and {len(ids) - SHOWN_IDS} more")
-    if report.failed or unconfirmed:
-        for key, error in report.failed[:SHOWN_IDS]:
-            click.echo(f"failed: {key}: {error}", err=True)
-        if len(report.failed) > SHOWN_IDS:
-            click.echo(f"... and {len(report.failed) - SHOWN_IDS} more failures", err=True)
+    target = f"{publisher.topic} on {config['bootstrap.servers']}"
+    click.echo(f"sent {len(delivered)} of {count} message(s) to {target} in {elapsed:.2f}s")
+    for published in delivered[:SHOWN_IDS]:
+        click.echo(f"  {published.id}")
+    if len(delivered) > SHOWN_IDS:
+        click.echo(f"  ... and {len(delivered) - SHOWN_IDS} more")
+    if failed or unconfirmed:
+        for ident, error in failed[:SHOWN_IDS]:
+            click.echo(f"failed: {ident}: {error}", err=True)
+        if len(failed) > SHOWN_IDS:
+            click.echo(f"... and {len(failed) - SHOWN_IDS} more failures", err=True)
         if unconfirmed:
             click.echo(f"{unconfirmed} message(s) not confirmed by the broker within {timeout}s", err=True)
-        if broker_errors:
-            click.echo(f"last broker error: {broker_errors[-1]}", err=True)
+        if publisher.last_broker_error:
+            click.echo(f"last broker error: {publisher.last_broker_error}", err=True)
         sys.exit(1)
+

@@ -1,4 +1,5 @@
-"""`python -m gateway`: serves the HTTP API on HOOKS_GATEWAY_LISTEN_ADDRESS until SIGTERM/SIGINT."""
+"""`python -m gateway`: serves the HTTP API on HOOKS_GATEWAY_LISTEN_ADDRESS, and its /metrics on
+HOOKS_METRICS_ADDRESS:HOOKS_METRICS_PORT (when the port is not 0), until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from gateway.app import build_app
 from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings
 from services.common.logging import configure_logging
-from services.common.metrics import serve_metrics
 
 
 async def serve(settings: GatewaySettings) -> None:
     app = build_app(settings, metrics_registry=REGISTRY)
     server = GatewayServer(app, settings.shutdown_grace_seconds)
-    await server.start(settings.gateway_listen_address)
-    serve_metrics(settings.metrics_port)
+    metrics = f"{settings.metrics_address}:{settings.metrics_port}" if settings.metrics_port else None
+    await server.start(settings.gateway_listen_address, metrics_address=metrics)
     await server.wait()
 
 

@@ -1,4 +1,5 @@
-"""The aiohttp application: the transcoding handler, identity, body limit, errors, health, metrics.
+"""The aiohttp application: the transcoding handler, identity, body limit, errors, health; and the
+gateway's /metrics as an application of its own, for the metrics port (never the public one).
 
     app = build_app(settings)                       # routes of hooks.{registry,sender,matcher}.v1
     app = build_app(settings, files=[echo_pb2.DESCRIPTOR], targets={"testing.v1": "127.0.0.1:5000"})
@@ -19,11 +20,13 @@ from dataclasses import dataclass, field
 
 import grpc
 from aiohttp import web
-from google.protobuf import descriptor as _descriptor, descriptor_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
-from gateway import proto_comments, routes as routes_module, sse, transcoder
+from gateway import proto_comments, sse, transcoder
+from gateway import routes as routes_module
 from gateway.errors import GatewayError, rpc_error_response
 from gateway.health import check_services
 from gateway.metrics import UNMATCHED, GatewayMetrics
@@ -70,7 +73,7 @@ class Gateway:
 
     def channel(self, target: str) -> grpc.aio.Channel:
         if target not in self.channels:
-            self.channels[target] = make_channel(target, self.settings.grpc_max_message_bytes)
+            self.channels[target] = make_channel(target, self.settings.grpc_max_message_bytes, tls=self.settings.tls)
         return self.channels[target]
 
     def callable_for(self, route: Route):
@@ -242,6 +245,15 @@ async def metrics_handler(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+def build_metrics_app(app: web.Application) -> web.Application:
+    """/metrics of the gateway `app`, to serve on the metrics port (HOOKS_METRICS_ADDRESS and
+    HOOKS_METRICS_PORT): the public port has no /metrics, so callers from outside never read it."""
+    metrics_app = web.Application()
+    metrics_app[GATEWAY_KEY] = app[GATEWAY_KEY]
+    metrics_app.router.add_get("/metrics", metrics_handler)
+    return metrics_app
+
+
 # -- assembly -----------------------------------------------------------------------------------
 
 
@@ -282,7 +294,6 @@ def build_app(
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
     app.router.add_route("*", "/{tail:.*}", transcode)
 

@@ -13,7 +13,7 @@ import json
 import grpc
 from aiohttp import web
 from google.protobuf import json_format
-from google.rpc import code_pb2, error_details_pb2, status_pb2  # noqa: F401 - registers the detail types
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 # google/rpc/code.proto's HTTP mapping.

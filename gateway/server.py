@@ -2,6 +2,7 @@
 
     server = GatewayServer(build_app(settings))
     port = await server.start("127.0.0.1:0")   # port 0 picks a free one
+    # or with /metrics on a port of its own: server.start("127.0.0.1:0", metrics_address="127.0.0.1:0")
     ...
     await server.stop()
 """
@@ -13,6 +14,7 @@ import signal
 
 from aiohttp import web
 
+from gateway.app import build_metrics_app
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -23,23 +25,35 @@ class GatewayServer:
         self.app = app
         self.grace = shutdown_grace_seconds
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self.port: int | None = None
+        self.metrics_port: int | None = None
 
-    async def start(self, address: str) -> int:
-        host, _, port = address.rpartition(":")
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.grace)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host.strip("[]") or None, int(port))
-        await site.start()
+    async def start(self, address: str, metrics_address: str | None = None) -> int:
+        """Serves the app on `address` and, when given, its /metrics on `metrics_address` (host:port)."""
+        self._runner = await self._serve(self.app, address)
         self.port = self._runner.addresses[0][1]
-        log.info("gateway started", address=host, port=self.port)
+        if metrics_address is not None:
+            self._metrics_runner = await self._serve(build_metrics_app(self.app), metrics_address)
+            self.metrics_port = self._metrics_runner.addresses[0][1]
+        log.info("gateway started", address=address.rpartition(":")[0], port=self.port, metrics_port=self.metrics_port)
         return self.port
+
+    async def _serve(self, app: web.Application, address: str) -> web.AppRunner:
+        host, _, port = address.rpartition(":")
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace)
+        await runner.setup()
+        await web.TCPSite(runner, host.strip("[]") or None, int(port)).start()
+        return runner
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
             log.info("gateway stopped")
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+            self._metrics_runner = None
 
     async def wait(self) -> None:
         """Serves until SIGTERM or SIGINT, then lets in-flight requests finish."""

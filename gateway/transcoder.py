@@ -10,6 +10,7 @@ the path variables, which win.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,11 +100,23 @@ def _to_json(message: Message) -> Any:
     return json_render.to_json(message)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is too large for a number (more than a double holds)")
+    return value
+
+
 def _parse_body(body: bytes) -> Any:
+    """The body as JSON, strictly: NaN, Infinity and numbers that overflow a double are not JSON."""
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise bad_request(f"the request body is not JSON: {exc}") from exc
 

@@ -21,3 +21,18 @@ def test_env_table_lists_every_variable_the_code_reads():
 def test_every_variable_is_explained():
     missing = [variable for variable, _, description, _ in envtable.rows() if not description]
     assert not missing, f"settings fields without a `#:` comment: {missing}"
+
+
+def test_every_dead_letter_reason_is_explained():
+    """The reasons are a closed set (an enum in the protos); the README's table says what causes each."""
+    from hooks.matcher.v1 import dead_letters_pb2
+
+    text = envtable.README.read_text()
+    table = text[text.index("| `hooks.error.reason` |") :].split("\n\n", 1)[0]
+    listed = {line.split("`")[1] for line in table.splitlines()[2:]}
+    codes = {
+        name.removeprefix("DEAD_LETTER_REASON_").lower()
+        for name in dead_letters_pb2.DeadLetterReason.keys()
+        if name != "DEAD_LETTER_REASON_UNSPECIFIED"
+    }
+    assert listed == codes

@@ -45,7 +45,8 @@ def _comments(cls: type) -> dict[str, str]:
 
 
 def rows() -> list[tuple[str, str, str, str]]:
-    """(variable, default, description, where) for every field of every settings class, once."""
+    """(variable, default, description, where) for every field of every settings class, once; `where`
+    is "common", or the services whose settings read it ("registry, sender" for a shared one)."""
     seen: dict[str, tuple[str, str, str, str]] = {}
     for module_name in settings_modules():
         module = importlib.import_module(module_name)
@@ -60,13 +61,16 @@ def rows() -> list[tuple[str, str, str, str]]:
                         comments.update(_comments(klass))
             for name, field in cls.model_fields.items():
                 variable = (prefix + name).upper()
+                where = module_name.split(".")[-2] if module_name.count(".") else module_name
                 if variable in seen:
+                    first = seen[variable]
+                    if first[3] != "common" and where not in first[3].split(", "):
+                        seen[variable] = (*first[:3], f"{first[3]}, {where}")
                     continue
                 default = field.default
                 shown = "" if default is None else str(default)
                 if isinstance(default, bool):
                     shown = str(default).lower()
-                where = module_name.split(".")[-2] if module_name.count(".") else module_name
                 seen[variable] = (variable, shown, comments.get(name, ""), where)
     return sorted(seen.values(), key=lambda r: (r[3] != "common", r[3], r[0]))
 

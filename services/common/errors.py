@@ -1,6 +1,11 @@
-"""Aborting a call with a google.rpc.Status a person can act on.
+"""Errors as a google.rpc.Status a person can act on: one error type family and one conversion for
+every servicer of every service.
 
-Bad input is INVALID_ARGUMENT with `google.rpc.BadRequest` field violations naming each field.
+Bad input is INVALID_ARGUMENT with `google.rpc.BadRequest` field violations naming each field; a
+tenant over a quota is RESOURCE_EXHAUSTED with a `google.rpc.QuotaFailure` naming the limit. Domain
+code raises `FieldViolations` or a `Problem`; `status_of_exception` turns whatever a handler raised
+into the status its caller gets, and `services.common.server` applies it to every call (unary and
+streaming) so that no caller ever sees UNKNOWN, a Python class name or a stack trace.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from typing import NoReturn
 import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 
 class FieldViolations(Exception):
@@ -67,3 +73,90 @@ def field_violations_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[tup
             detail.Unpack(bad)
             result.extend((v.field, v.description) for v in bad.field_violations)
     return result
+
+
+class Problem(Exception):
+    """Something a caller can be told; `code` is its gRPC status code, the message is shown as is."""
+
+    code = grpc.StatusCode.INTERNAL
+
+    def to_status(self) -> status_pb2.Status:
+        return status_pb2.Status(code=self.code.value[0], message=str(self))
+
+
+class NotFound(Problem):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(Problem):
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(Problem):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class OutOfRange(Problem):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
+class Unavailable(Problem):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class QuotaExceeded(Problem):
+    """A tenant reached one of its limits: RESOURCE_EXHAUSTED (HTTP 429) naming the limit."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, subject: str, description: str):
+        super().__init__(f"quota exceeded: {description}")
+        self.subject = subject
+        self.description = description
+
+    def to_status(self) -> status_pb2.Status:
+        status = super().to_status()
+        status.details.add().Pack(
+            error_details_pb2.QuotaFailure(
+                violations=[error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.description)]
+            )
+        )
+        return status
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """A data exception (SQLSTATE class 22, e.g. 22021 for a NUL in text) or an integrity violation (23):
+    the statement's values are at fault, not the database. asyncpg's errors reach SQLAlchemy as plain
+    DBAPIError, with the SQLSTATE on the driver's error."""
+    state = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return state[:2] in ("22", "23")
+
+
+def status_of_exception(exc: BaseException, service: str, log) -> status_pb2.Status:
+    """The status a caller gets for what a handler raised (logged when it is not the caller's doing).
+
+    - FieldViolations: INVALID_ARGUMENT with the field violations.
+    - a Problem: its code and message (and details).
+    - a database data error (a value the database cannot store, e.g. NUL in PostgreSQL text, a
+      constraint): INVALID_ARGUMENT, since asking again would fail again.
+    - any other database error: UNAVAILABLE (retryable).
+    - anything else: INTERNAL, without internals; the stack trace goes to the log.
+    """
+    if isinstance(exc, FieldViolations):
+        return exc.to_status()
+    if isinstance(exc, Problem):
+        return exc.to_status()
+    if isinstance(exc, (DataError, IntegrityError)) or (isinstance(exc, DBAPIError) and _is_data_error(exc)):
+        log.warning("request refused by the database", error=str(exc.orig).splitlines()[0] if exc.orig else "")
+        return status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT, message="the request holds a value that cannot be stored"
+        )
+    if isinstance(exc, DBAPIError):
+        log.warning("database error", error=str(exc).splitlines()[0])
+        return status_pb2.Status(
+            code=code_pb2.UNAVAILABLE, message=f"the {service}'s database is unavailable; try again shortly"
+        )
+    log.error("unexpected error", exc_info=exc)
+    return status_pb2.Status(
+        code=code_pb2.INTERNAL, message=f"the {service} failed unexpectedly; the error is in its log"
+    )

@@ -11,6 +11,8 @@ import json
 
 import grpc
 
+from services.common.limits import string_problem
+
 IDENTITY_HEADER = "x-rh-identity"
 MAX_IDENTITY_BYTES = 8 * 1024
 
@@ -31,11 +33,16 @@ def parse_identity(value: str | bytes | None) -> str:
         document = json.loads(base64.b64decode(value, validate=True))
     except (binascii.Error, ValueError) as exc:
         raise IdentityError(f"{IDENTITY_HEADER} is not base64-encoded JSON") from exc
+    except RecursionError:  # 5,000 '[' fit in the size bound: refused like any other bad header
+        raise IdentityError(f"{IDENTITY_HEADER} is JSON nested too deeply") from None
     identity = document.get("identity") if isinstance(document, dict) else None
     account = identity.get("account_number") if isinstance(identity, dict) else None
     if not isinstance(account, str) or not account.strip() or len(account) > 64:
         raise IdentityError(f"{IDENTITY_HEADER} has no identity.account_number")
-    return account.strip()
+    account = account.strip()
+    if string_problem("account_id", account):
+        raise IdentityError(f"{IDENTITY_HEADER} has an identity.account_number with a control character")
+    return account
 
 
 def encode_identity(account_number: str) -> str:

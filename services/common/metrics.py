@@ -27,8 +27,9 @@ GRPC_LATENCY = Histogram(
 _started_ports: set[int] = set()
 
 
-def serve_metrics(port: int, address: str = "0.0.0.0") -> None:
-    """Starts the /metrics listener once per process (port 0: off)."""
+def serve_metrics(port: int, address: str) -> None:
+    """Starts the /metrics listener on `address` (HOOKS_METRICS_ADDRESS, loopback unless a scraper
+    elsewhere needs it) once per process (port 0: off)."""
     if port and port not in _started_ports:
         start_http_server(port, addr=address)
         _started_ports.add(port)

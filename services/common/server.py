@@ -1,4 +1,5 @@
-"""What every gRPC server of hooks has: health, reflection, interceptors, and a SIGTERM drain.
+"""What every gRPC server of hooks has: health, reflection, interceptors, a SIGTERM drain, and mutual
+TLS when the settings name a certificate (services/common/tls.py).
 
     server = GrpcServer("registry", settings, [(add_XServicer_to_server, servicer, SERVICE_NAME)])
     port = await server.start("127.0.0.1:0")   # tests: port 0 picks a free one
@@ -8,6 +9,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import signal
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,12 +18,16 @@ from typing import Any
 
 import grpc
 import structlog
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
 
-from services.common.logging import get_logger
+from services.common.errors import FieldViolations, status_of_exception
+from services.common.logging import configure_logging, get_logger
 from services.common.metrics import MetricsInterceptor, serve_metrics
 from services.common.settings import CommonSettings
+from services.common.tls import CallerCheck, internal_methods
 
 log = get_logger(__name__)
 
@@ -44,6 +51,96 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
         return await continuation(handler_call_details)
 
 
+class _Undecodable:
+    """What the request deserializer hands on instead of raising: protobuf refused the bytes (nested
+    past its 100-level limit, or malformed). gRPC would answer UNKNOWN with a Python class name."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _undecodable_request() -> FieldViolations:
+    return FieldViolations([("request", "cannot be decoded: it nests too deeply (more than protobuf's 100 levels) or is malformed")])
+
+
+async def _decoded(requests):
+    """A stream's requests, refusing the call as INVALID_ARGUMENT at the first one that cannot be decoded."""
+    async for request in requests:
+        if isinstance(request, _Undecodable):
+            raise _undecodable_request()
+        yield request
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Turns whatever a handler raises into the status `status_of_exception` says, for every method
+    of every service, unary and streaming: one error mapping, never UNKNOWN or a Python name. A request
+    protobuf cannot decode is INVALID_ARGUMENT too, before the handler runs."""
+
+    def __init__(self, service: str):
+        self._service = service
+
+    async def _abort(self, context, exc: BaseException) -> None:
+        status = status_of_exception(exc, self._service, log)
+        await context.abort_with_status(rpc_status.to_status(status))
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        deserialize = handler.request_deserializer
+        if deserialize is not None:
+
+            def tolerant_deserializer(data: bytes):
+                try:
+                    return deserialize(data)
+                except Exception as exc:  # noqa: BLE001 - answered INVALID_ARGUMENT by the handler below
+                    return _Undecodable(exc)
+
+            handler = handler._replace(request_deserializer=tolerant_deserializer)
+        streaming_requests = bool(handler.stream_unary or handler.stream_stream)
+
+        def requests_of(request_or_iterator):
+            if streaming_requests:
+                return _decoded(request_or_iterator)
+            if isinstance(request_or_iterator, _Undecodable):
+                raise _undecodable_request()
+            return request_or_iterator
+
+        if handler.unary_unary or handler.stream_unary:
+            kind = "unary_unary" if handler.unary_unary else "stream_unary"
+            inner = getattr(handler, kind)
+
+            async def unary_response(request_or_iterator, context):
+                try:
+                    return await inner(requests_of(request_or_iterator), context)
+                except (grpc.aio.AbortError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - mapped to a status, logged when unexpected
+                    await self._abort(context, exc)
+
+            return handler._replace(**{kind: unary_response})
+
+        kind = "unary_stream" if handler.unary_stream else "stream_stream"
+        inner = getattr(handler, kind)
+
+        async def streamed_response(request_or_iterator, context):
+            try:
+                result = inner(requests_of(request_or_iterator), context)
+                if inspect.isawaitable(result):
+                    await result
+                else:
+                    async for response in result:
+                        yield response
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status, logged when unexpected
+                await self._abort(context, exc)
+
+        return handler._replace(**{kind: streamed_response})
+
+
 class GrpcServer:
     def __init__(
         self,
@@ -57,9 +154,17 @@ class GrpcServer:
         self.settings = settings
         self.registrations = list(registrations)
         self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
-        self._interceptors = [RequestContextInterceptor(), MetricsInterceptor(), *interceptors]
+        callers = []
+        if settings.tls is not None:
+            internal = internal_methods(service_name for _, _, service_name in self.registrations)
+            callers = [CallerCheck(internal, settings.internal_callers)]
+        self._interceptors = [
+            RequestContextInterceptor(), MetricsInterceptor(), *callers, *interceptors, ErrorMappingInterceptor(name)
+        ]
         self._on_stop = list(on_stop)
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
         self._stopped = asyncio.Event()
         self.port: int | None = None
 
@@ -84,14 +189,32 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         names += [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, self._server)
-        self.port = self._server.add_insecure_port(address)
+        tls = self.settings.tls
+        if tls is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, tls.server_credentials())
         if self.port == 0:
             raise RuntimeError(f"{self.name}: cannot listen on {address}")
+        if self.settings.health_listen_address:
+            await self._start_health_listener(self.settings.health_listen_address)
         await self._server.start()
-        serve_metrics(self.settings.metrics_port)
+        serve_metrics(self.settings.metrics_port, self.settings.metrics_address)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
-        log.info("server started", service=self.name, address=address.rsplit(":", 1)[0], port=self.port)
+        log.info(
+            "server started", service=self.name, address=address.rsplit(":", 1)[0], port=self.port,
+            tls=tls is not None, health_port=self.health_port,
+        )
         return self.port
+
+    async def _start_health_listener(self, address: str) -> None:
+        """A plaintext server with grpc.health.v1 alone (the same statuses), for the kubelet's probes."""
+        self._health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._health_server)
+        self.health_port = self._health_server.add_insecure_port(address)
+        if self.health_port == 0:
+            raise RuntimeError(f"{self.name}: cannot listen for health checks on {address}")
+        await self._health_server.start()
 
     async def _set_health(self, status: int) -> None:
         names = ["", *[name for _, _, name in self.registrations]]
@@ -110,6 +233,8 @@ class GrpcServer:
         for hook in self._on_stop:
             await hook()
         await self._server.stop(grace)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         self._stopped.set()
         log.info("server stopped", service=self.name)
 
@@ -125,3 +250,25 @@ class GrpcServer:
         waiter.cancel()
         stopped.cancel()
         await self.stop()
+
+
+def run_service(
+    make_settings: Callable[[], CommonSettings],
+    build_server: Callable[[Any], Awaitable[GrpcServer]],
+    listen_address: Callable[[Any], str],
+) -> None:
+    """`python -m services.<name>`: the settings from the environment, logging, the server on its
+    address until SIGTERM or SIGINT. Runs on uvloop (bench/bench_pipeline.py at 10,000, two runs each:
+    the sender spent 0.63-0.64 ms of CPU per delivery against 0.70-0.72 on asyncio's loop, and the
+    pipeline delivered 8-10 % more a second), and freezes what start-up made out of the cyclic
+    garbage collector's way (gc.freeze: a service's long-lived objects are never garbage)."""
+
+    async def main() -> None:
+        settings = make_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        server = await build_server(settings)
+        await server.start(listen_address(settings))
+        gc.freeze()
+        await server.wait()
+
+    uvloop.run(main())

@@ -5,9 +5,13 @@ Every variable has the prefix HOOKS_; the README's table lists them all (a test 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.tls import TlsFiles
 
 
 class CommonSettings(BaseSettings):
@@ -23,12 +27,44 @@ class CommonSettings(BaseSettings):
     grpc_max_message_bytes: int = 4 * 1024 * 1024
     #: Port of the Prometheus /metrics endpoint; 0 turns it off.
     metrics_port: int = 0
+    #: Address the /metrics endpoint binds to: loopback unless a scraper elsewhere needs it (k8s: 0.0.0.0).
+    metrics_address: str = "127.0.0.1"
     #: Where clients reach the registry (gRPC target, e.g. dns:///registry:50051).
     registry_target: str = "127.0.0.1:50051"
     #: Where the matcher reaches the senders; dns:///sender-headless:50052 balances over replicas.
     sender_target: str = "127.0.0.1:50052"
     #: Where clients reach the matcher.
     matcher_target: str = "127.0.0.1:50053"
+
+    # Mutual TLS between hooks' processes (services/common/tls.py, SECURITY.md): all three files or none.
+    #: PEM certificate of this process (cert-manager's tls.crt); with the key and CA it turns on mutual TLS for its gRPC server and channels. Empty: plaintext.
+    tls_cert_file: str = ""
+    #: PEM private key of that certificate (tls.key).
+    tls_key_file: str = ""
+    #: PEM CA that signs hooks' certificates (ca.crt): servers accept only clients it signed, clients only servers it signed.
+    tls_ca_file: str = ""
+    #: Certificate names (DNS SAN or common name), comma-separated, that may call the internal RPCs (route resolution, delivery targets, RegisterApplication, Deliver); empty: any certificate of the CA.
+    tls_internal_callers: str = ""
+    #: host:port of a plaintext listener that answers grpc.health.v1 only, for probes that cannot present a certificate (the kubelet's gRPC probes); empty: none.
+    health_listen_address: str = ""
+
+    @model_validator(mode="after")
+    def _tls_files_together(self):
+        given = [bool(self.tls_cert_file), bool(self.tls_key_file), bool(self.tls_ca_file)]
+        if any(given) and not all(given):
+            raise ValueError("HOOKS_TLS_CERT_FILE, HOOKS_TLS_KEY_FILE and HOOKS_TLS_CA_FILE go together")
+        return self
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The certificate files, or None when mutual TLS is off."""
+        if not self.tls_cert_file:
+            return None
+        return TlsFiles(Path(self.tls_cert_file), Path(self.tls_key_file), Path(self.tls_ca_file))
+
+    @property
+    def internal_callers(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.tls_internal_callers.split(",") if name.strip())
 
 
 class KafkaSettings(BaseSettings):

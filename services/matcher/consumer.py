@@ -1,11 +1,17 @@
 """The consumer loop of `hooks.outbox`: many messages in flight, offsets stored as per-partition watermarks.
 
 confluent-kafka blocks, so `consume` runs in a thread and hands each batch to the event loop, where
-every message becomes a task: validate -> resolve routes -> hand to a sender (until acknowledged) or
-dead-letter. Offsets are stored (`enable.auto.offset.store=False`, auto-commit on) only up to the lowest
-message still in flight of each partition, so a crash re-reads what was not done and nothing else.
+every message becomes a task: validate -> resolve routes (and check the event type's JSON Schema,
+services.matcher.schemas) -> hand to a sender (until acknowledged) or dead-letter. Offsets are stored
+(`enable.auto.offset.store=False`, auto-commit on) only up to the lowest message still in flight of each
+partition, so a crash re-reads what was not done and nothing else.
 At `matcher_max_in_flight` it takes no more until half of them are done; if that takes longer than
 PAUSE_AFTER_SECONDS, the partitions are paused so that the group is still served meanwhile.
+
+A registry or sender outage is waited out; a message that keeps failing on its own while others get
+through is dead-lettered after OWN_FAILURES_LIMIT tries (services.matcher.poison). While it is tried
+again it does not count against `matcher_max_in_flight` (up to as many such messages again), so
+poisons cannot stop the messages behind them.
 """
 
 from __future__ import annotations
@@ -16,22 +22,26 @@ import uuid
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.rpc import code_pb2
-from hooks.sender.v1 import deliveries_pb2
 
+from hooks.sender.v1 import deliveries_pb2
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.matcher import metrics
 from services.matcher.dead_letters import DeadLetters
 from services.matcher.events import identity_of, new_traceparent, to_event
 from services.matcher.offsets import PartitionWatermark, Watermarks
-from services.matcher.routes import RegistryRejected, RouteCache, backoff_delays
-from services.matcher.senders import SenderPool
+from services.matcher.poison import OwnFailures
+from services.matcher.routes import RegistryFailed, RegistryRejected, Resolution, RouteCache, backoff_delays
+from services.matcher.schemas import SchemaValidators
+from services.matcher.senders import SenderPool, SenderUnavailable, Unsendable
 from services.matcher.settings import MatcherSettings
 from services.matcher.validation import (
     INVALID_VALUE,
     PROCESSING_ERROR,
     REJECTED_BY_REGISTRY,
     REJECTED_BY_SENDER,
+    TOO_LARGE,
+    UNDELIVERABLE,
     IncomingMessage,
     Rejected,
     parse_message,
@@ -55,6 +65,9 @@ def consumer_config(settings: MatcherSettings, kafka: KafkaSettings) -> dict[str
         "auto.offset.reset": "earliest",
         "session.timeout.ms": session,
         "heartbeat.interval.ms": max(100, min(3000, session // 3)),
+        # How long the broker may hold a fetch while there is nothing new: a broker that answers only
+        # at the end of it (the embedded one) delays every message in a quiet moment by up to this.
+        "fetch.wait.max.ms": max(1, settings.matcher_fetch_wait_max_ms),
         # librdkafka's statistics feed hooks_matcher_consumer_lag (see services.matcher.metrics).
         "statistics.interval.ms": max(0, settings.matcher_stats_interval_ms),
     }
@@ -78,15 +91,21 @@ class OutboxConsumer:
         routes: RouteCache,
         senders: SenderPool,
         dead_letters: DeadLetters,
+        *,
+        schemas: SchemaValidators,
     ):
+        """`schemas` checks each message against its event type's JSON Schema (services.matcher.schemas)."""
         self._settings = settings
         self._kafka = kafka
         self._routes = routes
+        self._schemas = schemas
         self._senders = senders
         self._dead_letters = dead_letters
         self._max_in_flight = max(1, settings.matcher_max_in_flight)
         self._watermarks = Watermarks()
         self._tasks: set[asyncio.Task] = set()
+        #: Tasks of messages that failed on their own (services.matcher.poison) and are being tried again.
+        self._suspects: set[asyncio.Task] = set()
         self._room = asyncio.Event()
         self._paused = False
         self._stopping = False
@@ -170,8 +189,16 @@ class OutboxConsumer:
             log.debug("offsets not stored", error=str(exc))
 
     def _consume(self, consumer: Consumer, count: int, timeout: float) -> list[Message]:
+        """Up to `count` messages, waiting at most `timeout` for the first one only: librdkafka's
+        consume(count, timeout) waits until `count` arrived or the timeout passed, so at ordinary load
+        every message waited out the timeout for a batch to fill. Here a batch is what has arrived
+        already. (A message produced right after a registry change is still routed by it: the
+        registry's write returns only once its change streams sent the change, services.registry.change_log.)"""
         self._store_offsets(consumer)
-        return consumer.consume(count, timeout)
+        messages = consumer.consume(1, timeout)
+        if messages and count > 1:
+            messages.extend(consumer.consume(count - 1, 0))
+        return messages
 
     @staticmethod
     def _commit(consumer: Consumer) -> None:
@@ -187,6 +214,21 @@ class OutboxConsumer:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def _occupied(self) -> int:
+        """The in-flight messages that count against `matcher_max_in_flight`: a suspect (one that
+        failed on its own and is tried again) does not, up to as many suspects again, so that poisons
+        never take the room of the messages whose successes tell them from an outage."""
+        return len(self._tasks) - min(len(self._suspects), self._max_in_flight)
+
+    def _suspect(self) -> None:
+        """The current message failed on its own: it no longer takes the room of a new one."""
+        task = asyncio.current_task()
+        if task is not None and task in self._tasks and task not in self._suspects:
+            self._suspects.add(task)
+            if self._occupied <= self._max_in_flight // 2:
+                self._room.set()
+
     # -- the loop --------------------------------------------------------------------------------
 
     async def _consume_forever(self) -> None:
@@ -195,7 +237,7 @@ class OutboxConsumer:
         batch_size = max(1, self._settings.matcher_consume_batch_size)
         while not self._stopping:
             try:
-                room = self._max_in_flight - len(self._tasks)
+                room = self._max_in_flight - self._occupied
                 if room <= 0:
                     await self._wait_for_room(consumer)
                     continue
@@ -210,7 +252,7 @@ class OutboxConsumer:
                             log.warning("consume error", error=str(error))
                         continue
                     self._begin(message)
-            except Exception:  # noqa: BLE001 - the loop must go on
+            except Exception:
                 log.exception("consumer loop error")
                 await asyncio.sleep(1)
 
@@ -222,7 +264,7 @@ class OutboxConsumer:
         try:
             await asyncio.wait_for(self._room.wait(), PAUSE_AFTER_SECONDS if not self._paused else 1.0)
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             self._store_offsets(consumer)  # no consume call is running now: this does not block
@@ -247,8 +289,9 @@ class OutboxConsumer:
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
+        self._suspects.discard(task)
         metrics.IN_FLIGHT.dec()
-        if len(self._tasks) <= self._max_in_flight // 2:
+        if self._occupied <= self._max_in_flight // 2:
             self._room.set()
 
     async def _handle(self, message: Message, state: PartitionWatermark) -> None:
@@ -261,7 +304,7 @@ class OutboxConsumer:
                 await self._process(message)
         except asyncio.CancelledError:
             return  # not done: its offset is not stored
-        except Exception as exc:  # noqa: BLE001 - a bug must not stall the partition nor lose the message
+        except Exception as exc:
             log.exception("message processing failed", topic=message.topic(), offset=message.offset())
             await self._reject(message, Rejected(PROCESSING_ERROR, f"the matcher failed on the message: {exc}"))
         self._watermarks.finish(state, message.offset())  # stored by the consumer's thread
@@ -285,54 +328,107 @@ class OutboxConsumer:
             await self._route(message, incoming, identity, traceparent)
 
     async def _route(self, message: Message, incoming: IncomingMessage, identity: str, traceparent: str) -> None:
-        """Resolves the message's routes and hands it to a sender until one acknowledges it."""
+        """Resolves the message's routes and hands it to a sender until one acknowledges it; a stage
+        that gives up on it raises Rejected, and it is dead-lettered."""
         try:
-            event = to_event(incoming, identity)
-        except Exception as exc:  # noqa: BLE001 - e.g. a number JSON allows and protobuf does not
-            await self._reject(message, Rejected(INVALID_VALUE, f"field 'message' cannot be carried: {exc}", "message"))
-            return
-        delays = backoff_delays(maximum=self._settings.matcher_max_backoff_seconds)
-        avoid: int | None = None
-        while True:
-            # Routes are resolved again on every attempt: a change meanwhile (an endpoint deleted) counts.
             try:
-                resolution = await self._routes.resolve(
-                    incoming.account_id, incoming.application, incoming.event_type, incoming.level
-                )
-            except RegistryRejected as exc:
-                await self._reject(message, Rejected(REJECTED_BY_REGISTRY, f"the registry rejected the message: {exc}"))
-                return
-            if not resolution.registered:
-                await self._reject(
-                    message,
-                    unregistered(resolution.reason, incoming.application, incoming.event_type, incoming.level),
-                )
-                return
-            if not resolution.endpoint_ids:
-                self.counters.unrouted += 1
-                metrics.MESSAGES_UNROUTED.inc()
-                log.debug("message has no route")
-                return
-            request = deliveries_pb2.DeliverRequest(
-                request_id=uuid.uuid4().hex,
-                event=event,
-                endpoint_ids=resolution.endpoint_ids,
-                traceparent=traceparent,
+                event = to_event(incoming, identity)
+            except Exception as exc:  # noqa: BLE001 - e.g. a value protobuf cannot hold
+                raise Rejected(INVALID_VALUE, f"field 'message' cannot be carried: {exc}", "message") from None
+            trial = _Trial(self._routes, self._senders, self._settings.matcher_max_backoff_seconds, message.partition())
+            while True:
+                # Routes are resolved again on every attempt: a change meanwhile (an endpoint deleted) counts.
+                resolution = await self._resolve(incoming, trial)
+                if resolution is not None:
+                    if not resolution.endpoint_ids:
+                        self.counters.unrouted += 1
+                        metrics.MESSAGES_UNROUTED.inc()
+                        log.debug("message has no route")
+                        return
+                    if await self._hand_off(event, resolution, traceparent, trial):
+                        return
+                await trial.pause()
+        except Rejected as rejected:
+            await self._reject(message, rejected)
+
+    async def _resolve(self, incoming: IncomingMessage, trial: _Trial) -> Resolution | None:
+        """The message's routes, once it matches its event type's schema; None to ask again (the registry
+        failed on it, not for the first OWN_FAILURES_LIMIT times); raises Rejected when there is nothing
+        to deliver it to, or it breaks the schema."""
+        key = (incoming.account_id, incoming.application, incoming.event_type, incoming.level)
+        try:
+            resolution = await self._routes.resolve(*key)
+            # A schema version not compiled yet is asked of the registry: its failures count as the question's.
+            await self._schemas.check(key, resolution.schema_version, incoming.message)
+        except RegistryRejected as exc:
+            raise Rejected(REJECTED_BY_REGISTRY, f"the registry rejected the message: {exc}") from None
+        except RegistryFailed as exc:
+            self._suspect()
+            if trial.registry.failed():
+                raise Rejected(
+                    REJECTED_BY_REGISTRY,
+                    f"the registry kept failing on this message ({exc}) while answering others: "
+                    f"{trial.registry.count} failures of its own",
+                ) from None
+            log.warning("the registry failed on the message; asking again", problem=str(exc), own_failures=trial.registry.count)
+            return None
+        if not resolution.registered:
+            raise unregistered(
+                resolution.unregistered, resolution.reason, incoming.application, incoming.event_type, incoming.level
             )
-            index, response, failure = await self._senders.deliver_once(request, avoid)
-            if response is not None:
-                self.counters.delivered += 1
-                metrics.MESSAGES_ROUTED.inc()
-                metrics.DELIVERIES_HANDED.inc(len(request.endpoint_ids))
-                log.info("message handed to a sender", endpoints=len(request.endpoint_ids))
-                return
-            assert failure is not None
-            if failure.code == code_pb2.INVALID_ARGUMENT:
-                await self._reject(message, Rejected(REJECTED_BY_SENDER, f"the sender rejected the message: {failure}"))
-                return
-            self.counters.resent += 1
-            metrics.RESENDS.inc()
-            avoid = index
-            delay = next(delays)
-            log.warning("delivery not acknowledged; sending again", id=identity, problem=str(failure), retry_in=round(delay, 2))
-            await asyncio.sleep(delay)
+        return resolution
+
+    async def _hand_off(self, event, resolution: Resolution, traceparent: str, trial: _Trial) -> bool:
+        """Hands the event to a sender for every endpoint at once: True once acknowledged, False to send
+        it again; raises Rejected when that would not help."""
+        request = deliveries_pb2.DeliverRequest(
+            request_id=uuid.uuid4().hex, event=event, endpoint_ids=resolution.endpoint_ids, traceparent=traceparent
+        )
+        index, response, failure = await self._senders.deliver_once(
+            request, trial.avoid, alone=trial.suspect, affinity=trial.partition
+        )
+        if response is not None:
+            self.counters.delivered += 1
+            metrics.MESSAGES_ROUTED.inc()
+            metrics.DELIVERIES_HANDED.inc(len(request.endpoint_ids))
+            log.info("message handed to a sender", endpoints=len(request.endpoint_ids))
+            return True
+        if isinstance(failure, Unsendable):
+            raise Rejected(TOO_LARGE if failure.too_large else INVALID_VALUE, f"the message cannot be sent to a sender: {failure}")
+        assert isinstance(failure, SenderUnavailable)
+        if failure.code == code_pb2.INVALID_ARGUMENT:
+            raise Rejected(REJECTED_BY_SENDER, f"the sender rejected the message: {failure}")
+        self.counters.resent += 1
+        metrics.RESENDS.inc()
+        trial.avoid = index
+        if not failure.outage:
+            self._suspect()
+            trial.suspect = True
+            if trial.senders.failed():
+                raise Rejected(
+                    UNDELIVERABLE,
+                    f"the senders kept refusing this message while accepting others: {trial.senders.count} "
+                    f"failures of its own, the last: {failure}",
+                )
+        log.warning("delivery not acknowledged; sending again", problem=str(failure), own_failures=trial.senders.count)
+        return False
+
+
+class _Trial:
+    """One message's way through the registry and the senders: the backoff between tries, its own
+    failures at each (services.matcher.poison), and how the next hand-off goes."""
+
+    def __init__(self, routes: RouteCache, senders: SenderPool, max_backoff: float, partition: int):
+        self._delays = backoff_delays(maximum=max_backoff)
+        #: The message's partition: one partition's messages go to the senders on one stream, in order
+        #: (so that an ORDERED endpoint gets them in the order they were produced to the partition).
+        self.partition = partition
+        self.registry = OwnFailures(routes.answers)
+        self.senders = OwnFailures(senders.acknowledged)
+        #: The stream that failed last (the next hand-off prefers another).
+        self.avoid: int | None = None
+        #: A sender failed on it with a code that is not an outage's: hand it off on a call of its own from now on.
+        self.suspect = False
+
+    async def pause(self) -> None:
+        await asyncio.sleep(next(self._delays))

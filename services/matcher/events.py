@@ -3,14 +3,13 @@ incoming JSON shape (what PublishMessage puts on the topic)."""
 
 from __future__ import annotations
 
-import json
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from hooks.events.v1 import event_pb2
 
+from hooks.events.v1 import event_pb2
 from services.matcher.validation import IncomingMessage
 
 
@@ -27,7 +26,7 @@ def to_value(value: Any) -> struct_pb2.Value:
 
 def to_event(message: IncomingMessage, identity: str) -> event_pb2.Event:
     timestamp = timestamp_pb2.Timestamp()
-    timestamp.FromDatetime(message.timestamp.astimezone(timezone.utc))
+    timestamp.FromDatetime(message.timestamp.astimezone(UTC))
     return event_pb2.Event(
         id=identity,
         application=message.application,
@@ -37,23 +36,6 @@ def to_event(message: IncomingMessage, identity: str) -> event_pb2.Event:
         timestamp=timestamp,
         message=to_value(message.message),
     )
-
-
-def incoming_json(
-    *, identity: str, application: str, event_type: str, level: str, account_id: str, timestamp: datetime, message: Any
-) -> bytes:
-    """The message in the incoming format of `hooks.outbox` (RFC 3339 timestamp in UTC)."""
-    stamp = timestamp.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    document = {
-        "id": identity,
-        "application": application,
-        "event_type": event_type,
-        "level": level,
-        "account_id": account_id,
-        "timestamp": stamp,
-        "message": message,
-    }
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def new_traceparent() -> str:

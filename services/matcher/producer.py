@@ -13,6 +13,10 @@ from services.common.logging import get_logger
 log = get_logger(__name__)
 
 
+#: librdkafka's default `message.max.bytes`: the largest record the producer sends.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+
+
 class AsyncProducer:
     def __init__(self, config: dict[str, str]):
         self._producer = Producer(
@@ -23,6 +27,8 @@ class AsyncProducer:
                 "message.timeout.ms": 30_000,
             }
         )
+        #: The largest record this producer sends (its `message.max.bytes`); a broker may take less.
+        self.max_message_bytes = int(config.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="matcher-producer-poll", daemon=True)
         self._thread.start()
@@ -38,7 +44,8 @@ class AsyncProducer:
         key: bytes | str | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> Message:
-        """Produces one record and waits for the broker's acknowledgement."""
+        """Produces one record and waits for the broker's acknowledgement; raises KafkaException (also
+        at once, for a record larger than `max_message_bytes`)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Message] = loop.create_future()
 

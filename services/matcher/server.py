@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 
 from hooks.matcher.v1 import matcher_pb2, matcher_pb2_grpc
-
 from services.common.broker import ensure_topics
 from services.common.channels import channel
 from services.common.logging import get_logger
@@ -23,6 +22,7 @@ from services.matcher.consumer import OutboxConsumer
 from services.matcher.dead_letters import DeadLetters
 from services.matcher.producer import AsyncProducer
 from services.matcher.routes import RouteCache
+from services.matcher.schemas import SchemaValidators
 from services.matcher.senders import SenderPool
 from services.matcher.servicer import MatcherServicer
 from services.matcher.settings import MatcherSettings
@@ -33,20 +33,22 @@ SERVICE_NAME = matcher_pb2.DESCRIPTOR.services_by_name["MatcherService"].full_na
 
 
 class Matcher:
-    """Everything the matcher holds besides the gRPC server: channels, route cache, sender streams,
-    producer, and the consumer."""
+    """Everything the matcher holds besides the gRPC server: channels, route cache, compiled schemas,
+    sender streams, producer, and the consumer."""
 
     def __init__(self, settings: MatcherSettings, kafka: KafkaSettings):
         self.settings = settings
         self.kafka = kafka
-        self.registry_channel = channel(settings.registry_target)
-        self.sender_channel = channel(settings.sender_target, settings.grpc_max_message_bytes)
+        self.registry_channel = channel(settings.registry_target, tls=settings.tls)
+        self.sender_channel = channel(settings.sender_target, settings.grpc_max_message_bytes, tls=settings.tls)
         self.routes = RouteCache(self.registry_channel, max_backoff=settings.matcher_max_backoff_seconds)
+        self.schemas = SchemaValidators(self.routes)
         self.senders = SenderPool(
             self.sender_channel,
             streams=settings.matcher_sender_streams,
             timeout=settings.matcher_deliver_timeout_seconds,
             max_backoff=settings.matcher_max_backoff_seconds,
+            max_message_bytes=settings.grpc_max_message_bytes,
         )
         self.producer = AsyncProducer(kafka.client_config())
         self.consumer = OutboxConsumer(
@@ -55,6 +57,7 @@ class Matcher:
             self.routes,
             self.senders,
             DeadLetters(self.producer, kafka.dlq_topic, settings.matcher_max_backoff_seconds),
+            schemas=self.schemas,
         )
         self._started = False
 
@@ -116,5 +119,7 @@ async def build_server(settings: MatcherSettings, kafka: KafkaSettings | None = 
             ensure_topics, kafka.client_config(), [kafka.topic, kafka.dlq_topic], kafka.topic_partitions
         )
     matcher = Matcher(settings, kafka)
-    servicer = MatcherServicer(matcher.routes, matcher.producer, kafka, settings.matcher_max_message_bytes)
+    servicer = MatcherServicer(
+        matcher.routes, matcher.producer, kafka, settings.matcher_max_message_bytes, schemas=matcher.schemas
+    )
     return MatcherServer(settings, matcher, servicer)

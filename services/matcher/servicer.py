@@ -2,26 +2,32 @@
 
 Both are scoped to the caller's account (x-rh-identity) and check, like the consumer does, that the
 application, event type and level are registered (INVALID_ARGUMENT naming the field when not).
+PublishMessage enforces the limits the consumer does (services.common.limits: names and ids, and a
+`message` within the nesting depth, with finite numbers) and the event type's JSON Schema
+(services.matcher.schemas: INVALID_ARGUMENT naming `message` and the JSON pointer of the first error),
+so what it accepts is never dead-lettered for them; the gateway's POST /api/hooks/v1/messages is this call.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 from google.protobuf import json_format
+
 from hooks.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from hooks.registry.v1 import routing_pb2
-
+from hooks_client.envelope import Rejected, incoming_json
 from services.common.errors import FieldViolations, abort, abort_invalid
 from services.common.identity import require_account
+from services.common.limits import json_value_problem, string_problem
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
-from services.matcher.events import incoming_json
 from services.matcher.producer import AsyncProducer
-from services.matcher.routes import RouteCache
-from services.matcher.validation import string_problem, unregistered
+from services.matcher.routes import RegistryFailed, RegistryRejected, RouteCache
+from services.matcher.schemas import SchemaValidators
+from services.matcher.validation import unregistered
 
 log = get_logger(__name__)
 
@@ -30,28 +36,47 @@ def _check_names(request, violations: FieldViolations) -> None:
     for field in ("application", "event_type", "level"):
         problem = string_problem(field, getattr(request, field))
         if problem:
-            violations.add(field, problem[1])
+            violations.add(field, problem)
 
 
 class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
-    def __init__(self, routes: RouteCache, producer: AsyncProducer, kafka: KafkaSettings, max_message_bytes: int):
+    def __init__(
+        self,
+        routes: RouteCache,
+        producer: AsyncProducer,
+        kafka: KafkaSettings,
+        max_message_bytes: int,
+        *,
+        schemas: SchemaValidators,
+    ):
+        """`schemas` checks a published message against its event type's JSON Schema, as the consumer does."""
         self._routes = routes
+        self._schemas = schemas
         self._producer = producer
         self._kafka = kafka
         self._max_message_bytes = max_message_bytes
 
     async def _registered_routes(
-        self, context: grpc.aio.ServicerContext, account: str, application: str, event_type: str, level: str
+        self,
+        context: grpc.aio.ServicerContext,
+        account: str,
+        application: str,
+        event_type: str,
+        level: str,
+        *,
+        with_endpoints: bool = False,
     ) -> routing_pb2.ResolveRoutesResponse:
         """The registry's uncached answer; INVALID_ARGUMENT naming the field when something is not registered."""
         try:
-            response = await self._routes.resolve_uncached(account, application, event_type, level)
+            response = await self._routes.resolve_uncached(
+                account, application, event_type, level, with_endpoints=with_endpoints
+            )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 await abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.details() or "invalid request")
             await abort(context, grpc.StatusCode.UNAVAILABLE, "the registry is unavailable; try again")
         if not response.registered:
-            rejected = unregistered(response.reason, application, event_type, level)
+            rejected = unregistered(response.unregistered, response.reason, application, event_type, level)
             await abort_invalid(context, [(rejected.field, rejected.description)])
         return response
 
@@ -62,33 +87,47 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         if request.id:
             problem = string_problem("id", request.id)
             if problem:
-                violations.add("id", problem[1])
+                violations.add("id", problem)
+        message = None
         if not request.HasField("message"):
             violations.add("message", "field 'message' is required (any JSON value)")
+        else:
+            try:
+                message = json_format.MessageToDict(request.message)
+            except (ValueError, TypeError, RecursionError):  # e.g. NaN or Infinity, which JSON cannot hold
+                violations.add("message", "field 'message' is not a JSON value: numbers must be finite")
+            else:
+                problem = json_value_problem(message)
+                if problem:
+                    violations.add("message", problem)
         if request.HasField("timestamp"):
             try:
-                timestamp = request.timestamp.ToDatetime(tzinfo=timezone.utc)
+                timestamp = request.timestamp.ToDatetime(tzinfo=UTC)
             except (ValueError, OverflowError):
                 violations.add("timestamp", "field 'timestamp' is out of range")
         else:
-            timestamp = datetime.now(timezone.utc)
+            timestamp = datetime.now(UTC)
         if violations:
             await abort_invalid(context, violations)
-        await self._registered_routes(context, account, request.application, request.event_type, request.level)
+        key = (account, request.application, request.event_type, request.level)
+        routes = await self._registered_routes(context, *key)
         identity = request.id or str(uuid.uuid4())
-        body = incoming_json(
-            identity=identity,
-            application=request.application,
-            event_type=request.event_type,
-            level=request.level,
-            account_id=account,
-            timestamp=timestamp,
-            message=json_format.MessageToDict(request.message),
-        )
-        if len(body) > self._max_message_bytes:
-            await abort_invalid(
-                context, [("message", f"the message is {len(body)} bytes, larger than the limit of {self._max_message_bytes}")]
+        try:
+            await self._schemas.check(key, routes.schema_version, message)
+            body = incoming_json(
+                identity=identity,
+                application=request.application,
+                event_type=request.event_type,
+                level=request.level,
+                account_id=account,
+                timestamp=timestamp,
+                message=message,
+                max_bytes=self._max_message_bytes,
             )
+        except Rejected as rejected:  # the schema, the envelope's own rules (size...): what the consumer would refuse
+            await abort_invalid(context, [(rejected.field or "message", rejected.description)])
+        except (RegistryRejected, RegistryFailed):  # asking for a schema not compiled yet
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "the registry is unavailable; try again")
         try:
             record = await self._producer.produce(self._kafka.topic, body, key=account.encode())
         except Exception as exc:  # noqa: BLE001 - the broker did not acknowledge it
@@ -105,5 +144,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         _check_names(request, violations)
         if violations:
             await abort_invalid(context, violations)
-        response = await self._registered_routes(context, account, request.application, request.event_type, request.level)
+        response = await self._registered_routes(
+            context, account, request.application, request.event_type, request.level, with_endpoints=True
+        )
         return matcher_pb2.MatchMessageResponse(routes=response.routes)

@@ -14,7 +14,9 @@ class MatcherSettings(CommonSettings):
     matcher_session_timeout_ms: int = 10_000
     #: Most messages being validated, routed and handed to senders at once; consumption pauses above it.
     matcher_max_in_flight: int = 1_000
-    #: Most messages one consume call returns.
+    #: Longest time (ms) the broker may hold a fetch waiting for new messages (librdkafka's fetch.wait.max.ms; its default is 500).
+    matcher_fetch_wait_max_ms: int = 10
+    #: Most messages one consume call returns (those already fetched: it waits only for the first).
     matcher_consume_batch_size: int = 500
     #: Largest incoming message (bytes); larger ones are dead-lettered as too_large.
     matcher_max_message_bytes: int = 256 * 1024

@@ -8,6 +8,13 @@ touched, and wakes the streams waiting for news. It is woken by
 - and otherwise a poll every `registry_change_poll_seconds` (also the safety net when the LISTEN
   connection is down; with it up, polls are 20 times rarer).
 
+A write returns only once every change stream open on this replica has sent its changes (at most
+STREAMED_WITHIN seconds; a stream that is slower does not hold writes up longer), so a follower
+connected here (the matcher's route cache, the sender's endpoint cache) has been told of a change
+before its author can act on it: a message produced right after a filter change is routed by the
+new filter, although the matcher takes each message as soon as it arrives. A follower connected to
+another replica hears of it through NOTIFY, a few milliseconds later.
+
 It also prunes rows older than the retention in the background, remembering the highest pruned
 sequence so a stream asking for older changes is told it missed some (OUT_OF_RANGE) instead of
 silently skipping them.
@@ -17,21 +24,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import make_url
 
+from services.common.errors import OutOfRange
 from services.common.logging import get_logger
 from services.registry.database import NOTIFY_CHANNEL, ChangeNote, Database
 from services.registry.models import Change, ChangeLogState, utcnow
-from services.registry.problems import OutOfRange
 
 log = get_logger(__name__)
 
 READ_BATCH = 500
+#: Longest a write waits for this replica's change streams to have sent it (seconds).
+STREAMED_WITHIN = 1.0
 
 
 class ChangeFollower:
@@ -55,12 +64,16 @@ class ChangeFollower:
         self._tasks: list[asyncio.Task] = []
         self._listener: asyncpg.Connection | None = None
         self._closing = False
+        #: Each open change stream (WatchChanges) -> the last sequence it has sent.
+        self._streams: dict[object, int] = {}
+        self._streamed = asyncio.Condition()
 
     # ---- lifecycle
 
     async def start(self) -> None:
         self.known_sequence = await self.current_sequence()
         self.database.committed_listeners.append(lambda _changes: self.wake())
+        self.database.published = self.until_streamed
         self._tasks.append(asyncio.create_task(self._follow(), name="registry-change-follower"))
         self._tasks.append(asyncio.create_task(self._prune_forever(), name="registry-change-pruner"))
         if not self.database.is_sqlite:
@@ -79,6 +92,8 @@ class ChangeFollower:
         self._tasks.clear()
         async with self._advanced:
             self._advanced.notify_all()
+        async with self._streamed:
+            self._streamed.notify_all()
 
     @property
     def closing(self) -> bool:
@@ -127,6 +142,42 @@ class ChangeFollower:
                 async with asyncio.timeout(timeout):
                     await self._advanced.wait_for(lambda: self.known_sequence > sequence or self._closing)
 
+    # ---- the streams, and writes waiting for them
+
+    @contextlib.asynccontextmanager
+    async def stream(self, after_sequence: int) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+        """An open change stream starting after `after_sequence`; call what it yields with each
+        sequence once it has been sent."""
+        token = object()
+        self._streams[token] = after_sequence
+
+        async def sent(sequence: int) -> None:
+            async with self._streamed:
+                self._streams[token] = sequence
+                self._streamed.notify_all()
+
+        try:
+            yield sent
+        finally:
+            del self._streams[token]
+            async with self._streamed:
+                self._streamed.notify_all()
+
+    async def until_streamed(self, sequence: int, timeout: float = STREAMED_WITHIN) -> None:
+        """Returns once every change stream open now has sent the changes up to `sequence` (or closed),
+        or after `timeout` seconds."""
+        waiting_on = [token for token, sent in self._streams.items() if sent < sequence]
+        if not waiting_on:
+            return
+
+        def done() -> bool:
+            return self._closing or all(self._streams.get(token, sequence) >= sequence for token in waiting_on)
+
+        async with self._streamed:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._streamed.wait_for(done)
+
     # ---- the follower
 
     async def _follow(self) -> None:
@@ -165,7 +216,7 @@ class ChangeFollower:
             connection: asyncpg.Connection | None = None
             try:
                 connection = await asyncpg.connect(dsn, timeout=10)
-                connection.add_termination_listener(lambda _conn: lost.set())
+                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await connection.add_listener(NOTIFY_CHANNEL, lambda *_args: self.wake())
                 self._listener = connection
                 self.wake()  # catch up on anything committed while not listening

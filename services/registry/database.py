@@ -10,7 +10,7 @@ endpoints and filters, applications starting), so serialising them costs nothing
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -43,6 +43,8 @@ class Write:
 
     session: AsyncSession
     changes: list[ChangeNote] = field(default_factory=list)
+    #: The change-log sequence of its last change, once committed (0: it changed nothing).
+    sequence: int = 0
 
     def record(self, kind: str, resource_id: str, account_id: str = "") -> None:
         note = ChangeNote(kind, resource_id, account_id)
@@ -59,6 +61,9 @@ class Database:
         self._write_lock = asyncio.Lock()
         #: Called after a write commits, with what it changed (cache invalidation, waking followers).
         self.committed_listeners: list[Callable[[list[ChangeNote]], None]] = []
+        #: Awaited after a write commits (outside the write lock), with its sequence, before the write
+        #: returns: the change follower waits there until this replica's change streams have sent it.
+        self.published: Callable[[int], Awaitable[None]] | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -85,15 +90,18 @@ class Database:
                                 for c in unit.changes
                             ],
                         )
+                        # Writes are serialised: the newest sequence is this write's last.
+                        unit.sequence = (await session.execute(select(func.max(Change.sequence)))).scalar_one()
                         if not self.is_sqlite:
-                            newest = (await session.execute(select(func.max(Change.sequence)))).scalar_one()
                             await session.execute(
                                 text("SELECT pg_notify(:channel, :payload)"),
-                                {"channel": NOTIFY_CHANNEL, "payload": str(newest)},
+                                {"channel": NOTIFY_CHANNEL, "payload": str(unit.sequence)},
                             )
         if unit.changes:
             for listener in self.committed_listeners:
                 listener(unit.changes)
+            if self.published is not None:
+                await self.published(unit.sequence)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -4,34 +4,68 @@ Every read and write is scoped to the caller's account; another account's endpoi
 exactly like one that does not exist. Secrets are write-only: generated when not given, accepted
 when given in the Standard Webhooks shape, and only their last four characters are ever shown.
 On update, an empty `secret` keeps the current one, unless the mask names `secret` explicitly:
-then a new one is generated (rotation).
+then a new one is generated. Replacing the secret either way is a rotation: the one replaced keeps
+signing deliveries beside the new one for the operator's grace period (EndpointPolicy), as Svix does;
+rotating again within it drops the older one at once (one previous secret at most).
+
+Header values are secrets too: written, never shown (`header_hints`). On update the mask path
+`headers` replaces the whole set; `headers.<name>` paths change only the headers they name (set from
+the request's map, or removed when it lacks them), so a caller keeps a value without sending it again;
+with an empty mask, an empty map keeps the headers as they are (as an empty `secret` keeps the secret).
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
+from google.protobuf import field_mask_pb2
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from google.protobuf import field_mask_pb2
 from hooks.registry.v1 import endpoints_pb2
-from services.common.errors import FieldViolations
+from services.common.errors import AlreadyExists, FieldViolations, NotFound
 from services.registry.database import ENDPOINT, FILTER, Database
+from services.registry.endpoint_policy import EndpointPolicy
 from services.registry.models import Endpoint, Filter, FilterEndpoint, utcnow
 from services.registry.page_tokens import decode_page_token, encode_page_token, page_size_of
-from services.registry.problems import AlreadyExists, NotFound, raise_if
+from services.registry.quotas import Quotas
 from services.registry.signing_secrets import generate_secret, normalize_secret
 from services.registry.validation import (
     ENDPOINT_TYPES,
+    HEADER_NAME,
     MAX_ENDPOINT_NAME,
-    MAX_ID,
+    MAX_HEADER_NAME,
     check_endpoint_fields,
+    check_headers,
     check_id,
+    check_text,
+    is_possible_id,
 )
 
-WRITABLE = ("name", "description", "target", "enabled", "headers", "ca_certificate", "secret")
-OUTPUT_ONLY = ("id", "secret_hint", "disabled_reason", "create_time", "update_time")
+WRITABLE = ("name", "description", "target", "enabled", "headers", "ca_certificate", "secret", "rate_limit", "order")
+#: The proto's rate limit periods and delivery orders as stored.
+RATE_LIMIT_PERIODS = {endpoints_pb2.RATE_LIMIT_PERIOD_SECOND: "second", endpoints_pb2.RATE_LIMIT_PERIOD_MINUTE: "minute"}
+DELIVERY_ORDERS = {
+    endpoints_pb2.DELIVERY_ORDER_UNSPECIFIED: "unordered",
+    endpoints_pb2.DELIVERY_ORDER_UNORDERED: "unordered",
+    endpoints_pb2.DELIVERY_ORDER_ORDERED: "ordered",
+}
+
+
+def _set_delivery_options(row: Endpoint, message: endpoints_pb2.Endpoint, fields: set[str]) -> None:
+    """The rate limit and order named in `fields` (checked already by check_endpoint_fields)."""
+    if "rate_limit" in fields:
+        row.rate_limit_requests = message.rate_limit.requests
+        row.rate_limit_period = RATE_LIMIT_PERIODS.get(message.rate_limit.period, "") if message.rate_limit.requests else ""
+    if "order" in fields:
+        row.delivery_order = DELIVERY_ORDERS[message.order]
+OUTPUT_ONLY = (
+    "id", "secret_hint", "header_hints", "previous_secret_hint", "previous_secret_expire_time", "disabled_reason",
+    "create_time", "update_time",
+)
+#: An update mask path naming one header: `headers.<name>`.
+HEADER_PATH = "headers."
 MAX_REASON = 1000
 
 
@@ -55,11 +89,25 @@ def not_found(endpoint_id: str) -> NotFound:
     return NotFound(f"no endpoint {endpoint_id!r} in your account")
 
 
-async def create_endpoint(database: Database, account_id: str, message: endpoints_pb2.Endpoint) -> Endpoint:
+def _replace_secret(row: Endpoint, secret: str, policy: EndpointPolicy) -> None:
+    """A rotation: `secret` signs from now on, and the one it replaces beside it for the grace period."""
+    if secret == row.secret:
+        return
+    if policy.rotation_grace > timedelta(0):
+        row.previous_secret, row.previous_secret_expire_time = row.secret, utcnow() + policy.rotation_grace
+    else:
+        row.previous_secret, row.previous_secret_expire_time = "", None
+    row.secret = secret
+
+
+async def create_endpoint(
+    database: Database, account_id: str, message: endpoints_pb2.Endpoint, *, quotas: Quotas, policy: EndpointPolicy
+) -> Endpoint:
     violations = FieldViolations()
     endpoint_type = _type_name(violations, message.type)
-    check_endpoint_fields(message, endpoint_type, set(WRITABLE), violations)
-    raise_if(violations)
+    check_endpoint_fields(message, endpoint_type, set(WRITABLE), violations, email_domains=policy.email_domains)
+    if violations:
+        raise violations
     secret = normalize_secret(message.secret) if message.secret else generate_secret()
     async with database.write() as unit:
         session = unit.session
@@ -68,6 +116,7 @@ async def create_endpoint(database: Database, account_id: str, message: endpoint
         )
         if taken:
             raise _name_taken(message.name)
+        await quotas.check_new_endpoint(session, account_id)
         now = utcnow()
         row = Endpoint(
             id=str(uuid.uuid4()),
@@ -84,6 +133,7 @@ async def create_endpoint(database: Database, account_id: str, message: endpoint
             create_time=now,
             update_time=now,
         )
+        _set_delivery_options(row, message, set(WRITABLE))
         session.add(row)
         try:
             await session.flush()
@@ -94,7 +144,7 @@ async def create_endpoint(database: Database, account_id: str, message: endpoint
 
 
 async def _owned(session, account_id: str, endpoint_id: str) -> Endpoint:
-    row = await session.get(Endpoint, endpoint_id) if len(endpoint_id) <= MAX_ID else None
+    row = await session.get(Endpoint, endpoint_id) if is_possible_id(endpoint_id) else None
     if row is None or row.account_id != account_id:
         raise not_found(endpoint_id)
     return row
@@ -103,7 +153,8 @@ async def _owned(session, account_id: str, endpoint_id: str) -> Endpoint:
 async def get_endpoint(database: Database, account_id: str, endpoint_id: str) -> Endpoint:
     violations = FieldViolations()
     check_id(violations, "id", endpoint_id)
-    raise_if(violations)
+    if violations:
+        raise violations
     async with database.read() as session:
         return await _owned(session, account_id, endpoint_id)
 
@@ -111,8 +162,10 @@ async def get_endpoint(database: Database, account_id: str, endpoint_id: str) ->
 async def list_endpoints(
     database: Database, account_id: str, page_size: int, page_token: str, name_contains: str
 ) -> tuple[list[Endpoint], str]:
-    if len(name_contains) > MAX_ENDPOINT_NAME:
-        raise FieldViolations([("name_contains", f"must be at most {MAX_ENDPOINT_NAME} characters")])
+    violations = FieldViolations()
+    check_text(violations, "name_contains", name_contains, limit=MAX_ENDPOINT_NAME)
+    if violations:
+        raise violations
     size = page_size_of(page_size)
     query = {"list": "endpoints", "name_contains": name_contains}
     after = decode_page_token(page_token, query)
@@ -149,24 +202,73 @@ def mask_fields(mask: field_mask_pb2.FieldMask, writable: tuple[str, ...], outpu
             violations.add("update_mask", f"{path!r} cannot be changed once created")
         else:
             violations.add("update_mask", f"unknown field {path!r}; writable fields are {', '.join(writable)}")
-    raise_if(violations)
+    if violations:
+        raise violations
     return set(mask.paths)
 
 
+def _named_headers(mask: field_mask_pb2.FieldMask) -> tuple[field_mask_pb2.FieldMask, set[str]]:
+    """The mask without its `headers.<name>` paths, and those names (lower case: header names are
+    case-insensitive, and a JSON field mask cannot carry upper case)."""
+    names: set[str] = set()
+    rest = field_mask_pb2.FieldMask()
+    violations = FieldViolations()
+    for path in mask.paths:
+        if not path.startswith(HEADER_PATH):
+            rest.paths.append(path)
+            continue
+        name = path[len(HEADER_PATH):].strip("`")  # AIP-161 quotes a key that is not an identifier
+        if not HEADER_NAME.fullmatch(name) or len(name) > MAX_HEADER_NAME:
+            violations.add("update_mask", f"{path[:MAX_HEADER_NAME * 2]!r} does not name a header (headers.<name>)")
+        names.add(name.lower())
+    if violations:
+        raise violations
+    return rest, names
+
+
+def _updated_headers(
+    current: dict[str, str], message: endpoints_pb2.Endpoint, mask: field_mask_pb2.FieldMask, fields: set[str], named: set[str]
+) -> dict[str, str] | None:
+    """The endpoint's headers after the update, or None when it leaves them as they are."""
+    given = dict(message.headers)
+    if "headers" in fields:
+        if not mask.paths and not given:
+            return None  # an empty mask with no headers keeps them: their values are never shown to send back
+        return given
+    if not named:
+        return None
+    kept = {name: value for name, value in current.items() if name.lower() not in named}
+    return kept | {name: value for name, value in given.items() if name.lower() in named}
+
+
 async def update_endpoint(
-    database: Database, account_id: str, message: endpoints_pb2.Endpoint, mask: field_mask_pb2.FieldMask
+    database: Database,
+    account_id: str,
+    message: endpoints_pb2.Endpoint,
+    mask: field_mask_pb2.FieldMask,
+    *,
+    policy: EndpointPolicy,
 ) -> Endpoint:
     violations = FieldViolations()
     check_id(violations, "endpoint.id", message.id)
-    raise_if(violations)
-    fields = mask_fields(mask, WRITABLE, OUTPUT_ONLY, immutable=("type",))
+    if violations:
+        raise violations
+    own_paths, named_headers = _named_headers(mask)
+    if named_headers and not own_paths.paths:
+        fields: set[str] = set()
+    else:
+        fields = mask_fields(own_paths, WRITABLE, OUTPUT_ONLY, immutable=("type",))
     async with database.write() as unit:
         session = unit.session
         row = await _owned(session, account_id, message.id)
         if message.type and ENDPOINT_TYPES.get(message.type) != row.type:
             violations.add("endpoint.type", f"cannot be changed (it is {row.type}); create a new endpoint instead")
-        check_endpoint_fields(message, row.type, fields, violations)
-        raise_if(violations)
+        check_endpoint_fields(message, row.type, fields - {"headers"}, violations, email_domains=policy.email_domains)
+        headers = _updated_headers(row.headers or {}, message, mask, fields, named_headers)
+        if headers is not None:
+            check_headers(violations, "endpoint.headers", headers)
+        if violations:
+            raise violations
         if "name" in fields and message.name != row.name:
             taken = await session.scalar(
                 select(Endpoint.id).where(Endpoint.account_id == account_id, Endpoint.name == message.name)
@@ -178,19 +280,20 @@ async def update_endpoint(
             row.description = message.description
         if "target" in fields:
             row.target = message.target
-        if "headers" in fields:
-            row.headers = dict(message.headers)
+        if headers is not None:
+            row.headers = headers
         if "ca_certificate" in fields:
             row.ca_certificate = message.ca_certificate
         if "secret" in fields:
             if message.secret:
-                row.secret = normalize_secret(message.secret)
-            elif mask.paths:  # named explicitly with no value: rotate
-                row.secret = generate_secret()
+                _replace_secret(row, normalize_secret(message.secret), policy)
+            elif mask.paths:  # named explicitly with no value: a new one
+                _replace_secret(row, generate_secret(), policy)
         if "enabled" in fields:
             if message.enabled and not row.enabled:
                 row.disabled_reason = ""
             row.enabled = message.enabled
+        _set_delivery_options(row, message, fields)
         row.update_time = utcnow()
         try:
             await session.flush()
@@ -205,7 +308,8 @@ async def delete_endpoint(database: Database, account_id: str, endpoint_id: str)
     no endpoint triggers nothing until one is added)."""
     violations = FieldViolations()
     check_id(violations, "id", endpoint_id)
-    raise_if(violations)
+    if violations:
+        raise violations
     async with database.write() as unit:
         session = unit.session
         row = await _owned(session, account_id, endpoint_id)
@@ -224,7 +328,8 @@ async def delete_endpoint(database: Database, account_id: str, endpoint_id: str)
 async def delivery_target(database: Database, endpoint_id: str) -> Endpoint:
     violations = FieldViolations()
     check_id(violations, "endpoint_id", endpoint_id)
-    raise_if(violations)
+    if violations:
+        raise violations
     async with database.read() as session:
         row = await session.get(Endpoint, endpoint_id)
     if row is None:
@@ -238,9 +343,10 @@ async def disable_endpoint(database: Database, endpoint_id: str, reason: str) ->
     check_id(violations, "endpoint_id", endpoint_id)
     if not reason.strip():
         violations.add("reason", "is required: it is shown to the endpoint's owner")
-    elif len(reason) > MAX_REASON:
-        violations.add("reason", f"must be at most {MAX_REASON} characters")
-    raise_if(violations)
+    else:
+        check_text(violations, "reason", reason, limit=MAX_REASON)
+    if violations:
+        raise violations
     async with database.write() as unit:
         row = await unit.session.get(Endpoint, endpoint_id)
         if row is None:

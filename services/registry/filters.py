@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from google.protobuf import field_mask_pb2
 from sqlalchemy import select
 
-from google.protobuf import field_mask_pb2
 from hooks.registry.v1 import filters_pb2
-from services.common.errors import FieldViolations
+from services.common.errors import FieldViolations, NotFound
 from services.registry.database import FILTER, Database
 from services.registry.endpoints import mask_fields
 from services.registry.models import (
@@ -28,8 +28,16 @@ from services.registry.models import (
     utcnow,
 )
 from services.registry.page_tokens import decode_page_token, encode_page_token, page_size_of
-from services.registry.problems import NotFound, raise_if
-from services.registry.validation import MAX_FILTER_ENTRIES, MAX_FILTER_NAME, MAX_ID, check_id
+from services.registry.quotas import Quotas
+from services.registry.validation import (
+    MAX_FILTER_ENTRIES,
+    MAX_FILTER_NAME,
+    MAX_ID,
+    NAME_PATTERN,
+    check_id,
+    check_text,
+    is_possible_id,
+)
 
 WRITABLE = ("name", "enabled", "applications", "event_types", "levels", "endpoint_ids")
 OUTPUT_ONLY = ("id", "create_time", "update_time")
@@ -39,15 +47,20 @@ def not_found(filter_id: str) -> NotFound:
     return NotFound(f"no filter {filter_id!r} in your account")
 
 
-async def _check_fields(session, account_id: str, message: filters_pb2.Filter, fields: set[str]) -> None:
+async def _check_fields(
+    session, account_id: str, message: filters_pb2.Filter, fields: set[str], quotas: Quotas
+) -> None:
     violations = FieldViolations()
-    if "name" in fields and len(message.name) > MAX_FILTER_NAME:
-        violations.add("filter.name", f"must be at most {MAX_FILTER_NAME} characters")
+    if "name" in fields:
+        check_text(violations, "filter.name", message.name, limit=MAX_FILTER_NAME)
     too_long = FieldViolations()
-    for name in ("applications", "event_types", "levels", "endpoint_ids"):
+    for name in ("applications", "event_types", "levels"):
         if name in fields and len(getattr(message, name)) > MAX_FILTER_ENTRIES:
             too_long.add(f"filter.{name}", f"must have at most {MAX_FILTER_ENTRIES} entries")
-    raise_if(too_long)
+    if too_long:
+        raise too_long
+    if "endpoint_ids" in fields:
+        quotas.check_endpoints_of_filter(len(message.endpoint_ids))
 
     catalog: dict[str, dict[str, set[str]]] = {}
     wanted_apps = set()
@@ -57,7 +70,8 @@ async def _check_fields(session, account_id: str, message: filters_pb2.Filter, f
         wanted_apps.update(ref.application for ref in message.event_types)
     if "levels" in fields:
         wanted_apps.update(ref.application for ref in message.levels)
-    wanted_apps.discard("")
+    # Only a well-formed name can be registered (and only it may reach the database).
+    wanted_apps = {name for name in wanted_apps if NAME_PATTERN.fullmatch(name)}
     if wanted_apps:
         for app in (await session.execute(select(Application).where(Application.name.in_(wanted_apps)))).scalars():
             catalog[app.name] = {et.key: {lv.key for lv in et.levels} for et in app.event_types}
@@ -107,7 +121,7 @@ async def _check_fields(session, account_id: str, message: filters_pb2.Filter, f
     if "endpoint_ids" in fields:
         if not message.endpoint_ids:
             violations.add("filter.endpoint_ids", "needs at least one endpoint of your account")
-        candidates = [e for e in message.endpoint_ids if e and len(e) <= MAX_ID]
+        candidates = [e for e in message.endpoint_ids if is_possible_id(e)]
         owned = set()
         if candidates:
             owned = set(
@@ -125,7 +139,8 @@ async def _check_fields(session, account_id: str, message: filters_pb2.Filter, f
             elif endpoint_id in seen_ids:
                 violations.add(where, "is listed twice")
             seen_ids.add(endpoint_id)
-    raise_if(violations)
+    if violations:
+        raise violations
 
 
 def _apply(row: Filter, message: filters_pb2.Filter, fields: set[str]) -> None:
@@ -149,11 +164,12 @@ def _apply(row: Filter, message: filters_pb2.Filter, fields: set[str]) -> None:
         row.endpoints = [FilterEndpoint(position=i, endpoint_id=e) for i, e in enumerate(message.endpoint_ids)]
 
 
-async def create_filter(database: Database, account_id: str, message: filters_pb2.Filter) -> Filter:
+async def create_filter(database: Database, account_id: str, message: filters_pb2.Filter, *, quotas: Quotas) -> Filter:
     fields = set(WRITABLE)
     async with database.write() as unit:
         session = unit.session
-        await _check_fields(session, account_id, message, fields)
+        await _check_fields(session, account_id, message, fields, quotas)
+        await quotas.check_new_filter(session, account_id)
         now = utcnow()
         row = Filter(
             id=str(uuid.uuid4()),
@@ -173,7 +189,7 @@ async def create_filter(database: Database, account_id: str, message: filters_pb
 
 
 async def _owned(session, account_id: str, filter_id: str) -> Filter:
-    row = await session.get(Filter, filter_id) if len(filter_id) <= MAX_ID else None
+    row = await session.get(Filter, filter_id) if is_possible_id(filter_id) else None
     if row is None or row.account_id != account_id:
         raise not_found(filter_id)
     return row
@@ -182,7 +198,8 @@ async def _owned(session, account_id: str, filter_id: str) -> Filter:
 async def get_filter(database: Database, account_id: str, filter_id: str) -> Filter:
     violations = FieldViolations()
     check_id(violations, "id", filter_id)
-    raise_if(violations)
+    if violations:
+        raise violations
     async with database.read() as session:
         return await _owned(session, account_id, filter_id)
 
@@ -190,8 +207,10 @@ async def get_filter(database: Database, account_id: str, filter_id: str) -> Fil
 async def list_filters(
     database: Database, account_id: str, page_size: int, page_token: str, endpoint_id: str
 ) -> tuple[list[Filter], str]:
-    if len(endpoint_id) > MAX_ID:
-        raise FieldViolations([("endpoint_id", f"must be at most {MAX_ID} characters")])
+    violations = FieldViolations()
+    check_text(violations, "endpoint_id", endpoint_id, limit=MAX_ID)
+    if violations:
+        raise violations
     size = page_size_of(page_size)
     query = {"list": "filters", "endpoint_id": endpoint_id}
     after = decode_page_token(page_token, query)
@@ -219,16 +238,17 @@ async def list_filters(
 
 
 async def update_filter(
-    database: Database, account_id: str, message: filters_pb2.Filter, mask: field_mask_pb2.FieldMask
+    database: Database, account_id: str, message: filters_pb2.Filter, mask: field_mask_pb2.FieldMask, *, quotas: Quotas
 ) -> Filter:
     violations = FieldViolations()
     check_id(violations, "filter.id", message.id)
-    raise_if(violations)
+    if violations:
+        raise violations
     fields = mask_fields(mask, WRITABLE, OUTPUT_ONLY)
     async with database.write() as unit:
         session = unit.session
         row = await _owned(session, account_id, message.id)
-        await _check_fields(session, account_id, message, fields)
+        await _check_fields(session, account_id, message, fields, quotas)
         _apply(row, message, fields)
         row.update_time = utcnow()
         await session.flush()
@@ -239,7 +259,8 @@ async def update_filter(
 async def delete_filter(database: Database, account_id: str, filter_id: str) -> None:
     violations = FieldViolations()
     check_id(violations, "id", filter_id)
-    raise_if(violations)
+    if violations:
+        raise violations
     async with database.write() as unit:
         row = await _owned(unit.session, account_id, filter_id)
         await unit.session.delete(row)

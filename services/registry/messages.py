@@ -1,4 +1,5 @@
-"""Stored rows as API messages. Endpoint secrets leave only through `delivery_target`."""
+"""Stored rows as API messages. Endpoint secrets (the signing secret, header values) leave only through
+`delivery_target`; everyone else sees hints."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime
 from google.protobuf import timestamp_pb2
 
 from hooks.registry.v1 import applications_pb2, endpoints_pb2, filters_pb2
-from services.registry.models import Application, Endpoint, Filter
+from services.registry.models import Application, Endpoint, Filter, utcnow
 from services.registry.signing_secrets import secret_hint
 from services.registry.validation import ENDPOINT_TYPE_NUMBERS
 
@@ -18,45 +19,89 @@ def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
     return result
 
 
-def application_message(app: Application) -> applications_pb2.Application:
-    return applications_pb2.Application(
+def application_message(app: Application, *, with_schemas: bool = True) -> applications_pb2.Application:
+    """The application; `with_schemas=False` leaves the schemas out (their versions stay), for lists."""
+    message = applications_pb2.Application(
         name=app.name,
         title=app.title,
-        event_types=[
-            applications_pb2.EventType(
-                id=et.key,
-                title=et.title,
-                levels=[applications_pb2.Level(id=level.key, title=level.title) for level in et.levels],
-            )
-            for et in app.event_types
-        ],
         create_time=timestamp(app.create_time),
         update_time=timestamp(app.update_time),
     )
+    for et in app.event_types:
+        event_type = message.event_types.add(
+            id=et.key,
+            title=et.title,
+            levels=[applications_pb2.Level(id=level.key, title=level.title) for level in et.levels],
+            schema_version=et.schema_version,
+        )
+        if with_schemas and et.schema is not None:
+            event_type.schema.update(et.schema)
+    return message
+
+
+#: Stored rate limit periods and delivery orders as the proto's numbers.
+RATE_LIMIT_PERIOD_NUMBERS = {"second": endpoints_pb2.RATE_LIMIT_PERIOD_SECOND, "minute": endpoints_pb2.RATE_LIMIT_PERIOD_MINUTE}
+DELIVERY_ORDER_NUMBERS = {"unordered": endpoints_pb2.DELIVERY_ORDER_UNORDERED, "ordered": endpoints_pb2.DELIVERY_ORDER_ORDERED}
 
 
 def endpoint_message(endpoint: Endpoint) -> endpoints_pb2.Endpoint:
-    """The endpoint as its owner sees it: `secret_hint`, never `secret`."""
-    return endpoints_pb2.Endpoint(
+    """The endpoint as its owner sees it: `secret_hint`, never `secret`; `header_hints`, never a
+    header's value; while a rotated secret still signs, its hint and until when."""
+    message = endpoints_pb2.Endpoint(
         id=endpoint.id,
         name=endpoint.name,
         description=endpoint.description,
         type=ENDPOINT_TYPE_NUMBERS[endpoint.type],
         target=endpoint.target,
         enabled=endpoint.enabled,
-        headers=endpoint.headers or {},
+        header_hints={name: secret_hint(value) for name, value in (endpoint.headers or {}).items()},
         ca_certificate=endpoint.ca_certificate,
         secret_hint=secret_hint(endpoint.secret),
         disabled_reason=endpoint.disabled_reason,
+        rate_limit=endpoints_pb2.RateLimit(
+            requests=endpoint.rate_limit_requests, period=RATE_LIMIT_PERIOD_NUMBERS.get(endpoint.rate_limit_period, 0)
+        ),
+        order=DELIVERY_ORDER_NUMBERS.get(endpoint.delivery_order, endpoints_pb2.DELIVERY_ORDER_UNORDERED),
         create_time=timestamp(endpoint.create_time),
         update_time=timestamp(endpoint.update_time),
+    )
+    if previous_secret(endpoint):
+        message.previous_secret_hint = secret_hint(endpoint.previous_secret)
+        message.previous_secret_expire_time.CopyFrom(timestamp(endpoint.previous_secret_expire_time))
+    return message
+
+
+def previous_secret(endpoint: Endpoint) -> str:
+    """The secret the endpoint's current one replaced, while it still signs deliveries; "" otherwise."""
+    expires = endpoint.previous_secret_expire_time
+    if not endpoint.previous_secret or expires is None or expires <= utcnow():
+        return ""
+    return endpoint.previous_secret
+
+
+#: What an endpoint's summary is made of: small fields only, nothing secret.
+SUMMARY_COLUMNS = (Endpoint.id, Endpoint.name, Endpoint.type, Endpoint.target, Endpoint.enabled, Endpoint.description)
+
+
+def endpoint_summary(row) -> endpoints_pb2.Endpoint:
+    """An endpoint as a route of the dry run shows it (a row of SUMMARY_COLUMNS, or an Endpoint):
+    id, name, type, target, enabled and description; never a secret, header values or a CA
+    certificate, so the answer stays small however large the endpoints are."""
+    return endpoints_pb2.Endpoint(
+        id=row.id,
+        name=row.name,
+        type=ENDPOINT_TYPE_NUMBERS[row.type],
+        target=row.target,
+        enabled=row.enabled,
+        description=row.description,
     )
 
 
 def delivery_target(endpoint: Endpoint) -> endpoints_pb2.Endpoint:
-    """The endpoint with its secret: internal, for the sender only."""
+    """The endpoint with its secret and header values: internal, for the sender only."""
     message = endpoint_message(endpoint)
     message.secret = endpoint.secret
+    message.headers.update(endpoint.headers or {})
     return message
 
 

@@ -8,7 +8,7 @@ of `changes`, whose sequence number orders changes across replicas.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -32,7 +32,7 @@ BigKey = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -43,12 +43,12 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -82,6 +82,10 @@ class EventType(Base):
     key: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer)
+    #: The JSON Schema of its events' `message` (a JSON object), or None.
+    schema: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
+    #: Hex SHA-256 of the schema's canonical JSON (hooks_client.registration.schema_version); "" without one.
+    schema_version: Mapped[str] = mapped_column(String(64), default="", server_default="")
     application: Mapped[Application] = relationship(back_populates="event_types")
     levels: Mapped[list[Level]] = relationship(
         back_populates="event_type",
@@ -119,7 +123,15 @@ class Endpoint(Base):
     headers: Mapped[dict] = mapped_column(JSON, default=dict)
     ca_certificate: Mapped[str] = mapped_column(Text, default="")
     secret: Mapped[str] = mapped_column(String(200))
+    #: The secret `secret` replaced, signing beside it until `previous_secret_expire_time`; "" when none.
+    previous_secret: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    previous_secret_expire_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
     disabled_reason: Mapped[str] = mapped_column(String(1000), default="")
+    #: Most requests per `rate_limit_period` ("second" or "minute"); 0: no limit.
+    rate_limit_requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rate_limit_period: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    #: "unordered", or "ordered": one delivery in flight at a time, in acceptance order.
+    delivery_order: Mapped[str] = mapped_column(String(10), default="unordered", server_default="unordered")
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,5 +1,6 @@
 """Opaque page tokens for List calls: the sort key of the last item returned, bound to the query
-it came from, so a token used with other parameters (or garbled) is INVALID_ARGUMENT."""
+it came from, so a token used with other parameters (or garbled) is INVALID_ARGUMENT. A token is
+not signed: what it holds is checked like any other input (strings without control characters)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hashlib
 import json
 
 from services.common.errors import FieldViolations
+from services.common.limits import text_problem
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
@@ -42,9 +44,11 @@ def decode_page_token(token: str, query: dict) -> list | None:
     try:
         padded = token + "=" * (-len(token) % 4)
         document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (binascii.Error, ValueError, UnicodeError):
+    except (binascii.Error, ValueError, UnicodeError, RecursionError):
         raise invalid from None
     if not isinstance(document, dict) or not isinstance(document.get("a"), list):
+        raise invalid
+    if not all(isinstance(value, str) and text_problem(value) is None for value in document["a"]):
         raise invalid
     if document.get("q") != _fingerprint(query):
         raise FieldViolations([("page_token", "was issued for a different query; repeat the same parameters")])

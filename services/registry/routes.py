@@ -1,5 +1,15 @@
 """ResolveRoutes' hot path: the catalog of registered applications and, per account, a routing
-table of its filters and endpoints, both kept in memory.
+table of its filters and the ids of its enabled endpoints, both kept in memory.
+
+A route names its endpoint by id only, so neither the tables nor the answer grow with what an
+endpoint holds (headers, CA certificates): the matcher needs ids, and the sender reads the rest
+with GetDeliveryTarget. Only the dry run asks `with_endpoints`, and then the summaries (no secret,
+headers or CA certificate) are read from the database for the endpoints matched. Likewise the answer
+carries the event type's `schema_version` (from the catalog), and its JSON Schema only when asked
+`with_schema` (the matcher does once per version it has not compiled).
+
+The tables are an LRU of at most `max_accounts` accounts (the least recently used is dropped), and
+tenant quotas (services.registry.quotas) bound each one.
 
 Entries are dropped when the change log says what they depend on changed: at once for writes of
 this process, and within a poll (or a NOTIFY on PostgreSQL) for writes of other replicas. A table
@@ -16,11 +26,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, text
 
-from hooks.registry.v1 import endpoints_pb2, routing_pb2
+from hooks.registry.v1 import routing_pb2
 from services.registry.database import APPLICATION, ENDPOINT, FILTER, ChangeNote, Database
-from services.registry.messages import endpoint_message
+from services.registry.messages import SUMMARY_COLUMNS, endpoint_summary
 from services.registry.models import Application, Endpoint
-
 
 #: An account's enabled filters, oldest first, with their set entries and endpoints: one round trip.
 #: Each row is (account, filter id, kind, ...): "f" the filter itself, "a" an application, "e" an event type,
@@ -51,6 +60,8 @@ class CatalogEntry:
     #: event type id -> its level ids (empty when it has none)
     event_types: dict[str, frozenset[str]]
     level_order: dict[str, tuple[str, ...]]
+    #: event type id -> (its schema_version, its JSON Schema), for the event types that have one
+    schemas: dict[str, tuple[str, dict]]
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,10 @@ class FilterRule:
 
 @dataclass(frozen=True)
 class RoutingTable:
-    """An account's enabled filters (oldest first) and enabled endpoints (without secrets)."""
+    """An account's enabled filters (oldest first) and the ids of its enabled endpoints."""
 
     rules: tuple[FilterRule, ...]
-    endpoints: dict[str, endpoints_pb2.Endpoint]
+    endpoint_ids: frozenset[str]
 
 
 class RouteResolver:
@@ -89,6 +100,10 @@ class RouteResolver:
         self._loading: dict[str, asyncio.Future] = {}
         self._batch: list[tuple[str, asyncio.Future]] = []
         self._batch_task: asyncio.Task | None = None
+
+    def cached_accounts(self) -> list[str]:
+        """The accounts whose routing tables are held, least recently used first (the next dropped)."""
+        return list(self._tables)
 
     # ---- invalidation
 
@@ -117,6 +132,7 @@ class RouteResolver:
                 app.name: CatalogEntry(
                     event_types={et.key: frozenset(level.key for level in et.levels) for et in app.event_types},
                     level_order={et.key: tuple(level.key for level in et.levels) for et in app.event_types},
+                    schemas={et.key: (et.schema_version, et.schema) for et in app.event_types if et.schema is not None},
                 )
                 for app in applications
             }
@@ -173,7 +189,7 @@ class RouteResolver:
     async def _load(self, accounts: list[str]) -> dict[str, RoutingTable]:
         self._changed_while_loading.clear()
         rules: dict[str, dict[str, dict]] = {account_id: {} for account_id in accounts}
-        endpoints: dict[str, dict[str, endpoints_pb2.Endpoint]] = {account_id: {} for account_id in accounts}
+        endpoints: dict[str, set[str]] = {account_id: set() for account_id in accounts}
         async with self.database.engine.connect() as connection:
             rows = await connection.execute(FILTER_ROWS, {"accounts": accounts, "enabled": True})
             for account_id, filter_id, kind, first, second, third, _created in rows:
@@ -186,10 +202,10 @@ class RouteResolver:
                     rule["l"].add((first, second, third))
                 elif kind == "p":
                     rule["p"].append((int(second), first))
-            for row in await connection.execute(
-                select(Endpoint).where(Endpoint.account_id.in_(accounts), Endpoint.enabled.is_(True))
+            for account_id, endpoint_id in await connection.execute(
+                select(Endpoint.account_id, Endpoint.id).where(Endpoint.account_id.in_(accounts), Endpoint.enabled.is_(True))
             ):
-                endpoints[row.account_id][row.id] = endpoint_message(row)
+                endpoints[account_id].add(endpoint_id)
         tables = {
             account_id: RoutingTable(
                 rules=tuple(
@@ -202,55 +218,98 @@ class RouteResolver:
                     )
                     for filter_id, rule in rules[account_id].items()
                 ),
-                endpoints=endpoints[account_id],
+                endpoint_ids=frozenset(endpoints[account_id]),
             )
             for account_id in accounts
         }
         for account_id, table in tables.items():
             if account_id not in self._changed_while_loading:
                 self._tables[account_id] = table
+                self._tables.move_to_end(account_id)
         while len(self._tables) > self.max_accounts:
             self._tables.popitem(last=False)
         return tables
 
     # ---- resolving
 
-    async def unregistered_reason(self, application: str, event_type: str, level: str) -> str:
-        """Why the triple is not registered, or "" when it is."""
-        catalog = await self.catalog()
+    @staticmethod
+    def unregistered(
+        catalog: dict[str, CatalogEntry], application: str, event_type: str, level: str
+    ) -> tuple[int, str]:
+        """Which part of the triple is not registered in `catalog` (routing_pb2.Unregistered) and why,
+        or (UNREGISTERED_UNSPECIFIED, "") when it is registered."""
         entry = catalog.get(application)
         if entry is None:
-            return f"application {application!r} is not registered"
+            return routing_pb2.UNREGISTERED_APPLICATION, f"application {application!r} is not registered"
         levels = entry.event_types.get(event_type)
         if levels is None:
-            return f"application {application!r} has no event type {event_type!r}"
+            return routing_pb2.UNREGISTERED_EVENT_TYPE, f"application {application!r} has no event type {event_type!r}"
         if not levels:
             if level:
-                return f"event type {event_type!r} of application {application!r} has no levels, so level must be empty (got {level!r})"
-            return ""
+                return (
+                    routing_pb2.UNREGISTERED_LEVEL,
+                    f"event type {event_type!r} of application {application!r} has no levels, so level must be empty (got {level!r})",
+                )
+            return routing_pb2.UNREGISTERED_UNSPECIFIED, ""
         if level not in levels:
             allowed = ", ".join(entry.level_order[event_type])
             if not level:
-                return f"event type {event_type!r} of application {application!r} needs a level: one of {allowed}"
-            return f"event type {event_type!r} of application {application!r} has no level {level!r} (levels: {allowed})"
-        return ""
+                return (
+                    routing_pb2.UNREGISTERED_LEVEL,
+                    f"event type {event_type!r} of application {application!r} needs a level: one of {allowed}",
+                )
+            return (
+                routing_pb2.UNREGISTERED_LEVEL,
+                f"event type {event_type!r} of application {application!r} has no level {level!r} (levels: {allowed})",
+            )
+        return routing_pb2.UNREGISTERED_UNSPECIFIED, ""
 
-    async def resolve(self, account_id: str, application: str, event_type: str, level: str) -> routing_pb2.ResolveRoutesResponse:
-        reason = await self.unregistered_reason(application, event_type, level)
+    async def resolve(
+        self,
+        account_id: str,
+        application: str,
+        event_type: str,
+        level: str,
+        *,
+        with_endpoints: bool = False,
+        with_schema: bool = False,
+    ) -> routing_pb2.ResolveRoutesResponse:
+        """The routes of an event: each enabled endpoint of the matching enabled filters once, by
+        id, with the filters that matched it; with `with_endpoints`, each with its summary too. The
+        event type's schema_version always, its schema with `with_schema`."""
+        catalog = await self.catalog()
+        unregistered, reason = self.unregistered(catalog, application, event_type, level)
         if reason:
-            return routing_pb2.ResolveRoutesResponse(registered=False, reason=reason)
+            return routing_pb2.ResolveRoutesResponse(registered=False, reason=reason, unregistered=unregistered)
+        answer = routing_pb2.ResolveRoutesResponse(registered=True)
+        schemas = catalog[application].schemas
+        if event_type in schemas:
+            version, schema = schemas[event_type]
+            answer.schema_version = version
+            if with_schema:
+                answer.schema.update(schema)
         table = await self.table(account_id)
         routes: dict[str, routing_pb2.Route] = {}
         for rule in table.rules:
             if not rule.matches(application, event_type, level):
                 continue
             for endpoint_id in rule.endpoint_ids:
-                endpoint = table.endpoints.get(endpoint_id)
-                if endpoint is None:  # disabled
+                if endpoint_id not in table.endpoint_ids:  # disabled
                     continue
                 route = routes.get(endpoint_id)
                 if route is None:
-                    route = routes[endpoint_id] = routing_pb2.Route(endpoint=endpoint)
+                    route = routes[endpoint_id] = routing_pb2.Route(endpoint_id=endpoint_id)
                 if rule.id not in route.filter_ids:
                     route.filter_ids.append(rule.id)
-        return routing_pb2.ResolveRoutesResponse(registered=True, routes=list(routes.values()))
+        if with_endpoints and routes:
+            await self._fill_summaries(account_id, routes)
+        answer.routes.extend(routes.values())
+        return answer
+
+    async def _fill_summaries(self, account_id: str, routes: dict[str, routing_pb2.Route]) -> None:
+        async with self.database.engine.connect() as connection:
+            rows = await connection.execute(
+                select(*SUMMARY_COLUMNS).where(Endpoint.account_id == account_id, Endpoint.id.in_(list(routes)))
+            )
+            for row in rows:
+                routes[row.id].endpoint.CopyFrom(endpoint_summary(row))

@@ -17,6 +17,8 @@ from services.common.server import GrpcServer
 from services.registry.applications import BUILTIN_APPLICATION, register_application
 from services.registry.change_log import ChangeFollower
 from services.registry.database import Database
+from services.registry.endpoint_policy import EndpointPolicy
+from services.registry.quotas import Quotas
 from services.registry.routes import RouteResolver
 from services.registry.servicers import applications, endpoints, filters, routing
 from services.registry.settings import RegistrySettings
@@ -35,6 +37,7 @@ async def build_server(settings: RegistrySettings) -> GrpcServer:
     await migrate(settings.registry_database_url)
     database = Database(settings.registry_database_url)
     resolver = RouteResolver(database, max_accounts=settings.registry_route_cache_accounts)
+    quotas = Quotas.of(settings)
     database.committed_listeners.append(resolver.changed)
     follower = ChangeFollower(
         database,
@@ -44,8 +47,8 @@ async def build_server(settings: RegistrySettings) -> GrpcServer:
         on_changes=resolver.changed,
     )
     try:
-        _, created = await register_application(database, BUILTIN_APPLICATION, builtin=True)
-        if created:
+        registered = await register_application(database, BUILTIN_APPLICATION, builtin=True, allow_removals=True)
+        if registered.created:
             log.info("registered the built-in application", application=BUILTIN_APPLICATION.name)
         await follower.start()
     except BaseException:
@@ -62,8 +65,8 @@ async def build_server(settings: RegistrySettings) -> GrpcServer:
         settings,
         [
             (applications_pb2_grpc.add_ApplicationServiceServicer_to_server, applications.ApplicationServicer(database), applications.SERVICE_NAME),
-            (endpoints_pb2_grpc.add_EndpointServiceServicer_to_server, endpoints.EndpointServicer(database), endpoints.SERVICE_NAME),
-            (filters_pb2_grpc.add_FilterServiceServicer_to_server, filters.FilterServicer(database), filters.SERVICE_NAME),
+            (endpoints_pb2_grpc.add_EndpointServiceServicer_to_server, endpoints.EndpointServicer(database, quotas=quotas, policy=EndpointPolicy.of(settings)), endpoints.SERVICE_NAME),
+            (filters_pb2_grpc.add_FilterServiceServicer_to_server, filters.FilterServicer(database, quotas=quotas), filters.SERVICE_NAME),
             (
                 routing_pb2_grpc.add_RoutingServiceServicer_to_server,
                 routing.RoutingServicer(database, resolver, follower, settings.registry_change_poll_seconds),

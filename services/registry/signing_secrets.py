@@ -1,6 +1,7 @@
 """Endpoint signing secrets in the Standard Webhooks format: "whsec_" + base64 of 24 to 64 random bytes.
 
-Secrets are write-only in the API; people see only `secret_hint`.
+Secrets are write-only in the API; people see only a hint (`secret_hint`), the one way hooks hints at
+any secret value: the signing secret, the previous one while it still signs, endpoints' header values.
 """
 
 from __future__ import annotations
@@ -32,5 +33,11 @@ def normalize_secret(value: str) -> str:
     return PREFIX + base64.b64encode(raw).decode()
 
 
+#: A hint is the last HINT_CHARACTERS characters of a value of at least HINT_MIN_LENGTH; a shorter
+#: value gets none, so that a hint never gives a short value (a header's, say) away.
+HINT_CHARACTERS = 4
+HINT_MIN_LENGTH = 12
+
+
 def secret_hint(secret: str) -> str:
-    return secret[-4:] if secret else ""
+    return secret[-HINT_CHARACTERS:] if len(secret) >= HINT_MIN_LENGTH else ""

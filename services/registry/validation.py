@@ -1,6 +1,12 @@
 """Checks of what callers send, collected as field violations named the way the request names them
 (`application.event_types[1].id`, `endpoint.headers["Host"]`, `filter.endpoint_ids[0]`), so a person
-sees everything wrong at once. References to stored things are checked by the repositories."""
+sees everything wrong at once. References to stored things are checked by the repositories.
+
+What is accepted here must never crash a later stage: patterns match the whole value (`fullmatch`;
+`$` would let a trailing newline through); stored text holds no control characters
+(`services.common.limits.text_problem`: NUL, which PostgreSQL's text cannot hold, C0, DEL, C1), except
+tabs and line breaks in free text for people and in a PEM certificate, and tabs in header values;
+and a target holds no credentials, since a target is shown back and a header value never is."""
 
 from __future__ import annotations
 
@@ -9,16 +15,27 @@ import ssl
 from urllib.parse import urlsplit
 
 from hooks.registry.v1 import applications_pb2, endpoints_pb2
-
+from hooks_client import registration
+from hooks_client.registration import (  # noqa: F401 - the registry's names for the shared rules
+    LINE_BREAKS_AS_SPACES,
+    MAX_EVENT_TYPES,
+    MAX_LEVELS,
+    MAX_TITLE,
+    NAME_PATTERN,
+    NAME_RULE,
+    check_name,
+    check_text,
+    check_title,
+)
+from services.common.email_domains import RecipientDomains
 from services.common.errors import FieldViolations
+from services.common.json_schemas import SchemaError, compile_schema, schema_error_text
+from services.common.limits import text_problem
 from services.registry.signing_secrets import normalize_secret
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-NAME_RULE = "must be 1 to 100 characters of letters, digits, '_', '.' or '-'"
-MAX_TITLE = 200
-MAX_EVENT_TYPES = 500
-MAX_LEVELS = 100
-
+# The rules of an application definition (names, titles, event types, levels, schemas) and of stored
+# text are the producers' package's, `hooks_client.registration`: `hooks apps register` and
+# `hooks_client.register` check a document with them before sending it (one implementation).
 MAX_ENDPOINT_NAME = 200
 MAX_DESCRIPTION = 2000
 MAX_TARGET = 2000
@@ -27,7 +44,7 @@ MAX_HEADER_NAME = 100
 MAX_HEADER_VALUE = 2000
 MAX_CA_CERTIFICATE = 64 * 1024
 MAX_ID = 100
-HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: Headers hooks sets itself, or that belong to the connection rather than the message.
 RESERVED_HEADERS = frozenset(
     {
@@ -37,7 +54,7 @@ RESERVED_HEADERS = frozenset(
         "traceparent", "tracestate",
     }
 )
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
 
 ENDPOINT_TYPES = {
     endpoints_pb2.ENDPOINT_TYPE_WEBHOOK: "webhook",
@@ -49,60 +66,40 @@ ENDPOINT_TYPES = {
 ENDPOINT_TYPE_NUMBERS = {name: number for number, name in ENDPOINT_TYPES.items()}
 
 MAX_FILTER_NAME = 200
+#: Most entries of a filter's applications, event_types and levels (endpoint_ids is a tenant quota).
 MAX_FILTER_ENTRIES = 100
 
 
-def check_name(violations: FieldViolations, field: str, value: str) -> None:
-    if not value:
-        violations.add(field, "is required")
-    elif not NAME_PATTERN.match(value):
-        violations.add(field, NAME_RULE)
-
-
-def check_title(violations: FieldViolations, field: str, value: str) -> None:
-    if not value.strip():
-        violations.add(field, "is required")
-    elif len(value) > MAX_TITLE:
-        violations.add(field, f"must be at most {MAX_TITLE} characters")
-
-
 def check_application(application: applications_pb2.Application) -> FieldViolations:
-    """The registration document: names, titles, no duplicate ids, bounded sizes."""
-    violations = FieldViolations()
-    check_name(violations, "application.name", application.name)
-    check_title(violations, "application.title", application.title)
-    if len(application.event_types) > MAX_EVENT_TYPES:
-        violations.add("application.event_types", f"must have at most {MAX_EVENT_TYPES} entries")
-        return violations
-    seen_types: dict[str, int] = {}
-    for i, event_type in enumerate(application.event_types):
-        where = f"application.event_types[{i}]"
-        check_name(violations, f"{where}.id", event_type.id)
-        if event_type.id and event_type.id in seen_types:
-            violations.add(f"{where}.id", f"duplicates application.event_types[{seen_types[event_type.id]}].id {event_type.id!r}")
-        seen_types.setdefault(event_type.id, i)
-        check_title(violations, f"{where}.title", event_type.title)
-        if len(event_type.levels) > MAX_LEVELS:
-            violations.add(f"{where}.levels", f"must have at most {MAX_LEVELS} entries")
+    """The registration document: names, titles, no duplicate ids, bounded sizes, valid JSON Schemas
+    (`hooks_client.registration.check_application`), each of which the matcher can apply
+    (services.common.json_schemas)."""
+    violations = FieldViolations(registration.check_application(application))
+    for index, event_type in enumerate(application.event_types):
+        field = f"application.event_types[{index}].schema"
+        schema = registration.schema_of(event_type)
+        if schema is None or any(name == field for name, _ in violations.violations):
             continue
-        seen_levels: dict[str, int] = {}
-        for j, level in enumerate(event_type.levels):
-            check_name(violations, f"{where}.levels[{j}].id", level.id)
-            if level.id and level.id in seen_levels:
-                violations.add(f"{where}.levels[{j}].id", f"duplicates {where}.levels[{seen_levels[level.id]}].id {level.id!r}")
-            seen_levels.setdefault(level.id, j)
-            check_title(violations, f"{where}.levels[{j}].title", level.title)
+        try:
+            compile_schema(schema)
+        except SchemaError as exc:
+            violations.add(field, f"cannot be applied to messages: {schema_error_text(exc)[:500]}")
     return violations
 
 
 def check_id(violations: FieldViolations, field: str, value: str) -> None:
-    if not value:
-        violations.add(field, "is required")
-    elif len(value) > MAX_ID:
-        violations.add(field, f"must be at most {MAX_ID} characters")
+    check_text(violations, field, value, limit=MAX_ID, required=True)
 
 
-def check_target(violations: FieldViolations, field: str, endpoint_type: str, target: str) -> None:
+def is_possible_id(value: str) -> bool:
+    """Whether `value` could be the id of a stored endpoint or filter (worth looking up)."""
+    return bool(value) and len(value) <= MAX_ID and text_problem(value) is None
+
+
+def check_target(
+    violations: FieldViolations, field: str, endpoint_type: str, target: str, email_domains: RecipientDomains
+) -> None:
+    """An http(s) URL without credentials, or for e-mail an address at a domain the operator allows."""
     if not target:
         violations.add(field, "is required")
         return
@@ -110,11 +107,17 @@ def check_target(violations: FieldViolations, field: str, endpoint_type: str, ta
         violations.add(field, f"must be at most {MAX_TARGET} characters")
         return
     if endpoint_type == "email":
-        if not EMAIL.match(target) or len(target) > 254:
+        if not EMAIL.fullmatch(target) or len(target) > 254:
             violations.add(field, "must be an e-mail address such as ops@example.com")
+        elif not email_domains.allows(target):
+            violations.add(field, email_domains.refusal(target))
         return
     if any(c.isspace() for c in target):
         violations.add(field, "must not contain spaces")
+        return
+    bad = text_problem(target)
+    if bad:
+        violations.add(field, f"must not hold control characters ({bad})")
         return
     try:
         parts = urlsplit(target)
@@ -127,6 +130,13 @@ def check_target(violations: FieldViolations, field: str, endpoint_type: str, ta
         violations.add(field, "must be an http:// or https:// URL")
     elif not host:
         violations.add(field, "must be a URL with a host, such as https://hooks.example.com/notify")
+    elif "@" in parts.netloc:
+        # A target is shown to everyone who can read the endpoint; a header value never is.
+        violations.add(
+            field,
+            "must not hold credentials (user:password@ before the host); send them in a header instead, "
+            "such as Authorization, whose value is never shown back",
+        )
 
 
 def check_headers(violations: FieldViolations, field: str, headers: dict[str, str]) -> None:
@@ -137,7 +147,7 @@ def check_headers(violations: FieldViolations, field: str, headers: dict[str, st
     for name, value in headers.items():
         where = f"{field}[{name[:MAX_HEADER_NAME]!r}]"
         lowered = name.lower()
-        if not HEADER_NAME.match(name) or len(name) > MAX_HEADER_NAME:
+        if not HEADER_NAME.fullmatch(name) or len(name) > MAX_HEADER_NAME:
             violations.add(where, f"is not a valid header name (1 to {MAX_HEADER_NAME} token characters)")
         elif lowered in RESERVED_HEADERS:
             violations.add(where, "is set by hooks or by the connection and cannot be overridden")
@@ -146,8 +156,10 @@ def check_headers(violations: FieldViolations, field: str, headers: dict[str, st
         seen.add(lowered)
         if len(value) > MAX_HEADER_VALUE:
             violations.add(where, f"value must be at most {MAX_HEADER_VALUE} characters")
-        elif any(c in value for c in "\r\n\0"):
-            violations.add(where, "value must not contain line breaks or NUL")
+            continue
+        bad = text_problem(value.replace("\t", " "))  # a tab is the one control character HTTP allows in a value
+        if bad:
+            violations.add(where, f"value must not hold control characters other than tab ({bad})")
 
 
 def check_ca_certificate(violations: FieldViolations, field: str, pem: str) -> None:
@@ -155,6 +167,10 @@ def check_ca_certificate(violations: FieldViolations, field: str, pem: str) -> N
         return
     if len(pem) > MAX_CA_CERTIFICATE:
         violations.add(field, f"must be at most {MAX_CA_CERTIFICATE} bytes")
+        return
+    bad = text_problem(pem.translate(LINE_BREAKS_AS_SPACES))
+    if bad:
+        violations.add(field, f"must not hold control characters other than tabs and line breaks ({bad})")
         return
     if "-----BEGIN CERTIFICATE-----" not in pem:
         violations.add(field, "must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
@@ -175,21 +191,44 @@ def check_secret(violations: FieldViolations, field: str, secret: str) -> str | 
 
 
 def check_endpoint_fields(
-    endpoint: endpoints_pb2.Endpoint, endpoint_type: str, fields: set[str], violations: FieldViolations
+    endpoint: endpoints_pb2.Endpoint,
+    endpoint_type: str,
+    fields: set[str],
+    violations: FieldViolations,
+    *,
+    email_domains: RecipientDomains,
 ) -> None:
-    """Checks the named writable fields of an endpoint message."""
+    """Checks the named writable fields of an endpoint message (an e-mail target against the
+    operator's allowed recipient domains)."""
     if "name" in fields:
-        if not endpoint.name.strip():
-            violations.add("endpoint.name", "is required")
-        elif len(endpoint.name) > MAX_ENDPOINT_NAME:
-            violations.add("endpoint.name", f"must be at most {MAX_ENDPOINT_NAME} characters")
-    if "description" in fields and len(endpoint.description) > MAX_DESCRIPTION:
-        violations.add("endpoint.description", f"must be at most {MAX_DESCRIPTION} characters")
+        check_text(violations, "endpoint.name", endpoint.name, limit=MAX_ENDPOINT_NAME, required=True)
+    if "description" in fields:
+        check_text(violations, "endpoint.description", endpoint.description, limit=MAX_DESCRIPTION, line_breaks=True)
     if "target" in fields:
-        check_target(violations, "endpoint.target", endpoint_type, endpoint.target)
+        check_target(violations, "endpoint.target", endpoint_type, endpoint.target, email_domains)
     if "headers" in fields:
         check_headers(violations, "endpoint.headers", dict(endpoint.headers))
     if "ca_certificate" in fields:
         check_ca_certificate(violations, "endpoint.ca_certificate", endpoint.ca_certificate)
     if "secret" in fields and endpoint.secret:
         check_secret(violations, "endpoint.secret", endpoint.secret)
+    if "rate_limit" in fields:
+        check_rate_limit(violations, "endpoint.rate_limit", endpoint.rate_limit)
+    if "order" in fields and endpoint.order not in endpoints_pb2.DeliveryOrder.values():
+        violations.add("endpoint.order", "is not a delivery order")
+
+
+#: The highest rate limit an endpoint may set, per period.
+MAX_RATE_LIMIT = 100_000
+
+
+def check_rate_limit(violations: FieldViolations, field: str, rate_limit: endpoints_pb2.RateLimit) -> None:
+    """No limit (0 requests, no period), or 1 to MAX_RATE_LIMIT requests per second or minute."""
+    if rate_limit.requests == 0:
+        if rate_limit.period != endpoints_pb2.RATE_LIMIT_PERIOD_UNSPECIFIED:
+            violations.add(f"{field}.requests", "is required with a period (1 to 100000)")
+        return
+    if not 1 <= rate_limit.requests <= MAX_RATE_LIMIT:
+        violations.add(f"{field}.requests", f"must be 1 to {MAX_RATE_LIMIT}")
+    if rate_limit.period not in (endpoints_pb2.RATE_LIMIT_PERIOD_SECOND, endpoints_pb2.RATE_LIMIT_PERIOD_MINUTE):
+        violations.add(f"{field}.period", "must be RATE_LIMIT_PERIOD_SECOND or RATE_LIMIT_PERIOD_MINUTE")

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from services.common.logging import configure_logging
+from services.common.server import run_service
 from services.sender.server import build_server
 from services.sender.settings import SenderSettings
 
-
-async def main() -> None:
-    settings = SenderSettings()
-    configure_logging(settings.log_level, settings.log_format)
-    server = await build_server(settings)
-    await server.start(settings.sender_listen_address)
-    await server.wait()
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_service(SenderSettings, build_server, lambda settings: settings.sender_listen_address)

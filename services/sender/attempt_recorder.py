@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 from datetime import datetime
 
+from sqlalchemy.exc import DBAPIError
+
 from services.common.logging import get_logger
 from services.sender.store import AttemptResult, DeliveryStore
 
@@ -18,6 +20,8 @@ MAX_BATCH = 500
 #: before it writes: a few milliseconds of latency buy transactions several times larger. The
 #: workers' slots are free meanwhile (they are held only while an attempt is on the wire).
 LINGER_SECONDS = 0.005
+#: Waits before writing a batch again after a database error (then the error is the attempts').
+WRITE_RETRY_DELAYS = (0.05, 0.2, 1.0)
 
 
 class AttemptRecorder:
@@ -39,11 +43,27 @@ class AttemptRecorder:
             if not future.done():
                 future.cancel()
 
-    async def record(self, result: AttemptResult) -> datetime | None:
-        """Returns once the attempt is committed: after a failure, since when its endpoint has failed."""
+    def submit(self, result: AttemptResult) -> asyncio.Future:
+        """Queues the attempt for the next transaction; the future is done once it is committed, with
+        (after a failure) since when its endpoint has failed."""
         future = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((result, future))
-        return await future
+        return future
+
+    async def record(self, result: AttemptResult) -> datetime | None:
+        """Returns once the attempt is committed: after a failure, since when its endpoint has failed."""
+        return await self.submit(result)
+
+    async def _record(self, results: list[AttemptResult]) -> list[datetime | None]:
+        """Writes the batch, trying again after a transient database error (a deadlock, a dropped
+        connection): an attempt whose outcome is not written is sent again once its lease runs out."""
+        for delay in WRITE_RETRY_DELAYS:
+            try:
+                return await self._store.record_attempts(results)
+            except DBAPIError as exc:
+                log.warning("recording attempts failed; trying again", attempts=len(results), error=str(exc.orig or exc).splitlines()[0])
+                await asyncio.sleep(delay)
+        return await self._store.record_attempts(results)
 
     async def _write_forever(self) -> None:
         busy = False
@@ -59,7 +79,7 @@ class AttemptRecorder:
                 batch.append(self._queue.get_nowait())
             busy = len(batch) > 1
             try:
-                outcomes = await self._store.record_attempts([result for result, _ in batch])
+                outcomes = await self._record([result for result, _ in batch])
             except asyncio.CancelledError:
                 for _, future in batch:
                     future.cancel()

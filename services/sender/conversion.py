@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from hooks.events.v1 import event_pb2
 from hooks.sender.v1 import deliveries_pb2
@@ -19,9 +19,36 @@ STATUS_TO_PROTO = {
 STATUS_FROM_PROTO = {value: key for key, value in STATUS_TO_PROTO.items()}
 
 
+def value_to_python(value: struct_pb2.Value) -> object:
+    """The JSON value a protobuf `Value` holds, as `json_format.MessageToDict` gives it, except that
+    it never raises: a NaN or an infinity is kept as the float it is, for the limits to refuse
+    (`services.common.limits.json_value_problem`), and any depth is converted without recursion."""
+    root: list = [None]
+    stack: list[tuple[struct_pb2.Value, list | dict, int | str]] = [(value, root, 0)]
+    while stack:
+        item, parent, key = stack.pop()
+        kind = item.WhichOneof("kind")
+        if kind == "struct_value":
+            result: object = {}
+            for name, child in item.struct_value.fields.items():
+                result[name] = None  # keeps the keys' order; filled in below
+                stack.append((child, result, name))
+        elif kind == "list_value":
+            children = item.list_value.values
+            result = [None] * len(children)
+            stack.extend((child, result, index) for index, child in enumerate(children))
+        elif kind is None or kind == "null_value":
+            result = None
+        else:
+            result = getattr(item, kind)
+        parent[key] = result
+    return root[0]
+
+
 def event_to_body(event: event_pb2.Event) -> dict:
-    """The event as a webhook receives it (the keys of an incoming message, plus its id)."""
-    message = json_format.MessageToDict(event.message) if event.HasField("message") else None
+    """The event as a webhook receives it (the keys of an incoming message, plus its id). Its
+    timestamp must be valid (see `timestamp_problem`); its message is converted as it is."""
+    message = value_to_python(event.message) if event.HasField("message") else None
     timestamp = event.timestamp.ToJsonString() if event.HasField("timestamp") else ""
     return {
         "id": event.id,
@@ -32,6 +59,20 @@ def event_to_body(event: event_pb2.Event) -> dict:
         "timestamp": timestamp,
         "message": message,
     }
+
+
+#: The range of an RFC 3339 timestamp (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z), in Unix seconds.
+TIMESTAMP_SECONDS = (-62135596800, 253402300799)
+
+
+def timestamp_problem(value: timestamp_pb2.Timestamp) -> str | None:
+    """What makes a Timestamp impossible to write in RFC 3339, or None."""
+    low, high = TIMESTAMP_SECONDS
+    if not low <= value.seconds <= high:
+        return "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+    if not 0 <= value.nanos < 1_000_000_000:
+        return "has nanos outside 0 to 999,999,999"
+    return None
 
 
 def event_from_body(body: dict) -> event_pb2.Event:

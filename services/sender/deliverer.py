@@ -4,8 +4,9 @@ judge the outcome, log the attempt and schedule what comes next; disable an endp
 
 from __future__ import annotations
 
+import asyncio
 import binascii
-import contextlib
+import functools
 import json
 import logging
 import time
@@ -15,12 +16,13 @@ import grpc
 import structlog
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
-from hooks.registry.v1 import endpoints_pb2, routing_pb2, routing_pb2_grpc
+from hooks.registry.v1 import endpoints_pb2, routing_pb2_grpc
 from services.common.logging import get_logger
 from services.sender import formatters, metrics
 from services.sender.attempt_recorder import AttemptRecorder
 from services.sender.conversion import delivery_to_proto
-from services.sender.disabled_events import DisabledEventPublisher
+from services.sender.disabled_events import EndpointDisabler
+from services.sender.email_policy import EmailPolicy
 from services.sender.models import Delivery, DeliveryState
 from services.sender.retry_policy import RetrySchedule, Verdict
 from services.sender.store import AttemptResult, DeliveryStore, QueuedDelivery, utcnow
@@ -50,9 +52,12 @@ class Deliverer:
         smtp: SmtpTransport,
         schedule: RetrySchedule,
         disable_after_seconds: float,
-        publisher: DisabledEventPublisher,
+        disabler: EndpointDisabler,
         hub: WatchHub,
+        *,
+        email: EmailPolicy,
     ):
+        """`email`: the operator's e-mail policy (allowed recipient domains, the per-account rate limit)."""
         self.store = store
         self.recorder = recorder
         self.targets = targets
@@ -61,9 +66,19 @@ class Deliverer:
         self.smtp = smtp
         self.schedule = schedule
         self.disable_after = timedelta(seconds=disable_after_seconds)
-        self.publisher = publisher
+        self.disabler = disabler
         self.hub = hub
+        self.email = email
+        #: What a delivery waiting for its account's e-mail rate limit says (its last_error meanwhile).
+        self._email_waits = ""
+        if email.rate_limit is not None:
+            count, seconds = email.rate_limit
+            self._email_waits = (
+                f"the account's e-mail rate limit ({count} per {_human(timedelta(seconds=seconds))}) is reached: "
+                "sent at its turn, not counted as an attempt"
+            )
         self._metric_children: dict[tuple[int, Verdict], tuple] = {}
+        self._background: set[asyncio.Task] = set()
 
     def _metrics(self, endpoint_type: int, verdict: Verdict) -> tuple:
         """The attempt counter and latency histogram children for a type and outcome (labels()
@@ -82,44 +97,55 @@ class Deliverer:
         if delivery is not None and self.hub.wants(delivery.account_id):
             self.hub.publish(delivery.account_id, delivery_to_proto(delivery))
 
-    async def deliver(
-        self,
-        delivery_id: str,
-        stored: QueuedDelivery | None = None,
-        slots: contextlib.AbstractAsyncContextManager | None = None,
-    ) -> None:
-        """Attempts the delivery once. `stored` is the delivery as Deliver stored it or the poller
-        claimed it (leased to this sender): while most of that lease is left it is used as is, saving
-        a claim. `slots` (the dispatcher's concurrency limits) is held only around the send."""
-        if stored is not None and self.store.holds_fresh_lease(stored):
-            delivery = stored
-        else:
-            delivery = await self.store.claim(delivery_id)
+    async def deliver(self, held) -> asyncio.Future | None:
+        """Attempts the delivery once. `held` names it (`held.id`) and carries it as this sender leased
+        it (`held.delivery`, a QueuedDelivery, or None): while enough of that lease is left it is used
+        as is, saving a claim; a (re)claim is put back in `held.delivery`, so the lease renewal sees
+        it. The lease is looked at again right before sending. Returns the future of the attempt's
+        record (done once committed; the attempt's after-effects hang off it), or None when no
+        attempt was made (another sender has it, it is no longer due, or it was settled without one)."""
+        delivery = held.delivery
+        if delivery is None or not self.store.holds_lease(delivery):
+            delivery = held.delivery = await self.store.claim(held.id)
         if delivery is None:
-            return  # another sender has it, or it is no longer due
-        structlog.contextvars.bind_contextvars(delivery_id=delivery.id, message_id=delivery.event_id, account_id=delivery.account_id)
+            return None  # another sender has it, or it is no longer due
+        if _level_check.isEnabledFor(logging.DEBUG):  # a logging context per delivery only at debug
+            structlog.contextvars.bind_contextvars(
+                delivery_id=delivery.id, message_id=delivery.event_id, account_id=delivery.account_id
+            )
         try:
             target = await self.targets.get(delivery.endpoint_id)
         except EndpointDeleted:
-            self.announce(await self.store.settle(delivery.id, DeliveryState.FAILED, "endpoint deleted"))
-            return
+            self.announce(await self.store.settle(delivery, DeliveryState.FAILED, "endpoint deleted"))
+            return None
         except grpc.aio.AioRpcError as exc:
             later = utcnow() + timedelta(seconds=REGISTRY_RETRY_SECONDS)
             error = f"registry unavailable: {exc.code().name}"
-            self.announce(await self.store.settle(delivery.id, DeliveryState.PENDING, error, later))
-            return
+            self.announce(await self.store.settle(delivery, DeliveryState.PENDING, error, later))
+            return None
         if target.account_id != delivery.account_id:
-            self.announce(await self.store.settle(delivery.id, DeliveryState.FAILED, "endpoint deleted"))
-            return
+            self.announce(await self.store.settle(delivery, DeliveryState.FAILED, "endpoint deleted"))
+            return None
         if not target.endpoint.enabled:
-            self.announce(await self.store.settle(delivery.id, DeliveryState.FAILED, "endpoint disabled"))
-            return
+            self.announce(await self.store.settle(delivery, DeliveryState.FAILED, "endpoint disabled"))
+            return None
+        if held.lane is not None:
+            held.lane.configure(target.endpoint)  # its rate limit and order, as the registry has them now
+        if not self.store.holds_lease(delivery):  # the lookup took long: is the lease still ours?
+            delivery = held.delivery = await self.store.claim(held.id)
+            if delivery is None:
+                return None
+        if target.endpoint.type == endpoints_pb2.ENDPOINT_TYPE_EMAIL and self.email.recipient_allowed(target.endpoint.target):
+            wait = self.email.wait_seconds(delivery.account_id, delivery.id)
+            if wait > 0:  # over the account's e-mail rate limit: its turn comes later, no attempt counted
+                later = utcnow() + timedelta(seconds=wait)
+                self.announce(await self.store.settle(delivery, DeliveryState.PENDING, self._email_waits, later))
+                return None
 
-        async with slots or contextlib.nullcontext():
-            started_at = utcnow()
-            clock = time.perf_counter()
-            outcome = await self._send(delivery, target, started_at)
-            latency = time.perf_counter() - clock
+        started_at = utcnow()
+        clock = time.perf_counter()
+        outcome = await self._send(delivery, target, started_at)
+        latency = time.perf_counter() - clock
         number = delivery.attempt_count + 1
         attempts_metric, seconds_metric = self._metrics(target.endpoint.type, outcome.verdict)
         attempts_metric.inc()
@@ -146,8 +172,29 @@ class Deliverer:
             succeeded=outcome.verdict is Verdict.SUCCEEDED,
             status=status,
             next_attempt_at=next_at,
+            lease_generation=delivery.lease_generation,
         )
-        failing_since = await self.recorder.record(result)
+        held.succeeded = result.succeeded
+        held.retry_at = next_at
+        recorded = self.recorder.submit(result)
+        recorded.add_done_callback(functools.partial(self._recorded, delivery, target, result, outcome, latency))
+        return recorded
+
+    def _recorded(
+        self,
+        delivery: QueuedDelivery,
+        target: Target,
+        result: AttemptResult,
+        outcome: Outcome,
+        latency: float,
+        recorded: asyncio.Future,
+    ) -> None:
+        """After the attempt's record committed: its log line, its watchers, and disabling an
+        endpoint that answered 410 or has failed for too long."""
+        if recorded.cancelled() or recorded.exception() is not None:
+            return  # the recorder logged it; the lease runs out and the delivery is attempted again
+        failing_since = recorded.result()
+        status, number, error = result.status, result.number, result.error
         # A failed attempt is worth a line at info; a success only at debug (the hot path's level).
         failed = status is not DeliveryState.SUCCEEDED
         if failed or _level_check.isEnabledFor(logging.DEBUG):
@@ -166,34 +213,67 @@ class Deliverer:
                 delivery.as_row(
                     status=status.value,
                     attempt_count=number,
-                    next_attempt_at=next_at,
+                    next_attempt_at=result.next_attempt_at,
                     last_error=error,
                     updated_at=utcnow(),
                 )
             )
-
         if outcome.verdict is Verdict.GONE:
             metrics.ENDPOINTS_DISABLED.labels("gone").inc()
-            await self.disable_endpoint(delivery.endpoint_id, target, "the endpoint answered 410 Gone")
+            self._in_background(self.disable_endpoint(delivery.endpoint_id, target, "the endpoint answered 410 Gone"))
         elif failing_since is not None and utcnow() - failing_since >= self.disable_after:
-            reason = f"deliveries failed for longer than {_human(self.disable_after)} (since {failing_since:%Y-%m-%d %H:%M:%S} UTC)"
-            metrics.ENDPOINTS_DISABLED.labels("failing").inc()
-            await self.disable_endpoint(delivery.endpoint_id, target, reason)
-            if status is DeliveryState.PENDING:
-                self.announce(
-                    await self.store.settle(delivery.id, DeliveryState.FAILED, f"endpoint disabled: {reason}")
-                )
+            self._in_background(self._disable_failing(delivery, target, failing_since, status))
+
+    async def _disable_failing(
+        self, delivery: QueuedDelivery, target: Target, failing_since: datetime, status: DeliveryState
+    ) -> None:
+        reason = f"deliveries failed for longer than {_human(self.disable_after)} (since {failing_since:%Y-%m-%d %H:%M:%S} UTC)"
+        metrics.ENDPOINTS_DISABLED.labels("failing").inc()
+        await self.disable_endpoint(delivery.endpoint_id, target, reason)
+        if status is DeliveryState.PENDING:
+            self.announce(
+                await self.store.settle(delivery, DeliveryState.FAILED, f"endpoint disabled: {reason}", released=True)
+            )
+
+    def _in_background(self, work) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("disabling an endpoint failed", error=repr(task.exception()))
+
+    async def close(self) -> None:
+        """Waits for endpoint disabling under way (it tells the registry and the endpoint's owner)."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=10)
 
     async def _send(self, delivery: QueuedDelivery, target: Target, now: datetime) -> Outcome:
+        """The attempt's outcome, whatever happens: an exception building or sending the request is
+        this attempt's failure (recorded, never a crash that leaves the lease to be taken again)."""
+        try:
+            return await self._build_and_send(delivery, target, now)
+        except Exception:  # noqa: BLE001 - a bug of ours or a library's: counted and retried on schedule
+            log.exception("delivery attempt failed unexpectedly", delivery_id=delivery.id)
+            return Outcome(Verdict.RETRY, error="the attempt failed unexpectedly; the error is in the sender's log")
+
+    async def _build_and_send(self, delivery: QueuedDelivery, target: Target, now: datetime) -> Outcome:
         endpoint = target.endpoint
         event = delivery.event  # its JSON text: a webhook sends it as it is
         if endpoint.type == endpoints_pb2.ENDPOINT_TYPE_EMAIL:
-            message = formatters.email(json.loads(event), delivery.id, self.smtp.settings.sender, endpoint.target)
+            if not self.email.recipient_allowed(endpoint.target):
+                return Outcome(Verdict.FAILED, error=self.email.domains.refusal(endpoint.target))
+            try:
+                message = formatters.email(json.loads(event), delivery.id, self.smtp.settings.sender, endpoint.target)
+            except ValueError as exc:  # e.g. a recipient or subject the e-mail format cannot carry
+                return Outcome(Verdict.FAILED, error=f"the e-mail cannot be built: {exc}")
             return await self.smtp.send(message)
         if not endpoint.target.lower().startswith(("http://", "https://")):
             return Outcome(Verdict.FAILED, error="the endpoint's target is not an http(s) URL")
         try:
-            request = formatters.http_request(endpoint.type, event, delivery.id, endpoint.secret, now)
+            request = formatters.http_request(endpoint.type, event, delivery.id, target.signing_secrets(now), now)
         except (EmptyWebhookSecretError, binascii.Error):
             return Outcome(Verdict.FAILED, error="the endpoint has no usable signing secret")
         except ValueError as exc:
@@ -214,20 +294,12 @@ class Deliverer:
         return await self.http.post(endpoint.target, request.body, headers, endpoint.ca_certificate)
 
     async def disable_endpoint(self, endpoint_id: str, target: Target, reason: str) -> None:
-        """Disables the endpoint in the registry; its owner hears of it once (the replica that
-        actually changed it publishes the event)."""
+        """Disables the endpoint in the registry; its owner hears of it once, through the outbox
+        (services/sender/disabled_events.py)."""
         try:
-            response = await self.routing.DisableEndpoint(
-                routing_pb2.DisableEndpointRequest(endpoint_id=endpoint_id, reason=reason), timeout=10
-            )
-        except grpc.aio.AioRpcError as exc:
-            log.error("could not disable endpoint", endpoint_id=endpoint_id, code=exc.code().name)
-            return
+            await self.disabler.disable(target.account_id, endpoint_id, target.endpoint.name, reason)
         finally:
             self.targets.drop(endpoint_id)
-        log.warning("endpoint disabled", endpoint_id=endpoint_id, reason=reason, changed=response.changed)
-        if response.changed:
-            await self.publisher.publish(target.account_id, endpoint_id, target.endpoint.name, reason)
 
 
 def _human(period: timedelta) -> str:

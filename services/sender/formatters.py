@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -45,11 +46,13 @@ def _signer(secret: str) -> Webhook:
     return Webhook(secret)
 
 
-def webhook(event: dict | str, delivery_id: str, secret: str, now: datetime) -> HttpRequest:
-    """The event as JSON (sent as stored when given as its JSON text), signed per Standard Webhooks;
-    `webhook-id` is the delivery's stable id, so a receiver can tell a repeat."""
+def webhook(event: dict | str, delivery_id: str, secrets: Sequence[str], now: datetime) -> HttpRequest:
+    """The event as JSON (sent as stored when given as its JSON text), signed per Standard Webhooks
+    with each of `secrets` (the endpoint's, then during a rotation the one it replaced): one `v1,<sig>`
+    each, space-separated, so a receiver holding either secret accepts it. `webhook-id` is the
+    delivery's stable id, so a receiver can tell a repeat."""
     text = event if isinstance(event, str) else _json(event).decode()
-    signature = _signer(secret).sign(delivery_id, now, text)
+    signature = " ".join(_signer(secret).sign(delivery_id, now, text) for secret in secrets)
     return HttpRequest(
         text.encode(),
         {
@@ -137,12 +140,12 @@ def email(event: dict, delivery_id: str, sender: str, recipient: str) -> EmailMe
 
 
 def http_request(
-    endpoint_type: int, event: dict | str, delivery_id: str, secret: str, now: datetime
+    endpoint_type: int, event: dict | str, delivery_id: str, secrets: Sequence[str], now: datetime
 ) -> HttpRequest:
-    """The POST for an HTTP endpoint type (`event` as a dict or its JSON text); ValueError for a type
-    that is not sent over HTTP."""
+    """The POST for an HTTP endpoint type (`event` as a dict or its JSON text; a webhook signed with
+    each of `secrets`); ValueError for a type that is not sent over HTTP."""
     if endpoint_type == endpoints_pb2.ENDPOINT_TYPE_WEBHOOK:
-        return _with_json_type(webhook(event, delivery_id, secret, now))
+        return _with_json_type(webhook(event, delivery_id, secrets, now))
     if isinstance(event, str):
         event = json.loads(event)
     if endpoint_type == endpoints_pb2.ENDPOINT_TYPE_SLACK:

@@ -58,16 +58,25 @@ class Delivery(Base):
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("event_id", "endpoint_id"),
+        # The idempotency key: an event id is its application's own, so two applications' events
+        # "42" are two deliveries (event id first: a replay's lookup is by event id).
+        UniqueConstraint("event_id", "application", "endpoint_id"),
         # The poller's question: what is PENDING and due?
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # The poller's, per lane: an endpoint's due deliveries in the order they go out (and any
+        # lookup by endpoint).
+        Index("ix_deliveries_endpoint_id_status_next_attempt_at", "endpoint_id", "status", "next_attempt_at", "created_at"),
         # The API's: an account's deliveries, newest first.
         Index("ix_deliveries_account_id_created_at", "account_id", "created_at"),
+        # Retention's: finished deliveries, oldest first.
+        Index("ix_deliveries_status_updated_at", "status", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     account_id: Mapped[str] = mapped_column(String(64))
-    endpoint_id: Mapped[str] = mapped_column(String(64), index=True)
+    endpoint_id: Mapped[str] = mapped_column(String(64))
+    #: The event's application (as in `event`).
+    application: Mapped[str] = mapped_column(String(255))
     event_id: Mapped[str] = mapped_column(String(512))
     #: The event as its JSON body: {"id", "application", "event_type", "level", "account_id", "timestamp", "message"}.
     event: Mapped[str] = mapped_column(Text)
@@ -81,6 +90,8 @@ class Delivery(Base):
     #: The lease: until then the sender `claimed_by` works on it; after it, anyone may take it over.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    #: Bumped by every claim: an outcome is written only by the owner of the generation it read.
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -114,3 +125,30 @@ class EndpointHealth(Base):
     endpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxEvent(Base):
+    """An `endpoint-disabled` event this sender decided on, kept until the broker acknowledged it
+    (services/sender/outbox.py). Written before the registry is asked to disable the endpoint;
+    `confirmed` once the registry said this sender changed it (an unconfirmed row left behind by a
+    sender that died in between is carried out by whichever sender finds it)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_available_at", "available_at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: The event's id (a uuid4): a publish repeated after a doubtful failure is delivered once.
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    endpoint_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    #: The record's value: the event's checked JSON (hooks_client.envelope).
+    payload: Mapped[str] = mapped_column(Text)
+    confirmed: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    #: Not before then does a sender take it (a retry's backoff, or another sender's claim).
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,11 +5,15 @@ Two gauges, what an operator alerts on when deliveries pile up:
 - hooks_sender_queue_depth: deliveries PENDING (due now or scheduled for a retry), of every sender
   replica (the queue is shared);
 - hooks_sender_oldest_due_seconds: how long the oldest delivery that is due has been waiting
-  (0 when none is due). It grows when workers cannot keep up or nothing polls the queue.
+  (0 when none is due). It grows when workers cannot keep up or nothing polls the queue;
+- hooks_sender_oldest_finished_seconds: how long ago the oldest finished delivery still kept
+  finished (0 when none is kept): near the retention (services/sender/retention.py) while the
+  pruner keeps up, above it when it does not.
 
 A Prometheus scrape runs in the metrics listener's thread and cannot await the async engine, so the
 figures are sampled by a task every `interval` seconds (one cheap aggregate query on the
-(status, next_attempt_at) index) and a scrape reads the last sample. Every replica reports the same
+(status, next_attempt_at) index, and one per finished status on (status, updated_at)) and a scrape
+reads the last sample. Every replica reports the same
 shared figures: aggregate them with max(), not sum().
 """
 
@@ -26,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.logging import get_logger
 from services.sender.models import Delivery, DeliveryState
+from services.sender.retention import FINISHED
 
 log = get_logger(__name__)
 
@@ -35,6 +40,10 @@ SAMPLE_INTERVAL_SECONDS = 10.0
 QUEUE_DEPTH = Gauge("hooks_sender_queue_depth", "Deliveries PENDING in the shared queue (due or waiting for a retry).")
 OLDEST_DUE_SECONDS = Gauge(
     "hooks_sender_oldest_due_seconds", "Seconds the oldest due PENDING delivery has been waiting (0: none is due)."
+)
+OLDEST_FINISHED_SECONDS = Gauge(
+    "hooks_sender_oldest_finished_seconds",
+    "Seconds since the oldest finished delivery still kept finished (0: none is kept); retention prunes it next.",
 )
 
 
@@ -52,6 +61,21 @@ async def sample_queue(engine: AsyncEngine, now: datetime | None = None) -> tupl
         ).scalar_one_or_none()
     waited = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
     return int(depth), waited
+
+
+async def oldest_finished_seconds(engine: AsyncEngine, now: datetime | None = None) -> float:
+    """How long ago the oldest finished delivery still kept finished (0.0 when none is kept)."""
+    now = now or datetime.now(UTC)
+    table = Delivery.__table__
+    oldest = None
+    async with engine.connect() as connection:
+        for status in FINISHED:  # min() of one index range each
+            at = (
+                await connection.execute(select(func.min(table.c.updated_at)).where(table.c.status == status))
+            ).scalar_one_or_none()
+            if at is not None and (oldest is None or at < oldest):
+                oldest = at
+    return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
 
 
 class QueueSampler:
@@ -72,6 +96,7 @@ class QueueSampler:
         depth, waited = await sample_queue(self.engine)
         QUEUE_DEPTH.set(depth)
         OLDEST_DUE_SECONDS.set(waited)
+        OLDEST_FINISHED_SECONDS.set(await oldest_finished_seconds(self.engine))
         self.samples += 1
 
     async def _run(self) -> None:

@@ -9,15 +9,19 @@ from pathlib import Path
 from hooks.registry.v1 import routing_pb2_grpc
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
 from services.common.channels import channel
-from services.common.db import create_engine, upgrade_async
+from services.common.db import create_engine, is_sqlite, upgrade_async
 from services.common.server import GrpcServer
 from services.common.settings import KafkaSettings
 from services.sender.attempt_recorder import AttemptRecorder
 from services.sender.deliverer import Deliverer
-from services.sender.disabled_events import DisabledEventPublisher
+from services.sender.disabled_events import EndpointDisabler
 from services.sender.dispatcher import Dispatcher
+from services.sender.email_policy import EmailPolicy
+from services.sender.lanes import BreakerSettings
 from services.sender.network_policy import NetworkPolicy
+from services.sender.outbox import Outbox
 from services.sender.queue_metrics import start_queue_sampler
+from services.sender.retention import start_pruner
 from services.sender.retry_policy import RetrySchedule
 from services.sender.servicer import DeliveryServicer
 from services.sender.settings import SenderSettings
@@ -25,6 +29,7 @@ from services.sender.store import DeliveryStore
 from services.sender.targets import TargetCache
 from services.sender.transports import HttpTransport, SmtpSettings, SmtpTransport
 from services.sender.watch_hub import WatchHub
+from services.sender.watch_relay import WatchRelay
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version_sender"
@@ -38,7 +43,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
     sender_id = f"sender-{uuid.uuid4().hex[:12]}"
     store = DeliveryStore(engine, sender_id, settings.sender_lease)
 
-    registry_channel = channel(settings.registry_target)
+    registry_channel = channel(settings.registry_target, tls=settings.tls)
     routing = routing_pb2_grpc.RoutingServiceStub(registry_channel)
     targets = TargetCache(routing)
     http = HttpTransport(
@@ -55,8 +60,11 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         ),
         settings.sender_attempt_timeout,
     )
-    publisher = DisabledEventPublisher(kafka)
-    hub = WatchHub()
+    outbox = Outbox(engine, kafka)
+    disabler = EndpointDisabler(outbox, routing)
+    hub = WatchHub(settings.sender_watch_streams_per_account)
+    # On PostgreSQL every replica's changes reach every replica's watchers; SQLite has one process.
+    relay = None if is_sqlite(engine) else WatchRelay(hub, engine, sender_id).start()
     recorder = AttemptRecorder(store)
     deliverer = Deliverer(
         store,
@@ -67,8 +75,9 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         smtp,
         RetrySchedule(settings.retry_delays, settings.sender_max_retry_after),
         settings.disable_after_seconds,
-        publisher,
+        disabler,
         hub,
+        email=EmailPolicy(settings.email_domains, settings.email_rate_limit),
     )
     dispatcher = Dispatcher(
         deliverer.deliver,
@@ -76,27 +85,47 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         settings.sender_concurrency,
         settings.sender_per_endpoint_concurrency,
         settings.sender_poll_interval,
+        lane_backlog=settings.sender_lane_backlog,
+        renew_interval=settings.sender_lease_renewal_seconds,
+        breaker=BreakerSettings(
+            consecutive_failures=settings.sender_breaker_failures,
+            failure_ratio=settings.sender_breaker_failure_ratio,
+            window_seconds=settings.sender_breaker_window_seconds,
+            probe_seconds=settings.sender_breaker_probe_seconds,
+            max_probe_seconds=settings.sender_breaker_max_probe_seconds,
+        ),
     )
     servicer = DeliveryServicer(store, dispatcher, deliverer, targets, hub)
 
     recorder.start()
     targets.start()
     dispatcher.start()
+    outbox.start()
 
     async def close() -> None:
         await dispatcher.close(grace=settings.shutdown_grace_seconds)
         await recorder.close()
+        await deliverer.close()
         await targets.close()
         await http.close()
-        await publisher.close()
+        await outbox.close()
+        if relay is not None:
+            await relay.close()
         await registry_channel.close()
         await engine.dispose()
 
+    pruner, stop_pruner = start_pruner(
+        engine,
+        settings.sender_retention_seconds,
+        settings.sender_retention_interval_seconds,
+        settings.sender_retention_batch,
+    )
     server = GrpcServer(
         "sender",
         settings,
         [(deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server, servicer, SERVICE_NAME)],
-        on_stop=[start_queue_sampler(engine), close],
+        on_stop=[start_queue_sampler(engine), stop_pruner, close],
     )
     server.sender = servicer  # for tests and tools: the servicer and what hangs off it
+    server.pruner = pruner
     return server

@@ -8,16 +8,18 @@ import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
 from google.rpc import code_pb2, status_pb2
 
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-from services.common.errors import FieldViolations, abort, abort_invalid
+from services.common.errors import FieldViolations, NotFound, Unavailable, abort, status_of_exception
 from services.common.identity import require_account
+from services.common.limits import json_value_problem, string_problem, text_problem
 from services.common.logging import get_logger
-from services.sender.conversion import STATUS_FROM_PROTO, delivery_to_proto, event_to_body
+from services.sender.conversion import STATUS_FROM_PROTO, delivery_to_proto, event_to_body, timestamp_problem
 from services.sender.deliverer import Deliverer
 from services.sender.dispatcher import Dispatcher
 from services.sender.metrics import DELIVERIES_QUEUED
@@ -37,30 +39,75 @@ READ_AHEAD = 1024
 ROOM_WAIT_SECONDS = 0.1
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+#: Most bytes of deliveries in one ListDeliveries page (well under HOOKS_GRPC_MAX_MESSAGE_BYTES):
+#: a page ends before the delivery that would pass it, though it always holds at least one.
+MAX_PAGE_BYTES = 1024 * 1024
+#: The names and ids of an event checked by `services.common.limits.string_problem`.
+EVENT_STRING_FIELDS = ("id", "application", "event_type", "level", "account_id")
+#: The application of the events SendTestMessage sends.
+TEST_APPLICATION = "hooks"
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 DEFAULT_TEST_MESSAGE = "This is a test notification from hooks."
 _END = object()
 
 
 def validate_deliver_request(request: deliveries_pb2.DeliverRequest) -> FieldViolations:
+    """What is wrong with a request, per field, by the limits every entry enforces
+    (`services.common.limits`), except its message (see `event_json_of`)."""
     violations = FieldViolations()
     if not request.request_id:
         violations.add("request_id", "is required")
     if not request.HasField("event"):
         violations.add("event", "is required")
     event = request.event
-    for name, limit in (("id", 512), ("account_id", 64), ("application", 255), ("event_type", 255)):
-        value = getattr(event, name)
-        if not value:
-            violations.add(f"event.{name}", "is required")
-        elif len(value) > limit:
-            violations.add(f"event.{name}", f"is longer than {limit} characters")
+    if not event.id:
+        violations.add("event.id", "is required")
+    for name in EVENT_STRING_FIELDS:
+        problem = string_problem(name, getattr(event, name))
+        if problem:
+            violations.add(f"event.{name}", problem)
+    if event.HasField("timestamp"):
+        problem = timestamp_problem(event.timestamp)
+        if problem:
+            violations.add("event.timestamp", problem)
     if not request.endpoint_ids:
         violations.add("endpoint_ids", "at least one endpoint id is required")
     for index, endpoint_id in enumerate(request.endpoint_ids):
-        if not endpoint_id or len(endpoint_id) > 64:
-            violations.add(f"endpoint_ids[{index}]", "must be 1 to 64 characters")
+        if not endpoint_id or len(endpoint_id) > 64 or text_problem(endpoint_id):
+            violations.add(f"endpoint_ids[{index}]", "must be 1 to 64 characters, none of them control characters")
     return violations
+
+
+def event_json_of(request: deliveries_pb2.DeliverRequest) -> str:
+    """The request's event as the JSON its deliveries store and send; raises FieldViolations naming
+    each field that could not be carried (a NaN, a depth beyond the limit, a NUL in a name...)."""
+    violations = validate_deliver_request(request)
+    if violations:
+        raise violations
+    body = event_to_body(request.event)
+    problem = json_value_problem(body["message"], "event.message")
+    if problem:
+        raise FieldViolations([("event.message", problem)])
+    return encode_event(body)
+
+
+def _new_deliveries(request: deliveries_pb2.DeliverRequest) -> list[NewDelivery]:
+    """The deliveries a request asks for, one per endpoint; raises FieldViolations when it is bad."""
+    event_json = event_json_of(request)  # once per event, not per endpoint
+    traceparent = request.traceparent if TRACEPARENT.match(request.traceparent) else ""
+    event = request.event
+    return [
+        NewDelivery(event.account_id, endpoint_id, event.application, event.id, event_json, traceparent)
+        for endpoint_id in request.endpoint_ids
+    ]
+
+
+@dataclass(slots=True)
+class _Accepted:
+    """A request that passed validation: its answer (to fill in) and its deliveries."""
+
+    response: deliveries_pb2.DeliverResponse
+    items: list[NewDelivery]
 
 
 def _single(request: deliveries_pb2.DeliverRequest) -> tuple[deliveries_pb2.DeliverRequest]:
@@ -147,50 +194,60 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
                 await reader
 
     async def _store_batch(self, batch: list[deliveries_pb2.DeliverRequest]) -> list[deliveries_pb2.DeliverResponse]:
-        responses: list[deliveries_pb2.DeliverResponse] = []
-        valid: list[deliveries_pb2.DeliverRequest] = []
-        items: list[NewDelivery] = []
-        for request in batch:
-            violations = validate_deliver_request(request)
-            if violations:
-                responses.append(
-                    deliveries_pb2.DeliverResponse(request_id=request.request_id, status=violations.to_status())
-                )
-                continue
-            event_json = encode_event(event_to_body(request.event))  # once per event, not per endpoint
-            traceparent = request.traceparent if TRACEPARENT.match(request.traceparent) else ""
-            valid.append(request)
-            account_id, event_id = request.event.account_id, request.event.id
-            items.extend(
-                NewDelivery(account_id, endpoint_id, event_id, event_json, traceparent)
-                for endpoint_id in request.endpoint_ids
-            )
-            responses.append(deliveries_pb2.DeliverResponse(request_id=request.request_id))
-        if not items:
+        """Answers each request of the batch on its own: one that cannot be taken fails alone
+        (INVALID_ARGUMENT naming its fields, or the value the database refused), the others are
+        stored together, in one transaction; an outage fails them all (UNAVAILABLE: send again)."""
+        responses = [deliveries_pb2.DeliverResponse(request_id=request.request_id) for request in batch]
+        accepted: list[_Accepted] = []
+        for response, request in zip(responses, batch):
+            try:
+                accepted.append(_Accepted(response, _new_deliveries(request)))
+            except Exception as exc:  # noqa: BLE001 - one request's problem is its own answer; the stream goes on
+                response.status.CopyFrom(status_of_exception(exc, "sender", log))
+        if not accepted:
             return responses
-        # Those the workers have room for are stored leased to this sender and handed straight to
+        # Those their lanes have room for are stored leased to this sender and handed straight to
         # them; the rest are stored due, for the poller (of this sender or another) to take.
-        room = self.dispatcher.room()
-        if room < len(items):
-            room = await self.dispatcher.wait_for_room(len(items), ROOM_WAIT_SECONDS)
+        wanted = sum(len(entry.items) for entry in accepted)
+        if self.dispatcher.room() < wanted:
+            await self.dispatcher.wait_for_room(wanted, ROOM_WAIT_SECONDS)
+        room = self.dispatcher.rooms({item.endpoint_id for entry in accepted for item in entry.items})
         try:
-            ids, created = await self.store.enqueue(items, lease=room)
-        except Exception:  # noqa: BLE001 - answer "not queued" and let the caller retry
-            log.exception("storing deliveries failed", requests=len(valid))
-            for response in responses:
-                if not response.HasField("status"):
-                    response.status.CopyFrom(_status(code_pb2.UNAVAILABLE, "the deliveries could not be stored; retry"))
-            return responses
-        requests = iter(valid)
-        for response in responses:
-            if response.HasField("status"):
-                continue
-            request = next(requests)
-            response.status.CopyFrom(_status(code_pb2.OK))
-            response.delivery_ids.extend(ids[(request.event.id, e)] for e in request.endpoint_ids)
-        DELIVERIES_QUEUED.inc(len(created))
-        self._hand_over(created)
+            stored = [(accepted, await self._store(accepted, room))]
+        except Exception as exc:  # noqa: BLE001 - answered per request below, by the one error mapping
+            status = status_of_exception(exc, "sender", log)
+            if status.code != code_pb2.INVALID_ARGUMENT:
+                # An outage: every request hears of it (UNAVAILABLE), and is sent again.
+                for entry in accepted:
+                    entry.response.status.CopyFrom(status)
+                return responses
+            # A value the database refuses (a NUL in PostgreSQL's text...) is one request's doing:
+            # each is stored alone, so that only the offending one is refused.
+            log.warning("the database refused a batch of deliveries; storing its requests one by one", requests=len(accepted))
+            stored = []
+            for entry in accepted:
+                try:
+                    ids, created = await self._store([entry], room)
+                except Exception as exc:  # noqa: BLE001 - this request's own answer
+                    entry.response.status.CopyFrom(status_of_exception(exc, "sender", log))
+                    continue
+                stored.append(([entry], (ids, created)))
+                for delivery in created:
+                    if delivery.claimed_by == self.store.sender_id:
+                        room[delivery.endpoint_id] -= 1
+        for entries, (ids, created) in stored:
+            for entry in entries:
+                entry.response.status.CopyFrom(_status(code_pb2.OK))
+                entry.response.delivery_ids.extend(ids[item.key] for item in entry.items)
+            DELIVERIES_QUEUED.inc(len(created))
+            self._hand_over(created)
         return responses
+
+    async def _store(
+        self, entries: list[_Accepted], lease: dict[str, int]
+    ) -> tuple[dict[tuple[str, str, str], str], list[QueuedDelivery]]:
+        """Stores the deliveries of these requests in one transaction (see DeliveryStore.enqueue)."""
+        return await self.store.enqueue([item for entry in entries for item in entry.items], lease=lease)
 
     def _hand_over(self, created: list[QueuedDelivery]) -> None:
         left: list[str] = []
@@ -198,7 +255,7 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             if self.hub.wants(delivery.account_id):
                 self.deliverer.announce(delivery.as_row())
             if delivery.claimed_by != self.store.sender_id:
-                self.dispatcher.left_to_poller()
+                self.dispatcher.left_to_poller(delivery.endpoint_id)
                 continue
             # Room was set aside before storing; other streams may have taken some since, so the
             # backlog may overshoot by what was stored meanwhile.
@@ -212,17 +269,23 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
 
     # -- account-scoped calls --------------------------------------------------------------------
 
-    async def GetDelivery(self, request, context):
+    async def GetDelivery(
+        self, request: deliveries_pb2.GetDeliveryRequest, context: grpc.aio.ServicerContext
+    ) -> deliveries_pb2.GetDeliveryResponse:
         account = await require_account(context)
         if not request.id:
-            await abort_invalid(context, [("id", "is required")])
+            raise FieldViolations([("id", "is required")])
         found = await self.store.get(account, request.id)
         if found is None:
-            await abort(context, grpc.StatusCode.NOT_FOUND, f"delivery {request.id!r} not found")
+            raise NotFound(f"delivery {request.id!r} not found")
         delivery, attempts = found
         return deliveries_pb2.GetDeliveryResponse(delivery=delivery_to_proto(delivery, attempts))
 
-    async def ListDeliveries(self, request, context):
+    async def ListDeliveries(
+        self, request: deliveries_pb2.ListDeliveriesRequest, context: grpc.aio.ServicerContext
+    ) -> deliveries_pb2.ListDeliveriesResponse:
+        """A page of at most `page_size` deliveries and at most about MAX_PAGE_BYTES (always at
+        least one delivery): where the bytes run out first, `next_page_token` goes on from there."""
         account = await require_account(context)
         violations = FieldViolations()
         if request.page_size < 0:
@@ -239,32 +302,50 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             if status is None:
                 violations.add("status", "is not a delivery status")
         if violations:
-            await abort_invalid(context, violations)
+            raise violations
         page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        rows, next_cursor = await self.store.list(
-            account, page_size, cursor, request.endpoint_id, status, request.event_id
-        )
-        return deliveries_pb2.ListDeliveriesResponse(
-            deliveries=[delivery_to_proto(row) for row in rows],
-            next_page_token=next_cursor.encode() if next_cursor else "",
-        )
+        response = deliveries_pb2.ListDeliveriesResponse()
+        size, last = 0, None
+        rows = self.store.list(account, page_size + 1, cursor, request.endpoint_id, status, request.event_id)
+        async with contextlib.aclosing(rows):
+            async for row in rows:
+                if len(response.deliveries) == page_size:
+                    break  # there is more
+                delivery = delivery_to_proto(row)
+                size += _entry_size(delivery)
+                if response.deliveries and size > MAX_PAGE_BYTES:
+                    break
+                response.deliveries.append(delivery)
+                last = row
+            else:
+                return response  # the last page
+        response.next_page_token = PageCursor.after(last).encode()
+        return response
 
-    async def RetryDelivery(self, request, context):
+    async def RetryDelivery(
+        self, request: deliveries_pb2.RetryDeliveryRequest, context: grpc.aio.ServicerContext
+    ) -> deliveries_pb2.RetryDeliveryResponse:
         account = await require_account(context)
         if not request.id:
-            await abort_invalid(context, [("id", "is required")])
+            raise FieldViolations([("id", "is required")])
         delivery = await self.store.retry(account, request.id)
         if delivery is None:
-            await abort(context, grpc.StatusCode.NOT_FOUND, f"delivery {request.id!r} not found")
+            raise NotFound(f"delivery {request.id!r} not found")
         self.deliverer.announce(delivery)
         if delivery.claimed_by != self.store.sender_id or not self.dispatcher.submit(delivery.id, delivery.endpoint_id):
             self.dispatcher.wake()
         return deliveries_pb2.RetryDeliveryResponse(delivery=delivery_to_proto(delivery))
 
-    async def WatchDeliveries(self, request, context):
+    async def WatchDeliveries(
+        self, request: deliveries_pb2.WatchDeliveriesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[deliveries_pb2.WatchDeliveriesResponse]:
+        """Streams the account's changes from the moment the call's initial metadata is sent (a
+        client that waits for it misses nothing after); QuotaExceeded when the account already
+        watches as many times as HOOKS_SENDER_WATCH_STREAMS_PER_ACCOUNT allows."""
         account = await require_account(context)
         subscription = self.hub.subscribe(account, request.endpoint_id)
         try:
+            await context.send_initial_metadata(())
             while True:
                 if subscription.overflowed and subscription.queue.empty():
                     await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "the watcher fell behind; watch again")
@@ -273,34 +354,41 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         finally:
             self.hub.unsubscribe(subscription)
 
-    async def SendTestMessage(self, request, context):
+    async def SendTestMessage(
+        self, request: deliveries_pb2.SendTestMessageRequest, context: grpc.aio.ServicerContext
+    ) -> deliveries_pb2.SendTestMessageResponse:
         account = await require_account(context)
         if not request.endpoint_id:
-            await abort_invalid(context, [("endpoint_id", "is required")])
+            raise FieldViolations([("endpoint_id", "is required")])
         try:
             target = await self.targets.get(request.endpoint_id)
         except EndpointDeleted:
             target = None
         except grpc.aio.AioRpcError as exc:
-            await abort(context, grpc.StatusCode.UNAVAILABLE, f"the registry is unavailable: {exc.code().name}")
+            raise Unavailable(f"the registry is unavailable ({exc.code().name}); try again shortly") from exc
         if target is None or target.account_id != account:
-            await abort(context, grpc.StatusCode.NOT_FOUND, f"endpoint {request.endpoint_id!r} not found")
+            raise NotFound(f"endpoint {request.endpoint_id!r} not found")
         now = datetime.now(UTC)
         body = {
             "id": f"test-{uuid.uuid4()}",
-            "application": "hooks",
+            "application": TEST_APPLICATION,
             "event_type": "test",
             "level": "",
             "account_id": account,
             "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "message": request.message or DEFAULT_TEST_MESSAGE,
         }
-        ids, created = await self.store.enqueue(
-            [NewDelivery(account, request.endpoint_id, body["id"], encode_event(body))]
-        )
-        delivery_id = ids[(body["id"], request.endpoint_id)]
+        new = NewDelivery(account, request.endpoint_id, TEST_APPLICATION, body["id"], encode_event(body))
+        ids, created = await self.store.enqueue([new])
+        delivery_id = ids[new.key]
         for delivery in created:
             self.deliverer.announce(delivery.as_row())
         await self.dispatcher.run_now(delivery_id, request.endpoint_id)
         delivery, attempts = await self.store.get(account, delivery_id)
         return deliveries_pb2.SendTestMessageResponse(delivery=delivery_to_proto(delivery, attempts))
+
+
+def _entry_size(delivery: deliveries_pb2.Delivery) -> int:
+    """The bytes a delivery adds to a ListDeliveriesResponse: itself, its field tag and length."""
+    size = delivery.ByteSize()
+    return size + 1 + max(1, (size.bit_length() + 6) // 7)

@@ -7,11 +7,12 @@ from typing import Literal
 
 from pydantic import field_validator
 
+from services.common.email_domains import EmailDomainSettings
 from services.common.settings import CommonSettings
-from services.sender.durations import parse_duration, parse_schedule
+from services.sender.durations import parse_duration, parse_rate, parse_schedule
 
 
-class SenderSettings(CommonSettings):
+class SenderSettings(CommonSettings, EmailDomainSettings):
     #: Address the sender's gRPC server listens on.
     sender_listen_address: str = "127.0.0.1:50052"
     #: The sender's database (its delivery queue and attempt log): sqlite:///path or postgresql://...
@@ -30,10 +31,32 @@ class SenderSettings(CommonSettings):
     sender_allowed_networks: str = ""
     #: Seconds between looks in the database for retries that came due and deliveries whose lease expired.
     sender_poll_interval: float = 1.0
-    #: Seconds a sender holds a delivery it works on; a crashed sender's deliveries come back after it.
-    sender_lease: float = 120.0
+    #: Seconds a sender's lease of a delivery lasts; renewed while held, so a killed sender's deliveries come back after it.
+    sender_lease: float = 15.0
+    #: Seconds between renewals of the leases a sender holds (one statement each time); at most a quarter of the lease.
+    sender_lease_renewal_seconds: float = 5.0
+    #: Most deliveries a sender holds in memory for one endpoint (its lane); beyond, they wait in the database.
+    sender_lane_backlog: int = 256
+    #: Consecutive failed attempts to an endpoint that open its circuit breaker (then only probes are sent).
+    sender_breaker_failures: int = 10
+    #: Or: the share of failed attempts over the breaker's window that opens it (with at least 20 attempts in it).
+    sender_breaker_failure_ratio: float = 0.5
+    #: Seconds of attempts the breaker's failure ratio is taken over.
+    sender_breaker_window_seconds: float = 30.0
+    #: Seconds before an open breaker's first probe; doubled after each failed probe.
+    sender_breaker_probe_seconds: float = 1.0
+    #: Longest wait between an open breaker's probes, in seconds.
+    sender_breaker_max_probe_seconds: float = 60.0
     #: Longest wait a Retry-After answer may impose, in seconds.
     sender_max_retry_after: float = 3600.0
+    #: Seconds a finished (succeeded or failed) delivery and its attempts are kept, then pruned; default 30 days.
+    sender_retention_seconds: float = 30 * 86400.0
+    #: Seconds between the pruner's passes over finished deliveries.
+    sender_retention_interval_seconds: float = 60.0
+    #: Deliveries the pruner deletes per transaction (small, so the hot path never waits long behind it).
+    sender_retention_batch: int = 500
+    #: Most WatchDeliveries streams one account may have open at once (on one sender); beyond, RESOURCE_EXHAUSTED.
+    sender_watch_streams_per_account: int = 10
     #: SMTP server e-mail endpoints are sent through.
     sender_smtp_host: str = "127.0.0.1"
     #: Its port.
@@ -46,6 +69,15 @@ class SenderSettings(CommonSettings):
     sender_smtp_password: str = ""
     #: "none", "starttls" or "tls" (implicit TLS, usually port 465).
     sender_smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    #: E-mails one account may be sent per period, as count/duration (e.g. 100/1h, 20/1m), by each sender replica; beyond it they wait for a free slot, in turn, without counting as attempts. Empty: no limit.
+    sender_email_rate_limit: str = "100/1h"
+
+    @field_validator("sender_watch_streams_per_account", "sender_lane_backlog", "sender_breaker_failures")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
 
     @field_validator("sender_retry_schedule")
     @classmethod
@@ -57,6 +89,12 @@ class SenderSettings(CommonSettings):
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("sender_email_rate_limit")
+    @classmethod
+    def _email_rate(cls, value: str) -> str:
+        parse_rate(value)
         return value
 
     @field_validator("sender_allowed_networks")
@@ -74,6 +112,11 @@ class SenderSettings(CommonSettings):
     @property
     def disable_after_seconds(self) -> float:
         return parse_duration(self.sender_disable_after)
+
+    @property
+    def email_rate_limit(self) -> tuple[int, float] | None:
+        """(e-mails, per seconds), or None for no limit."""
+        return parse_rate(self.sender_email_rate_limit)
 
     @property
     def allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

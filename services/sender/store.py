@@ -1,7 +1,10 @@
 """The durable delivery queue: what the servicer and the workers read and write, one transaction each.
 
 Leases: a sender works on a delivery only while it holds it (`claimed_by` = its id and `claimed_until`
-ahead); a sender that dies lets its lease run out, and the delivery becomes due again for any sender.
+ahead). Leases are short and renewed while held (`renew`, one statement for all of them), so a sender
+that dies lets them run out within seconds and its deliveries become due again for any sender. Every
+claim bumps the row's `lease_generation`, and every write of an outcome is fenced on the owner and the
+generation it read: a sender that lost a lease never overwrites the new owner's result.
 
 The hot path (enqueue, claim, record_attempts) speaks SQLAlchemy Core, not the ORM, and hands the
 workers `QueuedDelivery` values rather than mapped rows: per delivery, the ORM's unit of work and
@@ -26,8 +29,10 @@ from services.common.db import sessionmaker
 from services.sender import dialects
 from services.sender.models import Attempt, Delivery, DeliveryState, EndpointHealth
 
-# Rows per INSERT statement (SQLite allows 32766 bound parameters; a delivery binds 15).
+# Rows per INSERT statement (SQLite allows 32766 bound parameters; a delivery binds 16).
 INSERT_CHUNK = 1000
+#: Rows a listing reads from the database at a time (its page may end after any of them).
+LIST_FETCH_ROWS = 20
 #: How long the set of failing endpoints read from the database is trusted: another replica may start
 #: a streak meanwhile, which this one's successes then end only after the next reload.
 FAILING_REFRESH_SECONDS = 5.0
@@ -41,10 +46,18 @@ def utcnow() -> datetime:
 class NewDelivery:
     account_id: str
     endpoint_id: str
+    #: The event's application: event ids are the applications' own, so (application, event id,
+    #: endpoint id) is what makes a delivery (two applications may both send an event "42").
+    application: str
     event_id: str
     #: The event's JSON body (encoded once per event, shared by its endpoints; see `encode_event`).
     event_json: str
     traceparent: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The idempotency key: one delivery per (application, event id, endpoint id)."""
+        return (self.application, self.event_id, self.endpoint_id)
 
 
 def encode_event(body: dict) -> str:
@@ -68,6 +81,7 @@ class QueuedDelivery:
     claimed_by: str
     created_at: datetime
     status: str = DeliveryState.PENDING.value
+    lease_generation: int = 0
 
     def as_row(self, **changes) -> Delivery:
         """A transient Delivery (for a watcher's update), with `changes` applied."""
@@ -94,9 +108,17 @@ _QUEUED_COLUMNS = tuple(
     Delivery.__table__.c[name]
     for name in (
         "id", "account_id", "endpoint_id", "event_id", "event", "traceparent",
-        "attempt_count", "claimed_until", "claimed_by", "created_at", "status",
+        "attempt_count", "claimed_until", "claimed_by", "created_at", "status", "lease_generation",
     )
 )  # fmt: skip
+
+
+def _delivery_id_of(result: "AttemptResult") -> str:
+    return result.delivery_id
+
+
+def _accepted_at(delivery: QueuedDelivery) -> datetime:
+    return delivery.created_at
 
 
 def queued_from_row(row) -> QueuedDelivery:
@@ -118,6 +140,8 @@ class AttemptResult:
     succeeded: bool
     status: DeliveryState
     next_attempt_at: datetime | None
+    #: The lease the attempt was made under: its outcome is written only while that lease holds.
+    lease_generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,11 @@ class PageCursor:
     def encode(self) -> str:
         raw = json.dumps([self.created_at.isoformat(), self.id]).encode()
         return base64.urlsafe_b64encode(raw).decode()
+
+    @classmethod
+    def after(cls, delivery: Delivery) -> "PageCursor":
+        """The cursor of the page that follows `delivery` (newest first)."""
+        return cls(delivery.created_at, delivery.id)
 
     @classmethod
     def decode(cls, token: str) -> "PageCursor":
@@ -148,6 +177,9 @@ class DeliveryStore:
         self.sessions = sessionmaker(engine)
         self.sender_id = sender_id
         self.lease = timedelta(seconds=lease_seconds)
+        #: Least lease left for an attempt to start on it: the attempt's own time is covered by
+        #: renewal, and half a lease leaves a renewal that lags (a loaded host) room to land.
+        self.lease_margin = self.lease / 2
         self._serializer = dialects.write_serializer(engine)
         self._failing: set[str] | None = None
         self._failing_loaded_at = 0.0
@@ -165,25 +197,34 @@ class DeliveryStore:
             yield connection
 
     async def enqueue(
-        self, items: list[NewDelivery], lease: int | None = None
-    ) -> tuple[dict[tuple[str, str], str], list[QueuedDelivery]]:
+        self, items: list[NewDelivery], lease: int | dict[str, int] | None = None
+    ) -> tuple[dict[tuple[str, str, str], str], list[QueuedDelivery]]:
         """Stores the deliveries that do not exist yet, all in one transaction: one INSERT ... ON
         CONFLICT DO NOTHING for the lot, and a SELECT only for the ids of those that existed. The first
-        `lease` new ones (all when None) are stored leased to this sender, for its hot path; the rest
-        are left due for the poller (of any sender). Returns the id of each (event id, endpoint id),
-        old or new, and the deliveries created now (`claimed_by` says which are leased)."""
+        `lease` new ones (all when None; with a dict, the first `lease[endpoint id]` of each endpoint)
+        are stored leased to this sender, for its hot path; the rest are left due for the poller (of
+        any sender). Returns the id of each key (`NewDelivery.key`:
+        application, event id, endpoint id), old or new, and the deliveries created now (`claimed_by`
+        says which are leased)."""
         now = utcnow()
         lease_until = now + self.lease
-        fresh: dict[tuple[str, str], dict] = {}
+        fresh: dict[tuple[str, str, str], dict] = {}
+        per_endpoint = dict(lease) if isinstance(lease, dict) else None
         for item in items:
-            key = (item.event_id, item.endpoint_id)
+            key = item.key
             if key in fresh:
                 continue
-            leased = lease is None or len(fresh) < lease
+            if per_endpoint is not None:
+                leased = per_endpoint.get(item.endpoint_id, 0) > 0
+                if leased:
+                    per_endpoint[item.endpoint_id] -= 1
+            else:
+                leased = lease is None or len(fresh) < lease
             fresh[key] = dict(
                 id=str(uuid.uuid4()),
                 account_id=item.account_id,
                 endpoint_id=item.endpoint_id,
+                application=item.application,
                 event_id=item.event_id,
                 event=item.event_json,
                 traceparent=item.traceparent,
@@ -194,12 +235,14 @@ class DeliveryStore:
                 claimed_until=lease_until if leased else None,
                 claimed_by=self.sender_id if leased else "",
                 last_error="",
-                created_at=now,
+                # A microsecond apart in the order given: the acceptance order an ordered endpoint
+                # is served in, also when its deliveries are claimed back from the database.
+                created_at=now + timedelta(microseconds=len(fresh)),
                 updated_at=now,
             )
         rows = list(fresh.values())
         inserted: set[str] = set()
-        ids: dict[tuple[str, str], str] = {}
+        ids: dict[tuple[str, str, str], str] = {}
         async with self._writing_core() as connection:
             conflicts = False
             for start in range(0, len(rows), INSERT_CHUNK):
@@ -213,16 +256,16 @@ class DeliveryStore:
                 # Some existed already (a replay): one look at the events' deliveries tells which of
                 # ours went in and the ids of those that were there.
                 inserted.clear()
-                event_ids = sorted({event_id for event_id, _ in fresh})
+                event_ids = sorted({event_id for _, event_id, _ in fresh})
                 table = Delivery.__table__
                 for start in range(0, len(event_ids), INSERT_CHUNK):
                     result = await connection.execute(
-                        select(table.c.event_id, table.c.endpoint_id, table.c.id).where(
+                        select(table.c.application, table.c.event_id, table.c.endpoint_id, table.c.id).where(
                             dialects.in_list(connection, table.c.event_id, event_ids[start : start + INSERT_CHUNK])
                         )
                     )
-                    for event_id, endpoint_id, id_ in result:
-                        ids[(event_id, endpoint_id)] = id_
+                    for application, event_id, endpoint_id, id_ in result:
+                        ids[(application, event_id, endpoint_id)] = id_
                 inserted.update(row["id"] for key, row in fresh.items() if ids.get(key) == row["id"])
         created: list[QueuedDelivery] = []
         for key, row in fresh.items():
@@ -231,18 +274,19 @@ class DeliveryStore:
                 created.append(
                     QueuedDelivery(
                         row["id"], row["account_id"], row["endpoint_id"], row["event_id"], row["event"],
-                        row["traceparent"], 0, row["claimed_until"], row["claimed_by"], now,
+                        row["traceparent"], 0, row["claimed_until"], row["claimed_by"], row["created_at"],
                     )
                 )  # fmt: skip
         return ids, created
 
-    def holds_fresh_lease(self, delivery: QueuedDelivery | Delivery) -> bool:
-        """Whether this sender leased the row and more than half of the lease is left."""
+    def holds_lease(self, delivery: QueuedDelivery | Delivery) -> bool:
+        """Whether this sender leased the row (as last read or renewed) and enough of the lease is left
+        to start an attempt on it (`lease_margin`)."""
         return (
             delivery.status == DeliveryState.PENDING
             and delivery.claimed_by == self.sender_id
             and delivery.claimed_until is not None
-            and delivery.claimed_until - utcnow() > self.lease / 2
+            and delivery.claimed_until - utcnow() > self.lease_margin
         )
 
     async def claim(self, delivery_id: str) -> QueuedDelivery | None:
@@ -256,17 +300,57 @@ class DeliveryStore:
                     Delivery.__table__.c.id == delivery_id,
                     *dialects.due(now, self.sender_id),
                 )
-                .values(claimed_until=now + self.lease, claimed_by=self.sender_id)
+                .values(
+                    claimed_until=now + self.lease,
+                    claimed_by=self.sender_id,
+                    lease_generation=Delivery.__table__.c.lease_generation + 1,
+                )
                 .returning(*_QUEUED_COLUMNS)
             )
             row = result.first()
         return None if row is None else queued_from_row(row)
 
-    async def claim_due(self, limit: int) -> list[QueuedDelivery]:
+    async def claim_due(
+        self, per_endpoint: int, limit: int, skip_endpoints: list[str] | tuple[str, ...] = ()
+    ) -> list[QueuedDelivery]:
+        """Leases due deliveries per endpoint (see `dialects.claim_due`): never the oldest rows of
+        all, so one endpoint's backlog cannot take the claims of the others."""
         now = utcnow()
         async with self._writing_core() as connection:
-            rows = await dialects.claim_due(connection, now, now + self.lease, self.sender_id, limit, _QUEUED_COLUMNS)
-        return [queued_from_row(row) for row in rows]
+            rows = await dialects.claim_due(
+                connection, now, now + self.lease, self.sender_id, per_endpoint, limit, skip_endpoints, _QUEUED_COLUMNS
+            )
+        # In acceptance order (an UPDATE returns its rows in no particular order).
+        return sorted((queued_from_row(row) for row in rows), key=_accepted_at)
+
+    async def claim_lane(self, endpoint_id: str, limit: int) -> list[QueuedDelivery]:
+        """Leases at most `limit` of one endpoint's due deliveries, the next to go out first (see
+        `dialects.claim_lane`): what its lane has room for, when deliveries wait for it here."""
+        now = utcnow()
+        async with self._writing_core() as connection:
+            rows = await dialects.claim_lane(
+                connection, now, now + self.lease, self.sender_id, endpoint_id, limit, _QUEUED_COLUMNS
+            )
+        return sorted((queued_from_row(row) for row in rows), key=_accepted_at)
+
+    async def renew(self, deliveries: list[QueuedDelivery]) -> list[QueuedDelivery]:
+        """Extends this sender's leases of `deliveries` by a full lease, in one statement, and notes
+        the new end in each of them; returns those whose lease was lost (taken over or finished)."""
+        if not deliveries:
+            return []
+        until = utcnow() + self.lease
+        lost_ids: set[str] = set()
+        async with self._writing_core() as connection:
+            for start in range(0, len(deliveries), INSERT_CHUNK):
+                chunk = [d.id for d in deliveries[start : start + INSERT_CHUNK]]
+                lost_ids.update(await dialects.renew_leases(connection, self.sender_id, chunk, until))
+        lost = []
+        for delivery in deliveries:
+            if delivery.id in lost_ids:
+                lost.append(delivery)
+            else:
+                delivery.claimed_until = until
+        return lost
 
     async def record_attempts(self, results: list[AttemptResult]) -> list[datetime | None]:
         """Logs attempts and moves their deliveries on, releasing the leases, and keeps the endpoints'
@@ -275,18 +359,19 @@ class DeliveryStore:
         endpoint that failed, or that succeeded while known to be failing. Returns, per result, after
         a failure, since when its endpoint has failed (None after a success)."""
         now = utcnow()
+        ordered = sorted(results, key=_delivery_id_of)  # one lock order for every batch
         async with self._writing_core() as connection:
             await dialects.record_outcomes(
                 connection,
                 [
                     (r.delivery_id, r.number, r.started_at, r.latency_seconds, r.http_status,
                      r.response_body, r.error, r.succeeded)
-                    for r in results
+                    for r in ordered
                 ],
                 [
                     (r.status.value, r.number, r.next_attempt_at, r.error, now,
-                     None if r.succeeded else r.started_at, r.delivery_id)
-                    for r in results
+                     None if r.succeeded else r.started_at, r.delivery_id, self.sender_id, r.lease_generation)
+                    for r in ordered
                 ],
             )  # fmt: skip
             # Each endpoint's streak follows its last outcome in the batch.
@@ -319,13 +404,26 @@ class DeliveryStore:
         return self._failing
 
     async def settle(
-        self, delivery_id: str, status: DeliveryState, error: str, next_attempt_at: datetime | None = None
+        self,
+        delivery: QueuedDelivery,
+        status: DeliveryState,
+        error: str,
+        next_attempt_at: datetime | None = None,
+        released: bool = False,
     ) -> Delivery | None:
-        """Moves a delivery on without an attempt (endpoint deleted or disabled, registry unreachable)."""
+        """Moves a delivery on without an attempt (endpoint deleted or disabled, registry unreachable),
+        fenced on the lease it was read under (nothing changes when that lease was lost); `released`:
+        its outcome was written already (the lease given back), and it changes only while nobody
+        has leased it since."""
+        fence = (
+            (Delivery.claimed_by == "",)
+            if released
+            else (Delivery.claimed_by == self.sender_id, Delivery.lease_generation == delivery.lease_generation)
+        )
         async with self._writing() as session:
             await session.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id)
+                .where(Delivery.id == delivery.id, *fence)
                 .values(
                     status=status.value,
                     last_error=error,
@@ -335,7 +433,7 @@ class DeliveryStore:
                     updated_at=utcnow(),
                 )
             )
-            return await session.get(Delivery, delivery_id, populate_existing=True)
+            return await session.get(Delivery, delivery.id, populate_existing=True)
 
     async def get(self, account_id: str, delivery_id: str) -> tuple[Delivery, list[Attempt]] | None:
         async with self.sessions() as session:
@@ -352,13 +450,14 @@ class DeliveryStore:
     async def list(
         self,
         account_id: str,
-        page_size: int,
+        limit: int,
         cursor: PageCursor | None = None,
         endpoint_id: str = "",
         status: DeliveryState | None = None,
         event_id: str = "",
-    ) -> tuple[list[Delivery], PageCursor | None]:
-        """The account's deliveries, newest first; the cursor of the next page when there is one."""
+    ) -> AsyncIterator[Delivery]:
+        """The account's deliveries after `cursor`, newest first, at most `limit`, read as they are
+        taken (a caller that has enough stops reading: close it with contextlib.aclosing)."""
         query = select(Delivery).where(Delivery.account_id == account_id)
         if endpoint_id:
             query = query.where(Delivery.endpoint_id == endpoint_id)
@@ -373,13 +472,15 @@ class DeliveryStore:
                     and_(Delivery.created_at == cursor.created_at, Delivery.id < cursor.id),
                 )
             )
-        query = query.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(page_size + 1)
+        query = (
+            query.order_by(Delivery.created_at.desc(), Delivery.id.desc())
+            .limit(limit)
+            .execution_options(yield_per=LIST_FETCH_ROWS)
+        )
         async with self.sessions() as session:
-            rows = list((await session.execute(query)).scalars())
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            return rows, PageCursor(rows[-1].created_at, rows[-1].id)
-        return rows, None
+            rows = await session.stream_scalars(query)
+            async for row in rows:
+                yield row
 
     async def retry(self, account_id: str, delivery_id: str) -> Delivery | None:
         """Makes the delivery PENDING and due now, leased to this sender for its hot path."""

@@ -1,28 +1,44 @@
 """Endpoint details at attempt time, from the registry's RoutingService.GetDeliveryTarget, through a
 cache that follows the registry's change stream: a change touching an endpoint drops it, so a retry
 hours later honours what the account changed since. The cache is used only while the stream is up;
-when it breaks, the cache is emptied and the stream reopened."""
+when it breaks, the cache is emptied and the stream reopened after the last sequence seen (as the
+matcher's route cache does, services/matcher/routes.py), so a change made while it was down still
+comes down it. A lookup is cached only if the stream was up from before it began until it ended
+(nothing it might have missed can be lost between the two)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import grpc
 
 from hooks.registry.v1 import endpoints_pb2, routing_pb2, routing_pb2_grpc
 from services.common.logging import get_logger
+from services.common.lru import LruCache
 
 log = get_logger(__name__)
 
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+#: Endpoints kept (the least recently used dropped beyond): their ids come from tenants' filters.
+CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
 class Target:
     endpoint: endpoints_pb2.Endpoint
     account_id: str
+    #: The secret the endpoint's current one replaced, while the registry said it still signs.
+    previous_secret: str = ""
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets a delivery sent at `now` is signed with: the endpoint's, and the one it replaced
+        until its grace period ends (judged here, at each attempt: the target may be cached past it)."""
+        if self.previous_secret and now < self.endpoint.previous_secret_expire_time.ToDatetime(tzinfo=timezone.utc):
+            return (self.endpoint.secret, self.previous_secret)
+        return (self.endpoint.secret,)
 
 
 class EndpointDeleted(Exception):
@@ -30,14 +46,19 @@ class EndpointDeleted(Exception):
 
 
 class TargetCache:
-    def __init__(self, routing: routing_pb2_grpc.RoutingServiceStub, call_timeout: float = 10.0):
+    def __init__(
+        self, routing: routing_pb2_grpc.RoutingServiceStub, call_timeout: float = 10.0, size: int = CACHE_SIZE
+    ):
         self._routing = routing
         self._call_timeout = call_timeout
-        self._targets: dict[str, Target] = {}
+        self._targets: LruCache[str, Target] = LruCache(size)
         self._generation = 0  # bumped on every drop: a lookup that raced one is not cached
         self._watching = False
         self._task: asyncio.Task | None = None
         self._lookups: dict[str, asyncio.Future[Target]] = {}
+        self._sequence = 0
+        #: Changes received from the stream (tests wait on it).
+        self.changes_applied = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._follow_changes(), name="sender-target-cache")
@@ -68,7 +89,7 @@ class TargetCache:
             done.exception()  # seen, even when every caller has gone
 
     async def _look_up(self, endpoint_id: str) -> Target:
-        generation = self._generation
+        generation = self._generation if self._watching else None
         try:
             response = await self._routing.GetDeliveryTarget(
                 routing_pb2.GetDeliveryTargetRequest(endpoint_id=endpoint_id), timeout=self._call_timeout
@@ -77,14 +98,28 @@ class TargetCache:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 raise EndpointDeleted(endpoint_id) from exc
             raise
-        target = Target(response.endpoint, response.account_id)
+        target = Target(response.endpoint, response.account_id, response.previous_secret)
         if self._watching and generation == self._generation:
-            self._targets[endpoint_id] = target
+            self._targets.put(endpoint_id, target)
         return target
+
+    @property
+    def sequence(self) -> int:
+        """The last change sequence seen: where the stream resumes after a break."""
+        return self._sequence
+
+    @property
+    def watching(self) -> bool:
+        """Whether the registry's change stream is up: only then are endpoints cached."""
+        return self._watching
+
+    def __len__(self) -> int:
+        """How many endpoints are cached."""
+        return len(self._targets)
 
     def drop(self, endpoint_id: str) -> None:
         self._generation += 1
-        self._targets.pop(endpoint_id, None)
+        self._targets.pop(endpoint_id)
         self._lookups.pop(endpoint_id, None)  # a lookup begun before the change is not shared after it
 
     def _clear(self) -> None:
@@ -97,12 +132,19 @@ class TargetCache:
         failures = 0
         while True:
             try:
-                stream = self._routing.WatchChanges(routing_pb2.WatchChangesRequest(after_sequence=0))
+                request = routing_pb2.WatchChangesRequest(after_sequence=self._sequence)
+                stream = self._routing.WatchChanges(request)
                 async for change in stream:
                     if change.heartbeat:
+                        # A resumed stream starts after what we saw; a fresh one (0) from now on.
+                        if self._sequence == 0 or change.sequence < self._sequence:
+                            self._sequence = change.sequence
+                        self._generation += 1  # a lookup begun before the stream was up is not cached
                         self._watching = True
                         failures = 0
                         continue
+                    self._sequence = max(self._sequence, change.sequence)
+                    self.changes_applied += 1
                     if change.kind == routing_pb2.RESOURCE_KIND_ENDPOINT:
                         self.drop(change.resource_id)
                 log.info("registry change stream ended; reconnecting")
@@ -111,6 +153,8 @@ class TargetCache:
                 raise
             except grpc.aio.AioRpcError as exc:
                 log.info("registry change stream broke; reconnecting", code=exc.code().name)
+                if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
+                    self._sequence = 0  # the changes after ours were pruned: start afresh (the cache is emptied)
             except Exception:  # noqa: BLE001 - keep following whatever happens
                 log.exception("registry change stream failed; reconnecting")
             self._clear()

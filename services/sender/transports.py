@@ -13,12 +13,16 @@ import aiohttp
 import aiosmtplib
 import yarl
 
+from services.common.lru import LruCache
 from services.sender.network_policy import AddressRefused, GuardedConnector, NetworkPolicy
 from services.sender.retry_policy import Verdict, parse_retry_after, verdict_for_status
 
 RESPONSE_BODY_BYTES = 4096
 #: Distinct endpoint URLs kept parsed (the cache starts over when full).
 URL_CACHE_SIZE = 10_000
+#: TLS contexts kept for endpoints' own CAs, the least recently used dropped beyond (each holds the
+#: system's trust store too: about 1 MB).
+SSL_CONTEXT_CACHE_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class HttpTransport:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
-        self._ssl_contexts: dict[str, ssl.SSLContext] = {}
+        self._ssl_contexts: LruCache[str, ssl.SSLContext] = LruCache(SSL_CONTEXT_CACHE_SIZE)
         self._urls: dict[str, yarl.URL] = {}
 
     def _session_now(self) -> aiohttp.ClientSession:
@@ -50,7 +54,8 @@ class HttpTransport:
         return self._session
 
     def ssl_context(self, ca_pem: str) -> ssl.SSLContext | bool:
-        """The system's trust store plus the endpoint's CA, one context per distinct CA."""
+        """The system's trust store plus the endpoint's CA (True, the default verification, when it
+        has none), one context per distinct CA among the SSL_CONTEXT_CACHE_SIZE used last."""
         if not ca_pem.strip():
             return True
         key = hashlib.sha256(ca_pem.encode()).hexdigest()
@@ -58,7 +63,7 @@ class HttpTransport:
         if context is None:
             context = ssl.create_default_context()
             context.load_verify_locations(cadata=ca_pem)
-            self._ssl_contexts[key] = context
+            self._ssl_contexts.put(key, context)
         return context
 
     def _url(self, url: str) -> yarl.URL | str:
@@ -75,13 +80,20 @@ class HttpTransport:
         return parsed
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], ca_pem: str = "") -> Outcome:
-        try:
-            ssl_option = self.ssl_context(ca_pem)
-        except (ssl.SSLError, ValueError) as exc:
-            return Outcome(Verdict.FAILED, error=f"the endpoint's CA certificate is unusable: {exc}")
+        """POSTs the body; the endpoint's CA is used for https:// only (redirects are not followed,
+        so a plain http:// target never needs one). A request that cannot be built from what it was
+        given (a header value with a control character, a host name IDNA cannot encode) fails
+        without retry, naming why."""
+        target = self._url(url)
+        ssl_option: ssl.SSLContext | bool = True
+        if _scheme(target) == "https":
+            try:
+                ssl_option = self.ssl_context(ca_pem)
+            except (ssl.SSLError, ValueError) as exc:
+                return Outcome(Verdict.FAILED, error=f"the endpoint's CA certificate is unusable: {exc}")
         try:
             async with self._session_now().post(
-                self._url(url), data=body, headers=headers, ssl=ssl_option, allow_redirects=False
+                target, data=body, headers=headers, ssl=ssl_option, allow_redirects=False
             ) as response:
                 raw = await response.content.read(RESPONSE_BODY_BYTES)
                 text = raw.decode("utf-8", errors="replace")
@@ -108,11 +120,19 @@ class HttpTransport:
             return Outcome(Verdict.FAILED, error=f"invalid URL: {exc}")
         except aiohttp.ClientError as exc:
             return Outcome(Verdict.RETRY, error=f"{type(exc).__name__}: {exc}")
+        except ValueError as exc:  # aiohttp and the idna codec refuse what they cannot put on the wire
+            return Outcome(Verdict.FAILED, error=f"the request cannot be sent: {exc}")
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _scheme(url: yarl.URL | str) -> str:
+    if isinstance(url, yarl.URL):
+        return url.scheme
+    return url.split(":", 1)[0].lower()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -22,7 +22,7 @@ async def test_prints_the_delivery_and_checks_its_signature(status):
     await server.start_server()
     try:
         body = json.dumps({"application": "demo", "message": "hi"})
-        now = datetime.now(tz=timezone.utc)
+        now = datetime.now(tz=UTC)
         signature = Webhook(SECRET).sign("msg_1", now, body)
         headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
         async with httpx.AsyncClient(base_url=str(server.make_url("/"))) as client:

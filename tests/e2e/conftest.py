@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-
 from e2e_client import FAST_RETRIES, Hooks
 from e2e_support import HttpReceiver, SmtpInbox, committed_total
+
 from services.common.settings import KafkaSettings
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 
 
 @dataclass
@@ -78,7 +79,7 @@ async def pipeline(kafka, topics, tmp_path, sender_database_url):
                 registry_target=registry_target,
                 sender_target=sender_target,
                 matcher_group_id=group_id,
-                matcher_session_timeout_ms=6000,
+                matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
                 matcher_max_backoff_seconds=0.5,
                 shutdown_grace_seconds=2,
             ),

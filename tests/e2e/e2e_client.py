@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import field_mask_pb2
+
 from hooks.registry.v1 import (
     applications_pb2,
     applications_pb2_grpc,
@@ -13,7 +14,6 @@ from hooks.registry.v1 import (
     filters_pb2_grpc,
 )
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-
 from services.common.identity import identity_metadata
 
 ACCOUNT = "e2e-account"

@@ -7,30 +7,21 @@ confluent-kafka Producer (not hooks' own code), the way an application publishes
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 
-import grpc
 from aiohttp import web
 from confluent_kafka import Consumer, Producer, TopicPartition
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.broker import free_port
+from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.processes import REPO, ServiceProcess, grpc_serving  # noqa: F401 - re-exported to the tests
 from tests.helpers.waiting import eventually  # noqa: F401 - re-exported to the tests
-
-REPO = Path(__file__).resolve().parents[2]
-
 
 # -- receivers ----------------------------------------------------------------------------------
 
@@ -57,7 +48,7 @@ class HttpReceiver:
     port: int = 0
     _runner: web.AppRunner | None = None
 
-    async def start(self) -> "HttpReceiver":
+    async def start(self) -> HttpReceiver:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -98,7 +89,7 @@ class SmtpInbox:
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), email))
         return "250 OK"
 
-    def start(self) -> "SmtpInbox":
+    def start(self) -> SmtpInbox:
         self._controller.start()
         return self
 
@@ -154,7 +145,7 @@ def consume_one(bootstrap: str, topic: str, timeout: float = 30.0):
             "bootstrap.servers": bootstrap,
             "group.id": f"e2e-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
             "log_level": 0,
         }
     )
@@ -178,67 +169,3 @@ def committed_total(bootstrap: str, group_id: str, topic: str, partitions: int) 
     finally:
         consumer.close()
     return sum(max(tp.offset, 0) for tp in offsets)
-
-
-# -- services as processes -----------------------------------------------------------------------
-
-
-async def grpc_serving(address: str) -> bool:
-    async with grpc.aio.insecure_channel(address) as channel:
-        try:
-            response = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-        except grpc.aio.AioRpcError:
-            return False
-    return response.status == health_pb2.HealthCheckResponse.SERVING
-
-
-class ServiceProcess:
-    """`python -m services.<name>` with the given HOOKS_* environment; its output goes to a log file."""
-
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOOKS_LOG_FORMAT": "json", "HOOKS_METRICS_PORT": "0", **env}
-        self.address = self.env[f"HOOKS_{name.upper()}_LISTEN_ADDRESS"]
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-
-    async def start(self, timeout: float = 60.0) -> "ServiceProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
-            env=self.env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while not await grpc_serving(self.address):
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited with {self.process.returncode}: {self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} not serving within {timeout}s: {self.log_tail()}")
-            await asyncio.sleep(0.1)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no drain, no goodbye, exactly like a crash."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""

@@ -10,10 +10,11 @@ import time
 import uuid
 
 import pytest
-
 from e2e_client import ACCOUNT, Hooks
 from e2e_support import HttpReceiver, ServiceProcess, committed_total, eventually, incoming, produce
+
 from services.common.broker import free_port
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 
 MESSAGES = 1000
 KILL_AFTER = 200
@@ -56,7 +57,7 @@ async def test_every_message_is_delivered_after_a_service_is_killed_mid_stream(
         "HOOKS_SENDER_LEASE": "3",
         "HOOKS_SENDER_POLL_INTERVAL": "0.2",
         "HOOKS_MATCHER_GROUP_ID": f"e2e-crash-{uuid.uuid4().hex[:8]}",
-        "HOOKS_MATCHER_SESSION_TIMEOUT_MS": "6000",
+        "HOOKS_MATCHER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "HOOKS_MATCHER_MAX_BACKOFF_SECONDS": "0.5",
         "HOOKS_SHUTDOWN_GRACE_SECONDS": "2",
     }

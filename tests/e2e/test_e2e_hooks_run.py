@@ -14,15 +14,16 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
-from hooks.registry.v1 import endpoints_pb2
+from e2e_client import SECRET, Hooks
+from e2e_support import REPO, HttpReceiver, eventually, grpc_serving
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
-from e2e_client import SECRET, Hooks
 from cli.run import SERVICES
-from e2e_support import REPO, HttpReceiver, eventually, grpc_serving
+from hooks.registry.v1 import endpoints_pb2
 from services.common.broker import free_port
 from services.common.identity import identity_metadata
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 
 APP_YAML = """\
 ---
@@ -50,7 +51,7 @@ class HooksRun:
             "HOOKS_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "HOOKS_RUN_DATA_DIR": str(data_dir),
             "HOOKS_METRICS_PORT": "0",
-            "HOOKS_MATCHER_SESSION_TIMEOUT_MS": "6000",
+            "HOOKS_MATCHER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
             **{f"HOOKS_{name.upper()}_LISTEN_ADDRESS": address for name, address in self.addresses.items()},
         }
         if metrics:  # `hooks run`'s own metrics ports, 9101-9104 (it sets them only when this is unset)

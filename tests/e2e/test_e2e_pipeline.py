@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from hooks.registry.v1 import endpoints_pb2, filters_pb2
-from hooks.sender.v1 import deliveries_pb2
-from standardwebhooks import Webhook, WebhookVerificationError
-
 from e2e_client import ACCOUNT, SECRET
 from e2e_support import consume_one, eventually, incoming, produce
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from hooks.registry.v1 import endpoints_pb2, filters_pb2
+from hooks.sender.v1 import deliveries_pb2
 
 
 @pytest.mark.parametrize("sender_database_url", ["sqlite", "postgresql"], indirect=True)

@@ -10,8 +10,9 @@ import uuid
 from datetime import datetime
 
 from confluent_kafka import Consumer
-
 from e2e_support import REPO
+
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 
 
 def hooks(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -26,7 +27,7 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) 
             "bootstrap.servers": bootstrap,
             "group.id": f"e2e-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
         }
     )
     consumer.subscribe([topic])

@@ -25,6 +25,7 @@ from services.common.identity import IDENTITY_HEADER, parse_identity
 from services.common.server import GrpcServer
 from services.common.settings import CommonSettings
 from tests.gateway.harness import ROOT, TEST_PROTOS, register_policies, running_gateway
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 
 
 @pytest.fixture(scope="session")
@@ -173,7 +174,7 @@ async def full_gateway(kafka, topics, tmp_path):
                     registry_target=registry_target,
                     sender_target=sender_target,
                     matcher_group_id=f"gateway-{uuid.uuid4().hex[:8]}",
-                    matcher_session_timeout_ms=6000,
+                    matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
                     matcher_max_backoff_seconds=0.5,
                     shutdown_grace_seconds=0.5,
                 ),

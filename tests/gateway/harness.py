@@ -28,13 +28,14 @@ def identity(account: str = "acct-1") -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def running_gateway(settings: GatewaySettings | None = None, **build_kwargs):
     """A gateway on 127.0.0.1:<free port>; yields an httpx client whose base URL is it
-    (`client.app` is the aiohttp app)."""
+    (`client.app` is the aiohttp app, `client.metrics_url` its /metrics on a port of its own)."""
     settings = settings or GatewaySettings()
     server = GatewayServer(build_app(settings, **build_kwargs), shutdown_grace_seconds=1)
-    port = await server.start("127.0.0.1:0")
+    port = await server.start("127.0.0.1:0", metrics_address="127.0.0.1:0")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             client.app = server.app  # type: ignore[attr-defined]
+            client.metrics_url = f"http://127.0.0.1:{server.metrics_port}/metrics"  # type: ignore[attr-defined]
             yield client
     finally:
         await server.stop()

@@ -59,3 +59,28 @@ async def test_unregistered_events_and_missing_fields_are_400(full_gateway):
     )
     assert response.status_code == 400
     assert any(v["field"] == "message" for v in response.json()["details"][0]["fieldViolations"])
+
+
+async def test_hostile_messages_are_400_naming_the_field(full_gateway):
+    """NaN, Infinity and numbers past a double are not JSON; nesting past the limit and control characters in
+    names are refused with the field named: never a 500, never a Python class name."""
+    event = '{"application": "policies", "eventType": "policy-triggered", "level": "high", "message": %s}'
+    for raw in ("NaN", "-Infinity", "1e999", '{"x": [NaN]}'):
+        response = await full_gateway.post(
+            "/api/hooks/v1/messages", content=(event % raw).encode(), headers={**A, "content-type": "application/json"}
+        )
+        assert response.status_code == 400, (raw, response.text)
+        assert "not JSON" in response.json()["message"] or "too large" in response.json()["message"], response.text
+    deep = "[" * 40 + "]" * 40
+    response = await full_gateway.post(
+        "/api/hooks/v1/messages", content=(event % deep).encode(), headers={**A, "content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert [v["field"] for v in response.json()["details"][0]["fieldViolations"]] == ["message"]
+    response = await full_gateway.post(
+        "/api/hooks/v1/messages",
+        json={"application": "policies", "eventType": "policy-triggered", "level": "high", "message": "x", "id": "a\u0000b"},
+        headers=A,
+    )
+    assert response.status_code == 400, response.text
+    assert [v["field"] for v in response.json()["details"][0]["fieldViolations"]] == ["id"]

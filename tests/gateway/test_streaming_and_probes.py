@@ -1,4 +1,4 @@
-"""Server-streaming RPCs as Server-Sent Events, and /healthz, /readyz, /metrics."""
+"""Server-streaming RPCs as Server-Sent Events, /healthz, /readyz, and /metrics on the metrics port."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ async def test_healthz_readyz_and_metrics(echo_gateway):
     await echo_gateway.get("/api/testing/v1/rooms/r2/echoes/e2", headers=identity())
     await echo_gateway.post("/api/testing/v1/failures/5", json={}, headers=identity())
     await echo_gateway.get("/api/testing/v1/no/such/route/123", headers=identity())
-    response = await echo_gateway.get("/metrics")
+    response = await echo_gateway.get(echo_gateway.metrics_url)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
@@ -92,4 +92,5 @@ async def test_healthz_readyz_and_metrics(echo_gateway):
     assert 'route="/api/testing/v1/failures/{code}",status="404"} 1.0' in text
     assert 'route="unmatched",status="404"} 1.0' in text
     assert "/no/such/route" not in text  # raw paths never become labels
+    assert (await echo_gateway.get("/metrics")).status_code == 404  # not on the public port
     assert 'hooks_gateway_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/testing/v1/rooms/{room.id}/echoes/{id}"}' in text

@@ -11,7 +11,6 @@ from gateway.settings import GatewaySettings
 from tests.gateway.harness import identity
 
 
-
 async def test_an_annotated_rpc_gets_its_route_with_nested_path_variables(echo_gateway):
     response = await echo_gateway.get(
         "/api/testing/v1/rooms/r1/echoes/e%2F1",

@@ -37,6 +37,9 @@ COMPONENTS = {
     "gateway": ("gateway", "gateway.settings", "gateway_listen_address", "http"),
 }
 METRICS_PORT = 9090
+#: The plaintext grpc.health.v1 port of the gRPC services (k8s/components/mtls), for the kubelet's probes.
+HEALTH_PORT = 8086
+GRPC_COMPONENTS = ("registry", "sender", "matcher")
 
 
 class KustomizeError(RuntimeError):
@@ -173,7 +176,8 @@ def quantity(value: str | int | float) -> float:
 
 @dataclass(frozen=True)
 class Peer:
-    """Something on the network: a pod of the namespace (with labels), or an address elsewhere."""
+    """Something on the network: a pod of the namespace (with labels), a pod of another namespace (with
+    its namespace's labels), or an address outside the cluster (neither)."""
 
     labels: tuple[tuple[str, str], ...] = ()
     namespace_labels: tuple[tuple[str, str], ...] = ()
@@ -181,6 +185,11 @@ class Peer:
     in_namespace: bool = True
     #: Named container ports, for rules that name the port.
     ports: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def is_pod(self) -> bool:
+        """Selectors match pods only; an address outside the cluster matches ipBlocks alone."""
+        return self.in_namespace or bool(self.namespace_labels)
 
 
 def _matches(selector: dict | None, labels: dict[str, str]) -> bool:
@@ -215,6 +224,8 @@ def _peer_matches(rule_peer: dict, peer: Peer) -> bool:
             for excluded in block.get("except", [])
             if ipaddress.ip_network(excluded).version == address.version
         )
+    if not peer.is_pod:
+        return False
     if "namespaceSelector" in rule_peer:
         if not _matches(rule_peer["namespaceSelector"], dict(peer.namespace_labels)):
             return False

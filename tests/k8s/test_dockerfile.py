@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from k8s_manifests import COMPONENTS, MIGRATE_OVERLAYS, OVERLAYS, ROOT, pod_spec, render
 
 DOCKERFILE = ROOT / "Dockerfile"

@@ -5,6 +5,7 @@ fields — with the locked-down pods, probes, autoscaling and network rules prod
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import subprocess
 import sys
@@ -13,9 +14,10 @@ import tomllib
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
-
 from k8s_manifests import (
     COMPONENTS,
+    GRPC_COMPONENTS,
+    HEALTH_PORT,
     K8S,
     METRICS_PORT,
     MIGRATE_OVERLAYS,
@@ -39,7 +41,9 @@ from k8s_manifests import (
     uses_kafka,
     variables_of,
 )
+
 from services.common.settings import KafkaSettings
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 
 KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
 PROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -61,10 +65,22 @@ def test_overlay_renders_with_kustomize(overlay):
     assert len(namespaces) == 1 and None not in namespaces, f"{overlay}: one namespace for all, got {namespaces}"
 
 
+#: API groups of custom resources, whose schemas kubernetes-validate does not have: their objects are
+#: checked by tests of their own (test_cert_manager_objects_have_the_shape_cert_manager_accepts).
+CUSTOM_GROUPS = {"cert-manager.io"}
+
+
+def _group(obj: dict) -> str:
+    return obj["apiVersion"].rpartition("/")[0]
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS + MIGRATE_OVERLAYS)
 def test_every_object_validates_against_the_kubernetes_schemas(overlay):
+    """Every built-in kind, strictly; only the custom resources' groups may lack a schema."""
     problems = []
     for obj in render(overlay):
+        if _group(obj) in CUSTOM_GROUPS:
+            continue
         try:
             kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as exc:
@@ -92,7 +108,8 @@ def test_container_port_is_the_settings_default_port_and_the_service_exposes_it(
     deployment = by_kind(objects, "Deployment")[component]
     container = main_container(deployment)
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert set(ports) == {port_name, "metrics"}, f"{component}: named ports {port_name} and metrics"
+    expected = {port_name, "metrics"} | ({"health"} if component in GRPC_COMPONENTS else set())
+    assert set(ports) == expected, f"{component}: named ports {sorted(expected)}"
     assert ports["metrics"] == METRICS_PORT
 
     settings = settings_class(settings_module)
@@ -104,6 +121,7 @@ def test_container_port_is_the_settings_default_port_and_the_service_exposes_it(
     assert listen.rpartition(":")[0] in ("0.0.0.0", "[::]"), f"{component} must listen beyond loopback"
     assert port_of(listen) == default_port
     assert env["HOOKS_METRICS_PORT"] == str(METRICS_PORT)
+    assert env["HOOKS_METRICS_ADDRESS"] == "0.0.0.0", "Prometheus scrapes the pod's address, not its loopback"
 
     service = by_kind(objects, "Service")[component]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
@@ -134,8 +152,10 @@ def _wait_for(check, timeout: float, what: str, process: subprocess.Popen) -> No
 def test_the_deployment_command_serves_with_the_manifests_environment(component, tmp_path, kafka, topics):
     """`python -m <module>` as the prod Deployment runs it, with the prod ConfigMaps' environment (ports
     moved to free ones, SQLite databases in place of the Secrets, the test broker in place of the
-    cluster's Kafka): it answers its probe, serves /metrics on HOOKS_METRICS_PORT, and exits 0 on
-    SIGTERM within the pod's grace period."""
+    cluster's Kafka, certificates of a CA made here in place of cert-manager's Secret): it answers its
+    probe (the plaintext health port for the gRPC services, as the kubelet asks, and over mutual TLS
+    on its gRPC port), serves /metrics on HOOKS_METRICS_PORT, and exits 0 on SIGTERM within the pod's
+    grace period."""
     import signal
     import urllib.request
 
@@ -143,13 +163,27 @@ def test_the_deployment_command_serves_with_the_manifests_environment(component,
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from services.common.broker import free_port
+    from services.common.channels import channel
+    from tests.helpers.certificates import Authority
 
     objects = render("prod")
     deployment = by_kind(objects, "Deployment")[component]
     container = main_container(deployment)
     module = python_module_of(command_of(container))
-    listen_port, metrics_port = free_port(), free_port()
-    env = {name: value for name, value in env_of(container, objects).items() if value is not None}
+    listen_port, metrics_port, health_port = free_port(), free_port(), free_port()
+    manifest_env = env_of(container, objects)
+    env = {name: value for name, value in manifest_env.items() if value is not None}
+    assert env["HOOKS_TLS_CERT_FILE"], "prod turns mutual TLS on"
+    authority = Authority.create(tmp_path / "tls")
+    files = authority.issue(component)
+    env.update({
+        "HOOKS_TLS_CERT_FILE": str(files.cert_file),
+        "HOOKS_TLS_KEY_FILE": str(files.key_file),
+        "HOOKS_TLS_CA_FILE": str(files.ca_file),
+    })
+    if component in GRPC_COMPONENTS:
+        assert port_of(manifest_env["HOOKS_HEALTH_LISTEN_ADDRESS"]) == container["livenessProbe"]["grpc"]["port"]
+        env["HOOKS_HEALTH_LISTEN_ADDRESS"] = f"127.0.0.1:{health_port}"
     env.update({
         f"HOOKS_{COMPONENTS[component][2].upper()}": f"127.0.0.1:{listen_port}",
         "HOOKS_METRICS_PORT": str(metrics_port),
@@ -164,7 +198,7 @@ def test_the_deployment_command_serves_with_the_manifests_environment(component,
             "HOOKS_KAFKA_TOPIC": topics["outbox"], "HOOKS_KAFKA_DLQ_TOPIC": topics["dlq"],
         })
     if component == "matcher":
-        env["HOOKS_MATCHER_SESSION_TIMEOUT_MS"] = "6000"
+        env["HOOKS_MATCHER_SESSION_TIMEOUT_MS"] = str(SESSION_TIMEOUT_MS)
     process = subprocess.Popen(
         [sys.executable, "-m", module], cwd=tmp_path, env=env, text=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -175,12 +209,21 @@ def test_the_deployment_command_serves_with_the_manifests_environment(component,
             _wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{listen_port}{probe}", timeout=2).status == 200,
                       60, f"gateway {probe}", process)
         else:
-            def serving() -> bool:
-                with grpc.insecure_channel(f"127.0.0.1:{listen_port}") as ch:
+            def serving() -> bool:  # the kubelet's probe: plaintext, on the health port
+                with grpc.insecure_channel(f"127.0.0.1:{health_port}") as ch:
                     answer = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
                     return answer.status == health_pb2.HealthCheckResponse.SERVING
 
             _wait_for(serving, 60, f"{component} health", process)
+
+            async def serving_over_tls() -> int:  # what the gateway's /readyz asks, with a client certificate
+                async with channel(f"127.0.0.1:{listen_port}", tls=authority.issue("gateway")) as ch:
+                    answer = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    return answer.status
+
+            import asyncio
+
+            assert asyncio.run(serving_over_tls()) == health_pb2.HealthCheckResponse.SERVING
         _wait_for(
             lambda: b"# HELP" in urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read(),
             20, f"{component} /metrics on HOOKS_METRICS_PORT (the manifests' `metrics` port)", process,
@@ -192,18 +235,24 @@ def test_the_deployment_command_serves_with_the_manifests_environment(component,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            raise AssertionError(f"{component} did not stop within the grace period after SIGTERM")
+            raise AssertionError(f"{component} did not stop within the grace period after SIGTERM") from None
         process.stderr.close()
     assert code == 0, f"{component} exited with {code} on SIGTERM"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_grpc_services_have_native_grpc_probes_on_their_grpc_port(overlay):
-    for component in ("registry", "sender", "matcher"):
-        container = main_container(by_kind(render(overlay), "Deployment")[component])
-        grpc_port = {p["name"]: p["containerPort"] for p in container["ports"]}["grpc"]
+def test_grpc_services_have_native_grpc_probes_on_their_plaintext_health_port(overlay):
+    """The kubelet's gRPC probes cannot present a client certificate: with mutual TLS on the gRPC port,
+    they ask the health-only listener (HOOKS_HEALTH_LISTEN_ADDRESS) on the container port `health`."""
+    objects = render(overlay)
+    for component in GRPC_COMPONENTS:
+        container = main_container(by_kind(objects, "Deployment")[component])
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["health"] == HEALTH_PORT != ports["grpc"]
+        listen = env_of(container, objects)["HOOKS_HEALTH_LISTEN_ADDRESS"]
+        assert listen == f"0.0.0.0:{HEALTH_PORT}", f"{component}: the kubelet probes the pod's address"
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"] == {"port": grpc_port}, f"{component} {probe}"
+            assert container[probe]["grpc"] == {"port": HEALTH_PORT}, f"{component} {probe}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -265,7 +314,7 @@ def test_every_container_runs_an_explicit_command_of_the_one_image():
 def test_every_hooks_variable_in_the_manifests_is_read_by_the_settings_of_its_component():
     known = settings_variables()
     kafka = variables_of(KafkaSettings)
-    for overlay, workload, container in _all_containers():
+    for overlay, _workload, container in _all_containers():
         objects = render(overlay)
         env = {name for name in env_of(container, objects) if name.startswith("HOOKS_")}
         unknown = env - known
@@ -304,7 +353,7 @@ def test_kafka_settings_and_credentials_reach_the_kafka_clients(overlay):
 def test_secrets_hold_the_credentials_and_are_documented():
     """Database URLs and passwords never sit in a ConfigMap; every Secret the pods use is in the runbook."""
     docs = DOCS.read_text()
-    for overlay, workload, container in _all_containers():
+    for overlay, _workload, container in _all_containers():
         for name, value in env_of(container, render(overlay)).items():
             if name.endswith(("_DATABASE_URL", "_PASSWORD", "_USERNAME")):
                 assert value is None, f"{overlay} {container['name']}: {name} must come from a Secret"
@@ -573,13 +622,22 @@ def test_network_policies_let_each_component_out_only_where_it_must(overlay):
     policies = list(by_kind(objects, "NetworkPolicy").values())
     deployments = by_kind(objects, "Deployment")
     pods = {name: pod_peer(d) for name, d in deployments.items()}
+    # Pods of other namespaces (they carry their namespace's labels) and addresses outside the cluster.
     postgresql = Peer(ip="10.20.0.5", in_namespace=False, namespace_labels=(("x", "db"),))
     kafka = Peer(ip="10.30.0.7", in_namespace=False, namespace_labels=(("x", "kafka"),))
+    smtp = Peer(ip="10.50.0.25", in_namespace=False, namespace_labels=(("x", "mail"),))
+    public_postgresql = Peer(ip="198.51.100.7", in_namespace=False)
+    public_smtp = Peer(ip="203.0.113.25", in_namespace=False)
+    database_subnet = Peer(ip="10.20.0.9", in_namespace=False)  # prod's external-services.yaml
     webhook = Peer(ip="203.0.113.10", in_namespace=False)
-    webhook_v6 = Peer(ip="2001:db8::10", in_namespace=False)
+    webhook_v6 = Peer(ip="2606:4700::10", in_namespace=False)
     metadata_service = Peer(ip="169.254.169.254", in_namespace=False)
     internal_web = Peer(ip="10.40.0.9", in_namespace=False)
-    smtp = Peer(ip="10.50.0.25", in_namespace=False)
+    internal_v6 = Peer(ip="fd00:10::9", in_namespace=False)
+    # NAT64 (DNS64 in an IPv6-only cluster): 10.40.0.9 and the metadata address, and a public webhook.
+    internal_nat64 = Peer(ip="64:ff9b::a28:9", in_namespace=False)
+    metadata_nat64 = Peer(ip="64:ff9b::a9fe:a9fe", in_namespace=False)
+    webhook_nat64 = Peer(ip="64:ff9b::cb00:710a", in_namespace=False)  # 203.0.113.10
     dns = Peer(ip="10.96.0.10", in_namespace=False)
     expectations = [
         # (source, destination, port, protocol, allowed)
@@ -595,10 +653,23 @@ def test_network_policies_let_each_component_out_only_where_it_must(overlay):
         ("sender", webhook, 443, "TCP", True),
         ("sender", webhook, 8443, "TCP", True),
         ("sender", webhook_v6, 443, "TCP", True),
+        ("sender", webhook_nat64, 443, "TCP", True),
         ("sender", metadata_service, 80, "TCP", False),
         ("sender", internal_web, 443, "TCP", False),
         ("sender", smtp, 587, "TCP", True),
         ("sender", smtp, 25, "TCP", True),
+        ("sender", public_smtp, 465, "TCP", True),
+        ("registry", public_postgresql, 5432, "TCP", True),
+        ("registry", database_subnet, 5432, "TCP", overlay == "prod"),
+        ("sender", database_subnet, 5432, "TCP", overlay == "prod"),
+        ("sender", database_subnet, 443, "TCP", False),
+        # Rules add up: the ports of PostgreSQL, Kafka and SMTP must not open the inner ranges.
+        *(
+            (source, inner, port, "TCP", False)
+            for source in ("sender", "registry", "matcher")
+            for inner in (metadata_service, internal_web, internal_v6, internal_nat64, metadata_nat64)
+            for port in (5432, 9092, 9096, 25, 465, 587, 80, 443)
+        ),
         ("registry", webhook, 443, "TCP", False),
         ("matcher", webhook, 443, "TCP", False),
         ("gateway", webhook, 443, "TCP", False),
@@ -614,3 +685,160 @@ def test_network_policies_let_each_component_out_only_where_it_must(overlay):
     migration = Peer(labels=tuple(sorted(job["spec"]["template"]["metadata"]["labels"].items())))
     assert allows(policies, migration, postgresql, 5432)
     assert not allows(policies, migration, webhook, 443)
+    assert not allows(policies, migration, internal_web, 5432)
+
+
+#: What every egress rule to 0.0.0.0/0 or ::/0 must except: private, shared (CGNAT), loopback, link-local
+#: (cloud metadata) and "this network"; unique local, link-local, site-local and loopback for IPv6, and the
+#: IPv4 ones in their NAT64 form (64:ff9b::/96: a NAT64 gateway reaches private IPv4 addresses too).
+_REQUIRED_IPV4_EXCEPT = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
+                         "169.254.0.0/16", "0.0.0.0/8"}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+REQUIRED_EXCEPT = {
+    "0.0.0.0/0": _REQUIRED_IPV4_EXCEPT,
+    "::/0": {"fc00::/7", "fe80::/10", "fec0::/10", "::1/128"} | {
+        str(ipaddress.ip_network((int(_NAT64.network_address) | int(network.network_address), 96 + network.prefixlen)))
+        for network in map(ipaddress.ip_network, _REQUIRED_IPV4_EXCEPT)
+    },
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_egress_rule_reaches_everywhere_without_excepting_the_inner_ranges(overlay):
+    """NetworkPolicy rules add up: one rule to 0.0.0.0/0 without the excepts opens the private and
+    metadata ranges on its ports whatever the other rules except."""
+    checked = 0
+    for policy in by_kind(render(overlay), "NetworkPolicy").values():
+        for index, rule in enumerate(policy["spec"].get("egress", [])):
+            for peer in rule.get("to", []):
+                block = peer.get("ipBlock")
+                if block is None:
+                    continue
+                cidr = str(ipaddress.ip_network(block["cidr"]))
+                if ipaddress.ip_network(cidr).prefixlen == 0:
+                    checked += 1
+                    missing = REQUIRED_EXCEPT[cidr] - {str(ipaddress.ip_network(e)) for e in block.get("except", [])}
+                    assert not missing, f"{policy['metadata']['name']} egress[{index}] to {cidr} lacks except {sorted(missing)}"
+                else:
+                    assert ipaddress.ip_network(cidr).prefixlen >= 16, f"{policy['metadata']['name']}: {cidr} is wide"
+    assert checked >= 8, "the webhook, database, Kafka and SMTP rules reach the internet, IPv4 and IPv6"
+
+
+# ---- service identity: certificates ---------------------------------------------------------------
+
+
+#: The fields of cert-manager.io/v1 objects the manifests use, with their types (cert-manager's CRDs
+#: are not in kubernetes-validate's schemas, so their shape is checked here), and the key usages it accepts.
+CERTIFICATE_FIELDS = {
+    "secretName": str, "duration": str, "renewBefore": str, "privateKey": dict, "usages": list,
+    "dnsNames": list, "issuerRef": dict, "isCA": bool, "commonName": str,
+}
+PRIVATE_KEY_FIELDS = {"algorithm": {"RSA", "ECDSA", "Ed25519"}, "size": int, "rotationPolicy": {"Never", "Always"}}
+KEY_USAGES = {
+    "signing", "digital signature", "content commitment", "key encipherment", "key agreement",
+    "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any", "server auth",
+    "client auth", "code signing", "email protection", "s/mime", "ipsec end system", "ipsec tunnel",
+    "ipsec user", "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc",
+}
+
+
+def _duration_hours(text: str) -> float:
+    assert text.endswith("h") and text[:-1].isdigit(), f"{text}: cert-manager durations here are whole hours"
+    return float(text[:-1])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_cert_manager_objects_have_the_shape_cert_manager_accepts(overlay):
+    objects = render(overlay)
+    custom = [obj for obj in objects if _group(obj) in CUSTOM_GROUPS]
+    assert {obj["kind"] for obj in custom} <= {"Certificate", "Issuer"}
+    namespaces = {obj["metadata"].get("namespace") for obj in objects if obj["kind"] == "Deployment"}
+    issuers = by_kind(objects, "Issuer")
+    for obj in custom:
+        where = f"{overlay} {obj['kind']}/{obj['metadata']['name']}"
+        assert obj["apiVersion"] == "cert-manager.io/v1", where
+        assert obj["metadata"].get("namespace") in namespaces, f"{where}: in the namespace of the pods"
+        assert set(obj) == {"apiVersion", "kind", "metadata", "spec"}, where
+        spec = obj["spec"]
+        if obj["kind"] == "Issuer":
+            (kind,) = spec  # exactly one issuer type
+            assert kind in ("selfSigned", "ca"), where
+            if kind == "ca":
+                assert set(spec["ca"]) == {"secretName"} and spec["ca"]["secretName"], where
+            continue
+        assert set(spec) <= set(CERTIFICATE_FIELDS), f"{where}: unknown fields {set(spec) - set(CERTIFICATE_FIELDS)}"
+        for field, kind in CERTIFICATE_FIELDS.items():
+            if field in spec:
+                assert isinstance(spec[field], kind), f"{where}: {field}"
+        assert spec["secretName"] and (spec.get("dnsNames") or spec.get("commonName")), where
+        assert set(spec["issuerRef"]) == {"name", "kind", "group"}, where
+        assert spec["issuerRef"]["group"] == "cert-manager.io" and spec["issuerRef"]["kind"] == "Issuer", where
+        assert spec["issuerRef"]["name"] in issuers, f"{where}: issuer {spec['issuerRef']['name']} is not in the render"
+        assert set(spec.get("usages", [])) <= KEY_USAGES, where
+        key = spec.get("privateKey", {})
+        assert set(key) <= set(PRIVATE_KEY_FIELDS), where
+        for field, allowed in PRIVATE_KEY_FIELDS.items():
+            if field in key and isinstance(allowed, set):
+                assert key[field] in allowed, f"{where}: privateKey.{field}"
+        if "duration" in spec and "renewBefore" in spec:
+            assert _duration_hours(spec["renewBefore"]) < _duration_hours(spec["duration"]), where
+
+
+def _tls_secret(deployment: dict, container: dict, env: dict) -> str:
+    """The Secret mounted where HOOKS_TLS_* point (the three files in one folder, cert-manager's names)."""
+    folder = env["HOOKS_TLS_CERT_FILE"].rpartition("/")[0]
+    assert env["HOOKS_TLS_CERT_FILE"] == f"{folder}/tls.crt"
+    assert env["HOOKS_TLS_KEY_FILE"] == f"{folder}/tls.key"
+    assert env["HOOKS_TLS_CA_FILE"] == f"{folder}/ca.crt"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+    assert mount.get("readOnly") is True
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    secret = volumes[mount["name"]]["secret"]
+    assert "items" not in secret and not secret.get("optional"), "all three keys, and no pod without them"
+    return secret["secretName"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_component_presents_a_certificate_cert_manager_keeps_for_the_names_its_clients_dial(overlay):
+    objects = render(overlay)
+    certificates = {c["spec"]["secretName"]: c for c in by_kind(objects, "Certificate").values()}
+    deployments = by_kind(objects, "Deployment")
+    names_of = {}
+    for name, deployment in deployments.items():
+        container = main_container(deployment)
+        env = env_of(container, objects)
+        secret = _tls_secret(deployment, container, env)
+        assert secret == f"hooks-tls-{name}"
+        certificate = certificates[secret]["spec"]
+        names_of[name] = set(certificate["dnsNames"])
+        assert "client auth" in certificate["usages"], f"{name} calls other components"
+        if name in GRPC_COMPONENTS:
+            assert "server auth" in certificate["usages"], name
+    # Each target a client dials names a host that the server's certificate covers.
+    matcher_env = env_of(main_container(deployments["matcher"]), objects)
+    for variable, server in (("HOOKS_REGISTRY_TARGET", "registry"), ("HOOKS_SENDER_TARGET", "sender"),
+                             ("HOOKS_MATCHER_TARGET", "matcher")):
+        host = matcher_env[variable].removeprefix("dns:///").rpartition(":")[0]
+        assert host in names_of[server], f"{variable}: {host} is not a name of {server}'s certificate"
+    assert "sender" in names_of["sender"], "the gateway reaches the senders through the Service `sender`"
+    # Internal RPCs: the matcher, the sender and operators; not the internet-facing gateway.
+    for name in GRPC_COMPONENTS:
+        env = env_of(main_container(deployments[name]), objects)
+        callers = set(env["HOOKS_TLS_INTERNAL_CALLERS"].split(","))
+        assert names_of["matcher"] & callers and names_of["sender"] & callers, name
+        assert not names_of["gateway"] & callers, f"{name}: the gateway's certificate may call internal RPCs"
+        admins = callers - names_of["matcher"] - names_of["sender"]
+        assert admins and all(any(a in set(c["spec"]["dnsNames"]) for c in certificates.values()) for a in admins)
+
+
+def test_production_signs_with_the_operators_ca_and_development_with_its_own():
+    prod = by_kind(render("prod"), "Issuer")
+    assert set(prod) == {"hooks-ca"} and prod["hooks-ca"]["spec"] == {"ca": {"secretName": "hooks-ca"}}
+    assert "`hooks-ca`" in DOCS.read_text(), "the CA Secret production needs is in the runbook"
+    dev = render("dev")
+    issuers = by_kind(dev, "Issuer")
+    assert issuers["hooks-selfsigned"]["spec"] == {"selfSigned": {}}
+    assert issuers["hooks-ca"]["spec"] == {"ca": {"secretName": "hooks-ca"}}
+    root = by_kind(dev, "Certificate")["hooks-ca"]["spec"]
+    assert root["isCA"] is True and root["secretName"] == "hooks-ca"
+    assert root["issuerRef"]["name"] == "hooks-selfsigned"

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pool
-
-from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
 from runbook_recipes import RUNBOOK, recipes
+
+import hooks.matcher.v1.matcher_pb2
+import hooks.sender.v1.deliveries_pb2  # noqa: F401
+from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
 from services.common.channels import channel
 from services.common.identity import identity_metadata
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 from tests.helpers.registry import running_registry
-
-import hooks.matcher.v1.matcher_pb2  # noqa: F401  (registers the services in the default pool)
-import hooks.sender.v1.deliveries_pb2  # noqa: F401
 
 BIN = Path(sys.executable).parent
 REQUIRED = ["health", "list-services", "list-endpoints", "get-delivery", "list-failed-deliveries",
@@ -129,7 +129,7 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
     answer = {"status": 400}
 
     async def handle(_request: web.Request) -> web.Response:
-        return web.Response(status=answer["status"], text="receiver says %d" % answer["status"])
+        return web.Response(status=answer["status"], text=f"receiver says {answer['status']}")
 
     app = web.Application()
     app.router.add_post("/hook", handle)
@@ -157,7 +157,7 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
             matcher_server = await build_matcher(
                 MatcherSettings(
                     registry_target=registry, sender_target=sender,
-                    matcher_session_timeout_ms=6000, shutdown_grace_seconds=0.5,
+                    matcher_session_timeout_ms=SESSION_TIMEOUT_MS, shutdown_grace_seconds=0.5,
                 ),
                 kafka_settings,
             )

@@ -19,6 +19,7 @@ import grpc
 import pytest_asyncio
 from aiohttp import web
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
 from hooks.registry.v1 import (
     applications_pb2,
     applications_pb2_grpc,
@@ -27,7 +28,6 @@ from hooks.registry.v1 import (
     filters_pb2,
     filters_pb2_grpc,
 )
-
 from services.common.broker import free_port
 from services.common.channels import channel
 from services.common.identity import identity_metadata
@@ -38,6 +38,7 @@ from services.registry.server import build_server as build_registry
 from services.registry.settings import RegistrySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 from tests.helpers.http import serving
 from tests.helpers.waiting import eventually as wait_until  # noqa: F401 - re-exported to the tests
 
@@ -78,8 +79,11 @@ class Kafka:
     def settings(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.bootstrap, topic=self.outbox, dlq_topic=self.dlq)
 
-    def produce(self, records: list[bytes | dict | None], partition: int = 0, headers=None) -> list[tuple[int, int]]:
-        """Produces the records in order to one partition; returns (partition, offset) of each."""
+    def produce(
+        self, records: list[bytes | dict | None], partition: int = 0, headers=None, key: bytes | None = None
+    ) -> list[tuple[int, int]]:
+        """Produces the records in order to one partition (each with `key` and `headers`); returns
+        (partition, offset) of each."""
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
         placed: list[tuple[int, int] | None] = [None] * len(records)
 
@@ -92,12 +96,14 @@ class Kafka:
 
         for index, record in enumerate(records):
             value = json.dumps(record).encode() if isinstance(record, dict) else record
-            producer.produce(self.outbox, value=value, partition=partition, headers=headers, on_delivery=report(index))
+            producer.produce(
+                self.outbox, value=value, key=key, partition=partition, headers=headers, on_delivery=report(index)
+            )
         assert producer.flush(30) == 0
         return placed  # type: ignore[return-value]
 
-    async def aproduce(self, records, partition: int = 0, headers=None) -> list[tuple[int, int]]:
-        return await asyncio.to_thread(self.produce, records, partition, headers)
+    async def aproduce(self, records, partition: int = 0, headers=None, key=None) -> list[tuple[int, int]]:
+        return await asyncio.to_thread(self.produce, records, partition, headers, key)
 
     def read(self, topic: str, count: int, timeout: float = 30.0) -> list[Message]:
         """The first `count` records of `topic` (all partitions), waiting up to `timeout`."""
@@ -236,12 +242,17 @@ class Registry:
         if self.channel is not None:
             await self.channel.close()
 
-    async def register(self, name: str = APP, event_types=((EVENT_TYPE, ("low", LEVEL)), (PLAIN_TYPE, ()))) -> None:
+    async def register(
+        self, name: str = APP, event_types=((EVENT_TYPE, ("low", LEVEL)), (PLAIN_TYPE, ())), schemas: dict | None = None
+    ) -> None:
+        """Registers (again) the application; `schemas`: event type id -> the JSON Schema of its messages."""
         app = applications_pb2.Application(name=name, title=name.title())
         for type_id, levels in event_types:
-            app.event_types.add(
+            event_type = app.event_types.add(
                 id=type_id, title=type_id.title(), levels=[applications_pb2.Level(id=lv, title=lv.title()) for lv in levels]
             )
+            if schemas and type_id in schemas:
+                event_type.schema.update(schemas[type_id])
         stub = applications_pb2_grpc.ApplicationServiceStub(self.channel)
         await stub.RegisterApplication(applications_pb2.RegisterApplicationRequest(application=app))
 
@@ -309,6 +320,8 @@ class Sender:
     kafka: KafkaSettings
     port: int = field(default_factory=free_port)
     server: object = None
+    #: SenderSettings fields that differ from the bench's (e.g. grpc_max_message_bytes).
+    settings: dict = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -323,6 +336,7 @@ class Sender:
             sender_allowed_networks="127.0.0.0/8",
             sender_attempt_timeout=5.0,
             shutdown_grace_seconds=0.5,
+            **self.settings,
         )
         self.server = await build_sender(settings, self.kafka)
         await self.server.start(self.target)
@@ -360,7 +374,7 @@ async def running_matcher(
         registry_target=registry_target,
         sender_target=sender_target,
         matcher_group_id=f"matcher-{uuid.uuid4().hex[:8]}",
-        matcher_session_timeout_ms=6000,
+        matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
         matcher_max_backoff_seconds=0.5,
         shutdown_grace_seconds=2.0,
     )

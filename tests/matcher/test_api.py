@@ -8,7 +8,7 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -22,6 +22,7 @@ from services.common.broker import ensure_topics
 from services.common.channels import channel
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
+from services.common.limits import MAX_DEPTH
 from tests.matcher.conftest import (
     ACCOUNT,
     APP,
@@ -106,7 +107,7 @@ async def test_publish_puts_the_event_on_the_outbox_and_it_is_delivered(api):
     endpoint = await api.registry.endpoint(api.receiver.url("published"), account=account)
     await api.registry.filter([endpoint.id], account=account)
     when = timestamp_pb2.Timestamp()
-    when.FromDatetime(datetime(2026, 11, 27, 9, 30, 15, 250000, tzinfo=timezone.utc))
+    when.FromDatetime(datetime(2026, 11, 27, 9, 30, 15, 250000, tzinfo=UTC))
 
     response = await api.stub.PublishMessage(
         publish_request(message=text_value("hello"), timestamp=when, id="my-id"), metadata=identity_metadata(account)
@@ -155,6 +156,53 @@ async def test_publish_rejects_bad_input_naming_the_field(api):
     # Nothing of it reached the topic.
     records = await api.broker.aread(api.broker.outbox, 100, timeout=2.0)
     assert [r for r in records if json.loads(r.value())["account_id"] == account] == []
+
+
+def nested_value(depth: int) -> struct_pb2.Value:
+    """A Value of lists nested `depth` deep around a string (protobuf parses it: under its 100 levels)."""
+    root = struct_pb2.Value()
+    value = root
+    for _ in range(depth):
+        value = value.list_value.values.add()
+    value.string_value = "deep"
+    return root
+
+
+@pytest.mark.parametrize(
+    "value, named",
+    [
+        (struct_pb2.Value(number_value=float("nan")), "finite"),
+        (struct_pb2.Value(number_value=float("inf")), "finite"),
+        (struct_pb2.Value(list_value=struct_pb2.ListValue(values=[struct_pb2.Value(number_value=-float("inf"))])), "finite"),
+        (nested_value(MAX_DEPTH + 1), "deeper"),
+        (nested_value(49), "deeper"),
+    ],
+)
+async def test_publish_refuses_a_message_beyond_the_limits(api, value, named):
+    """NaN and Infinity used to crash the call (UNKNOWN), and 49 levels went on the topic to break a
+    sender stream: what the consumer would dead-letter is refused here, naming the field."""
+    account = new_account()
+    violations = await invalid(api.stub.PublishMessage(publish_request(message=value), metadata=identity_metadata(account)))
+    assert named in violations["message"]
+    records = await api.broker.aread(api.broker.outbox, 100, timeout=1.0)
+    assert [r for r in records if json.loads(r.value())["account_id"] == account] == []
+
+
+@pytest.mark.parametrize("field", ["application", "event_type", "level", "id"])
+@pytest.mark.parametrize("character", ["\x00", "\x1b", "\x7f", "\x85"])
+async def test_publish_refuses_control_characters_in_names_and_ids(api, field, character):
+    violations = await invalid(
+        api.stub.PublishMessage(publish_request(**{field: f"a{character}b"}), metadata=identity_metadata(new_account()))
+    )
+    assert "control character" in violations[field]
+
+
+async def test_publish_accepts_a_message_at_the_limit(api):
+    account = new_account()
+    response = await api.stub.PublishMessage(
+        publish_request(message=nested_value(MAX_DEPTH), id="deep-enough"), metadata=identity_metadata(account)
+    )
+    assert response.id == "deep-enough"
 
 
 async def test_match_is_a_dry_run_of_the_callers_routes(api):

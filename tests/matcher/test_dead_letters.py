@@ -10,9 +10,9 @@ from tests.matcher.conftest import (
     APP,
     EVENT_TYPE,
     PLAIN_TYPE,
+    group_of,
     message,
     running_matcher,
-    group_of,
     wait_until,
     without,
 )
@@ -94,7 +94,6 @@ async def test_each_bad_message_is_dead_lettered_and_the_next_one_still_delivere
 async def test_message_identity_is_its_id_or_its_place(broker, registry, sender, receiver):
     """The sender's deliveries carry the producer's id, or topic/partition/offset when it gave none."""
     from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-
     from services.common.channels import channel
     from services.common.identity import identity_metadata
 

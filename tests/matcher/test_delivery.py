@@ -11,7 +11,7 @@ import pytest_asyncio
 from google.rpc import code_pb2, status_pb2
 
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-from tests.matcher.conftest import message, running_matcher, wait_until, group_of
+from tests.matcher.conftest import group_of, message, running_matcher, wait_until
 
 NOBODY = "999999"  # an account without filters: its messages have no route
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")

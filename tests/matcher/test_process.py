@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.broker import free_port
 from services.common.channels import channel
+from tests.helpers.groups import SESSION_TIMEOUT_MS
 from tests.matcher.conftest import Kafka, message, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ async def test_process_serves_consumes_and_drains_on_sigterm(kafka, registry, se
         "HOOKS_KAFKA_TOPIC_PARTITIONS": "2",
         "HOOKS_MATCHER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "HOOKS_MATCHER_GROUP_ID": group,
-        "HOOKS_MATCHER_SESSION_TIMEOUT_MS": "6000",
+        "HOOKS_MATCHER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "HOOKS_REGISTRY_TARGET": registry.target,
         "HOOKS_SENDER_TARGET": sender.target,
         "HOOKS_SHUTDOWN_GRACE_SECONDS": "5",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.matcher.conftest import APP, message, running_matcher, wait_until, group_of
+from tests.matcher.conftest import APP, group_of, message, running_matcher, wait_until
 
 STALENESS = 2.0  # seconds a change may take to reach routing
 

@@ -20,6 +20,7 @@ import pytest_asyncio
 import structlog
 from aiohttp import web
 from confluent_kafka import Producer
+
 from hooks.registry.v1 import (
     applications_pb2,
     applications_pb2_grpc,
@@ -28,11 +29,11 @@ from hooks.registry.v1 import (
     filters_pb2,
     filters_pb2_grpc,
 )
-
 from services.common.identity import identity_metadata
 from services.common.logging import configure_logging
 from services.common.settings import KafkaSettings
-from tests.helpers.waiting import eventually  # noqa: F401 - re-exported to the tests
+from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.waiting import eventually
 
 ACCOUNT = "obs-account"
 #: A signing secret the tests look for in the logs (it must never be there).
@@ -217,7 +218,7 @@ async def pipeline(kafka, topics, tmp_path) -> AsyncIterator[Pipeline]:
                 registry_target=registry_target,
                 sender_target=sender_target,
                 matcher_group_id=f"obs-{uuid.uuid4().hex[:8]}",
-                matcher_session_timeout_ms=6000,
+                matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
                 matcher_max_backoff_seconds=0.5,
                 matcher_stats_interval_ms=200,
                 matcher_deliver_timeout_seconds=2,

@@ -20,7 +20,7 @@ from .conftest import eventually
 def row(status: DeliveryState, due: datetime | None) -> dict:
     now = datetime.now(UTC)
     return dict(
-        id=str(uuid.uuid4()), account_id="a", endpoint_id="e", event_id=uuid.uuid4().hex, event="{}",
+        id=str(uuid.uuid4()), account_id="a", endpoint_id="e", application="app", event_id=uuid.uuid4().hex, event="{}",
         traceparent="", status=status.value, attempt_count=0, next_attempt_at=due, claimed_by="",
         last_error="", created_at=now, updated_at=now,
     )  # fmt: skip

@@ -9,12 +9,18 @@ import pytest
 
 from hooks.registry.v1 import (
     applications_pb2 as apps_pb,
+)
+from hooks.registry.v1 import (
     applications_pb2_grpc,
-    endpoints_pb2 as ep_pb,
     endpoints_pb2_grpc,
-    filters_pb2 as f_pb,
     filters_pb2_grpc,
     routing_pb2_grpc,
+)
+from hooks.registry.v1 import (
+    endpoints_pb2 as ep_pb,
+)
+from hooks.registry.v1 import (
+    filters_pb2 as f_pb,
 )
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
@@ -36,12 +42,16 @@ class Registry:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def register(self, name: str, title: str = "", event_types=None) -> apps_pb.RegisterApplicationResponse:
-        """event_types: [(id, [level ids])]."""
+    async def register(
+        self, name: str, title: str = "", event_types=None, *, allow_removals: bool = False
+    ) -> apps_pb.RegisterApplicationResponse:
+        """event_types: [(id, [level ids])]; `allow_removals` as in RegisterApplicationRequest."""
         app = apps_pb.Application(name=name, title=title or name.title())
         for et_id, levels in event_types or []:
             app.event_types.add(id=et_id, title=et_id.title(), levels=[apps_pb.Level(id=lv, title=lv.title()) for lv in levels])
-        return await self.apps.RegisterApplication(apps_pb.RegisterApplicationRequest(application=app))
+        return await self.apps.RegisterApplication(
+            apps_pb.RegisterApplicationRequest(application=app, allow_removals=allow_removals)
+        )
 
     async def endpoint(self, account: str, name: str, **fields) -> ep_pb.Endpoint:
         fields.setdefault("type", ep_pb.ENDPOINT_TYPE_WEBHOOK)

@@ -112,8 +112,8 @@ async def test_builtin_application(registry):
 
 
 async def test_builtin_registration_is_idempotent_across_restarts(database_url):
-    from services.common.channels import channel
     from hooks.registry.v1 import applications_pb2_grpc
+    from services.common.channels import channel
     from tests.helpers.registry import running_registry
 
     for _ in range(2):

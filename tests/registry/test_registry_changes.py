@@ -181,3 +181,45 @@ async def test_pruning_runs_in_the_background(database_url):
             await asyncio.sleep(0.1)
         assert left == 0
         assert await server.registry.follower.current_sequence() >= 2  # the sequence is remembered
+
+
+async def test_a_write_returns_once_every_open_change_stream_has_sent_it(database_url):
+    """A matcher takes each message as soon as it arrives, so a message produced right after a filter
+    change could overtake the change on its way to the matcher's route cache. A write therefore
+    returns only once every change stream open on the replica has sent it (bounded: a stream that
+    does not keep up holds writes at most `timeout`)."""
+    from services.registry.change_log import STREAMED_WITHIN, ChangeFollower
+    from services.registry.database import ENDPOINT, Database
+    from services.registry.server import migrate
+
+    await migrate(database_url)
+    database = Database(database_url)
+    follower = ChangeFollower(database, 0.1, 3600.0, 3600.0, on_changes=lambda _notes: None)
+    await follower.start()
+
+    async def write(resource: str) -> None:
+        async with database.write() as unit:
+            unit.record(ENDPOINT, resource, "acct-1")
+
+    try:
+        async with follower.stream(follower.known_sequence) as sent:
+            before = follower.known_sequence
+            writing = asyncio.create_task(write("e-1"))
+            await asyncio.wait_for(follower.wait_beyond(before, timeout=DEADLINE), DEADLINE)
+            assert follower.known_sequence > before  # committed and read by the follower...
+            await asyncio.sleep(0.05)
+            assert not writing.done()  # ...but not sent by the stream: the write waits
+            await sent(follower.known_sequence)
+            await asyncio.wait_for(writing, 1.0)
+
+            # A stream that never sends holds a write only up to the bound.
+            started = asyncio.get_running_loop().time()
+            await write("e-2")
+            assert STREAMED_WITHIN <= asyncio.get_running_loop().time() - started < STREAMED_WITHIN + 4
+        # With no stream open, nothing to wait for.
+        started = asyncio.get_running_loop().time()
+        await write("e-3")
+        assert asyncio.get_running_loop().time() - started < STREAMED_WITHIN
+    finally:
+        await follower.stop()
+        await database.dispose()

@@ -38,7 +38,7 @@ async def test_create_generates_a_write_only_secret(registry):
     endpoint = await registry.endpoint("acct-1", "ops", headers={"X-Team": "ops"}, description="pager")
     assert endpoint.id and endpoint.name == "ops" and endpoint.enabled
     assert endpoint.type == pb.ENDPOINT_TYPE_WEBHOOK
-    assert dict(endpoint.headers) == {"X-Team": "ops"}
+    assert not endpoint.headers and dict(endpoint.header_hints) == {"X-Team": ""}  # too short for a hint
     assert endpoint.secret == ""
     secret = await secret_of(registry, endpoint.id)
     assert secret.startswith("whsec_") and 24 <= len(base64.b64decode(secret[6:])) <= 64
@@ -164,17 +164,19 @@ async def test_update_with_masks(registry):
         metadata=ME,
     )
     assert changed.endpoint.description == "new" and changed.endpoint.name == "ops"
-    assert dict(changed.endpoint.headers) == {"X-A": "1"}
+    assert dict(changed.endpoint.header_hints) == {"X-A": ""}
     assert await secret_of(registry, endpoint.id) == secret
 
-    # An empty mask replaces every writable field; an empty secret then keeps the current one.
+    # An empty mask replaces every writable field; an empty secret, or no headers, then keeps the
+    # current ones (their values are never shown, so a caller cannot send them back).
     replaced = await registry.endpoints.UpdateEndpoint(
         pb.UpdateEndpointRequest(
             endpoint=pb.Endpoint(id=endpoint.id, name="ops2", target="https://other.example/x", enabled=True)
         ),
         metadata=ME,
     )
-    assert replaced.endpoint.name == "ops2" and replaced.endpoint.description == "" and not replaced.endpoint.headers
+    assert replaced.endpoint.name == "ops2" and replaced.endpoint.description == ""
+    assert dict(replaced.endpoint.header_hints) == {"X-A": ""}
     assert replaced.endpoint.target == "https://other.example/x"
     assert await secret_of(registry, endpoint.id) == secret
 
@@ -231,6 +233,56 @@ async def test_update_with_masks(registry):
     )
 
 
+async def headers_of(registry, endpoint_id: str) -> dict[str, str]:
+    target = await registry.routing.GetDeliveryTarget(r_pb.GetDeliveryTargetRequest(endpoint_id=endpoint_id))
+    return dict(target.endpoint.headers)
+
+
+def update_headers(registry, endpoint_id: str, paths: list[str], headers: dict[str, str] | None = None):
+    return registry.endpoints.UpdateEndpoint(
+        pb.UpdateEndpointRequest(
+            endpoint=pb.Endpoint(id=endpoint_id, headers=headers or {}), update_mask=field_mask_pb2.FieldMask(paths=paths)
+        ),
+        metadata=ME,
+    )
+
+
+async def test_header_values_are_write_only_and_updated_by_name(registry):
+    token = "Bearer 0123456789abcdef"
+    endpoint = await registry.endpoint("acct-1", "ops", headers={"Authorization": token, "X-Team": "ops"})
+    assert not endpoint.headers and dict(endpoint.header_hints) == {"Authorization": "cdef", "X-Team": ""}
+    got = (await registry.endpoints.GetEndpoint(pb.GetEndpointRequest(id=endpoint.id), metadata=ME)).endpoint
+    [listed] = (await registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(), metadata=ME)).endpoints
+    for seen in (got, listed):
+        assert not seen.headers and dict(seen.header_hints) == {"Authorization": "cdef", "X-Team": ""}
+        assert token not in str(seen)
+    disabled = await registry.routing.DisableEndpoint(r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="gone"))
+    assert not disabled.endpoint.headers
+
+    # headers.<name>: that header alone, in any case; the others keep values the caller never resends.
+    updated = await update_headers(registry, endpoint.id, ["headers.x-team"], {"X-Team": "sre"})
+    assert dict(updated.endpoint.header_hints) == {"Authorization": "cdef", "X-Team": ""}
+    assert await headers_of(registry, endpoint.id) == {"Authorization": token, "X-Team": "sre"}
+    await update_headers(registry, endpoint.id, ["headers.X-Extra", "headers.`x-team`"], {"x-extra": "1", "X-Team": "dev"})
+    assert await headers_of(registry, endpoint.id) == {"Authorization": token, "x-extra": "1", "X-Team": "dev"}
+    # Named but absent from the map: removed. Present but not named: left alone (the mask decides).
+    await update_headers(registry, endpoint.id, ["headers.x-extra", "description"], {"X-Team": "ignored"})
+    assert await headers_of(registry, endpoint.id) == {"Authorization": token, "X-Team": "dev"}
+    # `headers`: the whole set is replaced (an empty map leaves none).
+    await update_headers(registry, endpoint.id, ["headers"], {"X-Only": "this"})
+    assert await headers_of(registry, endpoint.id) == {"X-Only": "this"}
+    await update_headers(registry, endpoint.id, ["headers"])
+    assert await headers_of(registry, endpoint.id) == {}
+
+    # What a header update may not do: name no header, name a reserved one, exceed the count.
+    for path in ["headers.", "headers.bad name"]:
+        await expect_invalid(update_headers(registry, endpoint.id, [path]), "update_mask")
+    await expect_invalid(update_headers(registry, endpoint.id, ["headers.host"], {"Host": "x"}), "endpoint.headers['Host']")
+    await update_headers(registry, endpoint.id, ["headers"], {f"X-{i}": "v" for i in range(20)})
+    await expect_invalid(update_headers(registry, endpoint.id, ["headers.x-more"], {"X-More": "v"}), "endpoint.headers")
+    assert len(await headers_of(registry, endpoint.id)) == 20
+
+
 async def test_reenabling_clears_the_disabled_reason(registry):
     endpoint = await registry.endpoint("acct-1", "ops")
     disabled = await registry.routing.DisableEndpoint(r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="410 Gone"))
@@ -255,7 +307,7 @@ async def test_delete_removes_the_endpoint_from_filters(registry):
     assert list((await registry.filters.GetFilter(f_pb.GetFilterRequest(id=both.id), metadata=ME)).filter.endpoint_ids) == [keep.id]
     assert list((await registry.filters.GetFilter(f_pb.GetFilterRequest(id=only.id), metadata=ME)).filter.endpoint_ids) == []
     routes = await registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test"))
-    assert [r.endpoint.id for r in routes.routes] == [keep.id]
+    assert [r.endpoint_id for r in routes.routes] == [keep.id]
 
 
 async def test_public_calls_need_an_identity(registry):

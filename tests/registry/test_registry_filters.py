@@ -24,10 +24,14 @@ async def catalog(registry):
 
 
 async def resolve(registry, application, event_type, level="", account="acct-1") -> dict[str, list[str]]:
+    """endpoint name -> the filters that matched it (the dry run's answer, with endpoint summaries)."""
     response = await registry.routing.ResolveRoutes(
-        r_pb.ResolveRoutesRequest(account_id=account, application=application, event_type=event_type, level=level)
+        r_pb.ResolveRoutesRequest(
+            account_id=account, application=application, event_type=event_type, level=level, with_endpoints=True
+        )
     )
     assert response.registered, response.reason
+    assert all(route.endpoint_id == route.endpoint.id for route in response.routes)
     return {route.endpoint.name: list(route.filter_ids) for route in response.routes}
 
 
@@ -207,8 +211,8 @@ async def test_removing_event_types_and_levels_cleans_filters(catalog):
     only_low = await registry.filter("acct-1", [endpoint.id], levels=[("policies", "triggered", "low")])
     untouched = await registry.filter("acct-1", [endpoint.id], applications=["advisor"])
 
-    # `resolved` and level `low` go away.
-    await registry.register("policies", "Policies", [("triggered", ["high"])])
+    # `resolved` and level `low` go away (which filters use: the removal must be allowed).
+    await registry.register("policies", "Policies", [("triggered", ["high"])], allow_removals=True)
 
     async def get(f):
         return (await registry.filters.GetFilter(pb.GetFilterRequest(id=f.id), metadata=ME)).filter

@@ -12,7 +12,7 @@ from hooks.registry.v1 import routing_pb2 as pb
 from services.common.identity import identity_metadata
 
 
-async def test_get_delivery_target_has_the_secret_and_account(registry):
+async def test_get_delivery_target_has_the_secrets_and_account(registry):
     endpoint = await registry.endpoint("acct-1", "ops", headers={"X-Team": "a"})
     target = await registry.routing.GetDeliveryTarget(pb.GetDeliveryTargetRequest(endpoint_id=endpoint.id))
     assert target.account_id == "acct-1"

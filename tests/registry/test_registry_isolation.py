@@ -85,5 +85,5 @@ async def test_concurrent_route_lookups_of_many_accounts_each_get_their_own(regi
             for account in [*owners, *owners, "acct-nobody"]
         )
     )
-    for account, response in zip([*owners, *owners, "acct-nobody"], responses):
-        assert [r.endpoint.id for r in response.routes] == ([owners[account]] if account in owners else [])
+    for account, response in zip([*owners, *owners, "acct-nobody"], responses, strict=True):
+        assert [r.endpoint_id for r in response.routes] == ([owners[account]] if account in owners else [])

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, inspect
 
 from cli.main import main as hooks_cli
 from hooks.registry.v1 import applications_pb2 as pb
+from hooks.registry.v1 import filters_pb2 as f_pb
 from hooks.registry.v1 import routing_pb2 as r_pb
 from services.common.channels import channel
 from services.common.identity import identity_metadata
@@ -68,7 +69,7 @@ async def test_cli_registers_the_seed_example_then_a_changed_version(registry, t
 
     result = await asyncio.to_thread(run_cli, ["apps", "register", str(first)], registry.target)
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output)
+    printed = json.loads(result.stdout)
     assert printed["created"] is True
     assert [et["id"] for et in printed["application"]["event_types"]] == ["policy-triggered", "policy-changed"]
     app = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
@@ -80,7 +81,7 @@ async def test_cli_registers_the_seed_example_then_a_changed_version(registry, t
 
     result = await asyncio.to_thread(run_cli, ["apps", "register", str(second)], registry.target)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["created"] is False
+    assert json.loads(result.stdout)["created"] is False
     app = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
     assert app.title == "Policy engine"
     assert [et.id for et in app.event_types] == ["policy-changed"]
@@ -100,14 +101,64 @@ async def test_cli_reports_bad_documents(registry, tmp_path):
     bad.write_text("application:\n  name: 'no spaces allowed'\n  title: T\nevent_types:\n  - id: a\n    title: A\n  - id: a\n    title: Again\n")
     result = await asyncio.to_thread(run_cli, ["apps", "register", str(bad)], registry.target)
     assert result.exit_code == 1
-    assert "INVALID_ARGUMENT" in result.output
-    assert "application.name" in result.output and "application.event_types[1].id" in result.output
+    assert "nothing was registered" in result.output
+    assert "  application.name: must be" in result.output and "  event_types[1].id: duplicates" in result.output
     shapeless = tmp_path / "shapeless.yaml"
     shapeless.write_text("- just\n- a list\n")
     result = await asyncio.to_thread(run_cli, ["apps", "register", str(shapeless)], registry.target)
     assert result.exit_code == 1 and "application:" in result.output
     missing = await asyncio.to_thread(run_cli, ["apps", "get", "nope"], registry.target)
     assert missing.exit_code == 1 and "NOT_FOUND" in missing.output
+
+
+#: Typos of the seed example (examples/policies.yaml), each with what `hooks apps register` must say.
+TYPOS = [
+    (("event_types:", "event_type:"), ["event_type: unknown key; did you mean 'event_types'?"]),
+    (("    levels:\n      - id: low", "    level:\n      - id: low"), ["event_types[1].level: unknown key; did you mean 'levels'?"]),
+    (("  title: Policies", "  tilte: Policies"), ["application.tilte: unknown key; did you mean 'title'?", "application.title: is required"]),
+]
+
+
+async def test_cli_refuses_unknown_keys_naming_them_and_changes_nothing(registry, tmp_path):
+    """A typo used to drop what the key held: every event type (and every filter naming one emptied
+    and disabled), or the levels. Now the document is refused whole, each problem named once."""
+    seed = tmp_path / "app.yaml"
+    seed.write_text(SEED_EXAMPLE)
+    assert (await asyncio.to_thread(run_cli, ["apps", "register", str(seed)], registry.target)).exit_code == 0
+    before = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
+    endpoint = await registry.endpoint("a", "ops")
+    flt = await registry.filter("a", [endpoint.id], event_types=[("policies", "policy-changed")], levels=[("policies", "policy-changed", "high")])
+
+    for (right, wrong), lines in TYPOS:
+        assert right in SEED_EXAMPLE
+        typo = tmp_path / "typo.yaml"
+        typo.write_text(SEED_EXAMPLE.replace(right, wrong, 1))
+        result = await asyncio.to_thread(run_cli, ["apps", "register", str(typo)], registry.target)
+        assert result.exit_code == 1, result.output
+        assert "nothing was registered" in result.output
+        problems = [line.strip() for line in result.output.splitlines()[1:]]
+        assert problems == lines, result.output
+
+    # Everything at once, each under its path in the document.
+    several = tmp_path / "several.yaml"
+    several.write_text(
+        "application:\n  name: policies\n  tilte: P\nevent_types:\n  - id: bad id\n    title: X\n    level: []\n  - just text\n"
+    )
+    result = await asyncio.to_thread(run_cli, ["apps", "register", str(several)], registry.target)
+    assert result.exit_code == 1
+    for line in [
+        "application.tilte: unknown key; did you mean 'title'?",
+        "event_types[0].level: unknown key; did you mean 'levels'?",
+        "event_types[1]: must be a mapping with `id`, `title` and `levels`",
+        "application.title: is required",
+        "event_types[0].id: must be 1 to 100 characters",
+    ]:
+        assert line in result.output, result.output
+
+    after = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
+    assert after == before
+    kept = (await registry.filters.GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=identity_metadata("a"))).filter
+    assert kept.enabled and kept == flt
 
 
 def test_db_upgrade_creates_the_tables(tmp_path):

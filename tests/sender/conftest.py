@@ -12,18 +12,18 @@ from dataclasses import dataclass, field
 import pytest_asyncio
 from aiohttp import web
 from google.protobuf import json_format, struct_pb2
+
 from hooks.events.v1 import event_pb2
 from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-
 from services.common.channels import channel
 from services.common.identity import identity_metadata
 from services.common.settings import KafkaSettings
 from services.sender.server import build_server
 from services.sender.settings import SenderSettings
-from tests.helpers.registry import running_registry
 from tests.helpers.http import serving
-from tests.helpers.waiting import eventually as wait_until  # noqa: F401 - re-exported to the tests
+from tests.helpers.registry import running_registry
+from tests.helpers.waiting import eventually as wait_until
 
 # Fast settings: retries in milliseconds, loopback allowed (the receivers live there).
 TEST_SETTINGS = dict(

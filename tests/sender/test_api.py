@@ -14,6 +14,7 @@ from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
+from services.sender.servicer import MAX_PAGE_BYTES
 from tests.sender.conftest import (
     create_endpoint,
     deliver,
@@ -226,3 +227,29 @@ async def test_a_retry_honours_what_the_account_changed_since(database_url, regi
         delivery = await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
     assert len(receiver.on("before")) == 1 and len(receiver.on("after")) == 1
     assert [a.http_status for a in delivery.attempts] == [503, 200]
+
+
+async def test_a_page_is_bounded_in_bytes_and_the_token_goes_on_from_where_it_ended(sender, receiver):
+    """50 events of 230 KB (the default page size) would make an 11 MB answer, over the 4 MiB any gRPC
+    message may have: a page ends before MAX_PAGE_BYTES, and always holds at least one delivery."""
+    account = new_account()
+    endpoint = await create_endpoint(sender, account, receiver.url("large"))
+    requests = [request_for(make_event(account, "x" * 230_000), endpoint.id) for _ in range(50)]
+    huge = request_for(make_event(account, "y" * (MAX_PAGE_BYTES + 100_000)), endpoint.id)  # newest
+    ids = []
+    for request in [*requests, huge]:
+        [response] = await deliver(sender, request)
+        ids.append(response.delivery_ids[0])
+
+    pages, token = [], ""
+    while True:
+        page = await _list(sender, account, page_token=token)
+        pages.append(page)
+        token = page.next_page_token
+        if not token:
+            break
+    assert [d.id for page in pages for d in page.deliveries] == list(reversed(ids))  # each once, newest first
+    assert [d.id for d in pages[0].deliveries] == [ids[-1]]  # larger than a page: alone on its own
+    assert all(page.ByteSize() <= MAX_PAGE_BYTES for page in pages[1:])
+    assert len(pages) > 3
+    assert sum(len(page.deliveries) for page in pages[1:]) == 50

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 import pytest_asyncio
-from aiosmtpd.controller import Controller
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
-from services.common.broker import free_port
+from tests.helpers.smtp import smtp_inbox
 from tests.sender.conftest import (
     create_endpoint,
     deliver,
@@ -60,7 +59,7 @@ async def test_webhook_is_signed_per_standard_webhooks(sender, receiver):
     assert received.headers["Content-Type"] == "application/json"
     assert received.headers["traceparent"] == TRACEPARENT
     assert received.headers["X-Team"] == "ops"
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         Webhook("whsec_" + "A" * 32).verify(received.body, received.headers)
 
 
@@ -94,30 +93,16 @@ async def test_chat_formats(sender, receiver, endpoint_type):
         assert card["card"]["header"]["title"] == "inventory: disk-full [critical]"
 
 
-class _Inbox:
-    def __init__(self):
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        self.messages.append(envelope)
-        return "250 OK"
-
-
 @pytest_asyncio.fixture
-async def smtp_inbox():
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    await asyncio.to_thread(controller.start)
-    try:
-        yield inbox, controller.port
-    finally:
-        await asyncio.to_thread(controller.stop)
+async def smtp():
+    async with smtp_inbox() as inbox:
+        yield inbox
 
 
-async def test_email_is_sent_over_smtp(registry, sqlite_url, smtp_inbox):
-    inbox, port = smtp_inbox
+async def test_email_is_sent_over_smtp(registry, sqlite_url, smtp):
+    inbox = smtp
     async with running_sender(
-        sqlite_url, registry, sender_smtp_port=port, sender_smtp_from="alerts@hooks.example"
+        sqlite_url, registry, sender_smtp_port=inbox.port, sender_smtp_from="alerts@hooks.example"
     ) as sender:
         account = new_account()
         endpoint = await create_endpoint(

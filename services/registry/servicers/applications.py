@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import grpc
+
 from hooks.registry.v1 import applications_pb2, applications_pb2_grpc
-from services.common.errors import FieldViolations
 from services.common.identity import require_account
 from services.registry import applications
 from services.registry.database import Database
 from services.registry.messages import application_message
-from services.registry.problems import answers_problems
 
 SERVICE_NAME = applications_pb2.DESCRIPTOR.services_by_name["ApplicationService"].full_name
 
@@ -17,23 +17,28 @@ class ApplicationServicer(applications_pb2_grpc.ApplicationServiceServicer):
     def __init__(self, database: Database):
         self.database = database
 
-    @answers_problems
-    async def RegisterApplication(self, request, context):
-        app, created = await applications.register_application(self.database, request.application)
-        return applications_pb2.RegisterApplicationResponse(application=application_message(app), created=created)
+    async def RegisterApplication(
+        self, request: applications_pb2.RegisterApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> applications_pb2.RegisterApplicationResponse:
+        registration = await applications.register_application(
+            self.database, request.application, dry_run=request.dry_run, allow_removals=request.allow_removals
+        )
+        return applications_pb2.RegisterApplicationResponse(
+            application=registration.application, created=registration.created, diff=registration.diff
+        )
 
-    @answers_problems
-    async def GetApplication(self, request, context):
+    async def GetApplication(
+        self, request: applications_pb2.GetApplicationRequest, context: grpc.aio.ServicerContext
+    ) -> applications_pb2.GetApplicationResponse:
         await require_account(context)
-        if not request.name:
-            raise FieldViolations([("name", "is required")])
-        app = await applications.get_application(self.database, request.name[:200])
+        app = await applications.get_application(self.database, request.name)
         return applications_pb2.GetApplicationResponse(application=application_message(app))
 
-    @answers_problems
-    async def ListApplications(self, request, context):
+    async def ListApplications(
+        self, request: applications_pb2.ListApplicationsRequest, context: grpc.aio.ServicerContext
+    ) -> applications_pb2.ListApplicationsResponse:
         await require_account(context)
         rows, token = await applications.list_applications(self.database, request.page_size, request.page_token)
         return applications_pb2.ListApplicationsResponse(
-            applications=[application_message(a) for a in rows], next_page_token=token
+            applications=[application_message(a, with_schemas=False) for a in rows], next_page_token=token
         )

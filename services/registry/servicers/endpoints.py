@@ -2,48 +2,62 @@
 
 from __future__ import annotations
 
+import grpc
+
 from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
 from services.common.identity import require_account
 from services.registry import endpoints
 from services.registry.database import Database
+from services.registry.endpoint_policy import EndpointPolicy
 from services.registry.messages import endpoint_message
-from services.registry.problems import answers_problems
+from services.registry.quotas import Quotas
 
 SERVICE_NAME = endpoints_pb2.DESCRIPTOR.services_by_name["EndpointService"].full_name
 
 
 class EndpointServicer(endpoints_pb2_grpc.EndpointServiceServicer):
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, *, quotas: Quotas, policy: EndpointPolicy):
         self.database = database
+        self.quotas = quotas
+        self.policy = policy
 
-    @answers_problems
-    async def CreateEndpoint(self, request, context):
+    async def CreateEndpoint(
+        self, request: endpoints_pb2.CreateEndpointRequest, context: grpc.aio.ServicerContext
+    ) -> endpoints_pb2.CreateEndpointResponse:
         account = await require_account(context)
-        row = await endpoints.create_endpoint(self.database, account, request.endpoint)
+        row = await endpoints.create_endpoint(
+            self.database, account, request.endpoint, quotas=self.quotas, policy=self.policy
+        )
         return endpoints_pb2.CreateEndpointResponse(endpoint=endpoint_message(row))
 
-    @answers_problems
-    async def GetEndpoint(self, request, context):
+    async def GetEndpoint(
+        self, request: endpoints_pb2.GetEndpointRequest, context: grpc.aio.ServicerContext
+    ) -> endpoints_pb2.GetEndpointResponse:
         account = await require_account(context)
         row = await endpoints.get_endpoint(self.database, account, request.id)
         return endpoints_pb2.GetEndpointResponse(endpoint=endpoint_message(row))
 
-    @answers_problems
-    async def ListEndpoints(self, request, context):
+    async def ListEndpoints(
+        self, request: endpoints_pb2.ListEndpointsRequest, context: grpc.aio.ServicerContext
+    ) -> endpoints_pb2.ListEndpointsResponse:
         account = await require_account(context)
         rows, token = await endpoints.list_endpoints(
             self.database, account, request.page_size, request.page_token, request.name_contains
         )
         return endpoints_pb2.ListEndpointsResponse(endpoints=[endpoint_message(r) for r in rows], next_page_token=token)
 
-    @answers_problems
-    async def UpdateEndpoint(self, request, context):
+    async def UpdateEndpoint(
+        self, request: endpoints_pb2.UpdateEndpointRequest, context: grpc.aio.ServicerContext
+    ) -> endpoints_pb2.UpdateEndpointResponse:
         account = await require_account(context)
-        row = await endpoints.update_endpoint(self.database, account, request.endpoint, request.update_mask)
+        row = await endpoints.update_endpoint(
+            self.database, account, request.endpoint, request.update_mask, policy=self.policy
+        )
         return endpoints_pb2.UpdateEndpointResponse(endpoint=endpoint_message(row))
 
-    @answers_problems
-    async def DeleteEndpoint(self, request, context):
+    async def DeleteEndpoint(
+        self, request: endpoints_pb2.DeleteEndpointRequest, context: grpc.aio.ServicerContext
+    ) -> endpoints_pb2.DeleteEndpointResponse:
         account = await require_account(context)
         await endpoints.delete_endpoint(self.database, account, request.id)
         return endpoints_pb2.DeleteEndpointResponse()

@@ -2,48 +2,56 @@
 
 from __future__ import annotations
 
+import grpc
+
 from hooks.registry.v1 import filters_pb2, filters_pb2_grpc
 from services.common.identity import require_account
 from services.registry import filters
 from services.registry.database import Database
 from services.registry.messages import filter_message
-from services.registry.problems import answers_problems
+from services.registry.quotas import Quotas
 
 SERVICE_NAME = filters_pb2.DESCRIPTOR.services_by_name["FilterService"].full_name
 
 
 class FilterServicer(filters_pb2_grpc.FilterServiceServicer):
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, *, quotas: Quotas):
         self.database = database
+        self.quotas = quotas
 
-    @answers_problems
-    async def CreateFilter(self, request, context):
+    async def CreateFilter(
+        self, request: filters_pb2.CreateFilterRequest, context: grpc.aio.ServicerContext
+    ) -> filters_pb2.CreateFilterResponse:
         account = await require_account(context)
-        row = await filters.create_filter(self.database, account, request.filter)
+        row = await filters.create_filter(self.database, account, request.filter, quotas=self.quotas)
         return filters_pb2.CreateFilterResponse(filter=filter_message(row))
 
-    @answers_problems
-    async def GetFilter(self, request, context):
+    async def GetFilter(
+        self, request: filters_pb2.GetFilterRequest, context: grpc.aio.ServicerContext
+    ) -> filters_pb2.GetFilterResponse:
         account = await require_account(context)
         row = await filters.get_filter(self.database, account, request.id)
         return filters_pb2.GetFilterResponse(filter=filter_message(row))
 
-    @answers_problems
-    async def ListFilters(self, request, context):
+    async def ListFilters(
+        self, request: filters_pb2.ListFiltersRequest, context: grpc.aio.ServicerContext
+    ) -> filters_pb2.ListFiltersResponse:
         account = await require_account(context)
         rows, token = await filters.list_filters(
             self.database, account, request.page_size, request.page_token, request.endpoint_id
         )
         return filters_pb2.ListFiltersResponse(filters=[filter_message(r) for r in rows], next_page_token=token)
 
-    @answers_problems
-    async def UpdateFilter(self, request, context):
+    async def UpdateFilter(
+        self, request: filters_pb2.UpdateFilterRequest, context: grpc.aio.ServicerContext
+    ) -> filters_pb2.UpdateFilterResponse:
         account = await require_account(context)
-        row = await filters.update_filter(self.database, account, request.filter, request.update_mask)
+        row = await filters.update_filter(self.database, account, request.filter, request.update_mask, quotas=self.quotas)
         return filters_pb2.UpdateFilterResponse(filter=filter_message(row))
 
-    @answers_problems
-    async def DeleteFilter(self, request, context):
+    async def DeleteFilter(
+        self, request: filters_pb2.DeleteFilterRequest, context: grpc.aio.ServicerContext
+    ) -> filters_pb2.DeleteFilterResponse:
         account = await require_account(context)
         await filters.delete_filter(self.database, account, request.id)
         return filters_pb2.DeleteFilterResponse()

@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$hooks/registry/v1/applications.proto\x12\x11hooks.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x01\n\x0b\x41pplication\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x0b\x65vent_types\x18\x03 \x03(\x0b\x32\x1c.hooks.registry.v1.EventType\x12\x35\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\\\n\tEventType\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x06levels\x18\x03 \x03(\x0b\x32\x18.hooks.registry.v1.Level\".\n\x05Level\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"W\n\x1aRegisterApplicationRequest\x12\x39\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x1e.hooks.registry.v1.ApplicationB\x04\xe2\x41\x01\x02\"c\n\x1bRegisterApplicationResponse\x12\x33\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x1e.hooks.registry.v1.Application\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"+\n\x15GetApplicationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"M\n\x16GetApplicationResponse\x12\x33\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x1e.hooks.registry.v1.Application\"@\n\x17ListApplicationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"i\n\x18ListApplicationsResponse\x12\x34\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x1e.hooks.registry.v1.Application\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xbc\x03\n\x12\x41pplicationService\x12t\n\x13RegisterApplication\x12-.hooks.registry.v1.RegisterApplicationRequest\x1a..hooks.registry.v1.RegisterApplicationResponse\x12\x9d\x01\n\x0eGetApplication\x12(.hooks.registry.v1.GetApplicationRequest\x1a).hooks.registry.v1.GetApplicationResponse\"6\x82\xd3\xe4\x93\x02\x30\x12!/api/hooks/v1/applications/{name}b\x0b\x61pplication\x12\x8f\x01\n\x10ListApplications\x12*.hooks.registry.v1.ListApplicationsRequest\x1a+.hooks.registry.v1.ListApplicationsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/hooks/v1/applicationsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$hooks/registry/v1/applications.proto\x12\x11hooks.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x01\n\x0b\x41pplication\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\x0b\x65vent_types\x18\x03 \x03(\x0b\x32\x1c.hooks.registry.v1.EventType\x12\x35\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"\xa3\x01\n\tEventType\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12(\n\x06levels\x18\x03 \x03(\x0b\x32\x18.hooks.registry.v1.Level\x12\'\n\x06schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1c\n\x0eschema_version\x18\x05 \x01(\tB\x04\xe2\x41\x01\x03\".\n\x05Level\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x80\x01\n\x1aRegisterApplicationRequest\x12\x39\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x1e.hooks.registry.v1.ApplicationB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x16\n\x0e\x61llow_removals\x18\x03 \x01(\x08\"\x96\x01\n\x1bRegisterApplicationResponse\x12\x33\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x1e.hooks.registry.v1.Application\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x31\n\x04\x64iff\x18\x03 \x01(\x0b\x32#.hooks.registry.v1.RegistrationDiff\"\x94\x02\n\x10RegistrationDiff\x12\x11\n\tunchanged\x18\x01 \x01(\x08\x12\x16\n\x0eprevious_title\x18\x02 \x01(\t\x12\x37\n\x0b\x65vent_types\x18\x03 \x03(\x0b\x32\".hooks.registry.v1.EventTypeChange\x12.\n\x06levels\x18\x04 \x03(\x0b\x32\x1e.hooks.registry.v1.LevelChange\x12\x1d\n\x15\x65vent_types_reordered\x18\x05 \x01(\x08\x12!\n\x19\x66ilters_losing_references\x18\x06 \x01(\x05\x12\x18\n\x10\x66ilters_disabled\x18\x07 \x01(\x05\x12\x10\n\x08\x61\x63\x63ounts\x18\x08 \x01(\x05\"b\n\x0f\x45ventTypeChange\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.hooks.registry.v1.ChangeKind\x12\x0e\n\x06\x66ields\x18\x03 \x03(\t\"m\n\x0bLevelChange\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12+\n\x04kind\x18\x03 \x01(\x0e\x32\x1d.hooks.registry.v1.ChangeKind\x12\x0e\n\x06\x66ields\x18\x04 \x03(\t\"+\n\x15GetApplicationRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"M\n\x16GetApplicationResponse\x12\x33\n\x0b\x61pplication\x18\x01 \x01(\x0b\x32\x1e.hooks.registry.v1.Application\"@\n\x17ListApplicationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"i\n\x18ListApplicationsResponse\x12\x34\n\x0c\x61pplications\x18\x01 \x03(\x0b\x32\x1e.hooks.registry.v1.Application\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*r\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43HANGE_KIND_ADDED\x10\x01\x12\x17\n\x13\x43HANGE_KIND_CHANGED\x10\x02\x12\x17\n\x13\x43HANGE_KIND_REMOVED\x10\x03\x32\xbc\x03\n\x12\x41pplicationService\x12t\n\x13RegisterApplication\x12-.hooks.registry.v1.RegisterApplicationRequest\x1a..hooks.registry.v1.RegisterApplicationResponse\x12\x9d\x01\n\x0eGetApplication\x12(.hooks.registry.v1.GetApplicationRequest\x1a).hooks.registry.v1.GetApplicationResponse\"6\x82\xd3\xe4\x93\x02\x30\x12!/api/hooks/v1/applications/{name}b\x0b\x61pplication\x12\x8f\x01\n\x10ListApplications\x12*.hooks.registry.v1.ListApplicationsRequest\x1a+.hooks.registry.v1.ListApplicationsResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/hooks/v1/applicationsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,6 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENTTYPE'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_EVENTTYPE'].fields_by_name['title']._loaded_options = None
   _globals['_EVENTTYPE'].fields_by_name['title']._serialized_options = b'\342A\001\002'
+  _globals['_EVENTTYPE'].fields_by_name['schema_version']._loaded_options = None
+  _globals['_EVENTTYPE'].fields_by_name['schema_version']._serialized_options = b'\342A\001\003'
   _globals['_LEVEL'].fields_by_name['id']._loaded_options = None
   _globals['_LEVEL'].fields_by_name['id']._serialized_options = b'\342A\001\002'
   _globals['_LEVEL'].fields_by_name['title']._loaded_options = None
@@ -58,24 +61,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPLICATIONSERVICE'].methods_by_name['GetApplication']._serialized_options = b'\202\323\344\223\0020\022!/api/hooks/v1/applications/{name}b\013application'
   _globals['_APPLICATIONSERVICE'].methods_by_name['ListApplications']._loaded_options = None
   _globals['_APPLICATIONSERVICE'].methods_by_name['ListApplications']._serialized_options = b'\202\323\344\223\002\034\022\032/api/hooks/v1/applications'
-  _globals['_APPLICATION']._serialized_start=156
-  _globals['_APPLICATION']._serialized_end=371
-  _globals['_EVENTTYPE']._serialized_start=373
-  _globals['_EVENTTYPE']._serialized_end=465
-  _globals['_LEVEL']._serialized_start=467
-  _globals['_LEVEL']._serialized_end=513
-  _globals['_REGISTERAPPLICATIONREQUEST']._serialized_start=515
-  _globals['_REGISTERAPPLICATIONREQUEST']._serialized_end=602
-  _globals['_REGISTERAPPLICATIONRESPONSE']._serialized_start=604
-  _globals['_REGISTERAPPLICATIONRESPONSE']._serialized_end=703
-  _globals['_GETAPPLICATIONREQUEST']._serialized_start=705
-  _globals['_GETAPPLICATIONREQUEST']._serialized_end=748
-  _globals['_GETAPPLICATIONRESPONSE']._serialized_start=750
-  _globals['_GETAPPLICATIONRESPONSE']._serialized_end=827
-  _globals['_LISTAPPLICATIONSREQUEST']._serialized_start=829
-  _globals['_LISTAPPLICATIONSREQUEST']._serialized_end=893
-  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_start=895
-  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_end=1000
-  _globals['_APPLICATIONSERVICE']._serialized_start=1003
-  _globals['_APPLICATIONSERVICE']._serialized_end=1447
+  _globals['_CHANGEKIND']._serialized_start=1688
+  _globals['_CHANGEKIND']._serialized_end=1802
+  _globals['_APPLICATION']._serialized_start=186
+  _globals['_APPLICATION']._serialized_end=401
+  _globals['_EVENTTYPE']._serialized_start=404
+  _globals['_EVENTTYPE']._serialized_end=567
+  _globals['_LEVEL']._serialized_start=569
+  _globals['_LEVEL']._serialized_end=615
+  _globals['_REGISTERAPPLICATIONREQUEST']._serialized_start=618
+  _globals['_REGISTERAPPLICATIONREQUEST']._serialized_end=746
+  _globals['_REGISTERAPPLICATIONRESPONSE']._serialized_start=749
+  _globals['_REGISTERAPPLICATIONRESPONSE']._serialized_end=899
+  _globals['_REGISTRATIONDIFF']._serialized_start=902
+  _globals['_REGISTRATIONDIFF']._serialized_end=1178
+  _globals['_EVENTTYPECHANGE']._serialized_start=1180
+  _globals['_EVENTTYPECHANGE']._serialized_end=1278
+  _globals['_LEVELCHANGE']._serialized_start=1280
+  _globals['_LEVELCHANGE']._serialized_end=1389
+  _globals['_GETAPPLICATIONREQUEST']._serialized_start=1391
+  _globals['_GETAPPLICATIONREQUEST']._serialized_end=1434
+  _globals['_GETAPPLICATIONRESPONSE']._serialized_start=1436
+  _globals['_GETAPPLICATIONRESPONSE']._serialized_end=1513
+  _globals['_LISTAPPLICATIONSREQUEST']._serialized_start=1515
+  _globals['_LISTAPPLICATIONSREQUEST']._serialized_end=1579
+  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_start=1581
+  _globals['_LISTAPPLICATIONSRESPONSE']._serialized_end=1686
+  _globals['_APPLICATIONSERVICE']._serialized_start=1805
+  _globals['_APPLICATIONSERVICE']._serialized_end=2249
 # @@protoc_insertion_point(module_scope)

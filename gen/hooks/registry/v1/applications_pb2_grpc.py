@@ -60,7 +60,11 @@ class ApplicationServiceServicer:
 
     def RegisterApplication(self, request, context):
         """Registers an application, or re-registers it with a new title and a new set of
-        event types and levels (added, changed and removed to match; order kept).
+        event types and levels (added, changed and removed to match; order kept), and
+        answers what changed. Idempotent: the same definition again changes nothing.
+        A registration that would remove event types or levels some filters reference
+        fails with FAILED_PRECONDITION, naming them and changing nothing, unless
+        `allow_removals` is set; `dry_run` answers the diff without changing anything.
         Internal: not exposed over HTTP.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -68,14 +72,15 @@ class ApplicationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetApplication(self, request, context):
-        """Gets one application by name.
+        """Gets one application by name, with its event types' JSON Schemas.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListApplications(self, request, context):
-        """Lists the registered applications, by name.
+        """Lists the registered applications, by name. Event types carry their
+        `schema_version` but not the schema itself (GetApplication has it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

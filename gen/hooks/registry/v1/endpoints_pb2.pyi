@@ -21,16 +21,41 @@ class EndpointType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENDPOINT_TYPE_TEAMS: _ClassVar[EndpointType]
     ENDPOINT_TYPE_GOOGLE_CHAT: _ClassVar[EndpointType]
     ENDPOINT_TYPE_EMAIL: _ClassVar[EndpointType]
+
+class RateLimitPeriod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RATE_LIMIT_PERIOD_UNSPECIFIED: _ClassVar[RateLimitPeriod]
+    RATE_LIMIT_PERIOD_SECOND: _ClassVar[RateLimitPeriod]
+    RATE_LIMIT_PERIOD_MINUTE: _ClassVar[RateLimitPeriod]
+
+class DeliveryOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DELIVERY_ORDER_UNSPECIFIED: _ClassVar[DeliveryOrder]
+    DELIVERY_ORDER_UNORDERED: _ClassVar[DeliveryOrder]
+    DELIVERY_ORDER_ORDERED: _ClassVar[DeliveryOrder]
 ENDPOINT_TYPE_UNSPECIFIED: EndpointType
 ENDPOINT_TYPE_WEBHOOK: EndpointType
 ENDPOINT_TYPE_SLACK: EndpointType
 ENDPOINT_TYPE_TEAMS: EndpointType
 ENDPOINT_TYPE_GOOGLE_CHAT: EndpointType
 ENDPOINT_TYPE_EMAIL: EndpointType
+RATE_LIMIT_PERIOD_UNSPECIFIED: RateLimitPeriod
+RATE_LIMIT_PERIOD_SECOND: RateLimitPeriod
+RATE_LIMIT_PERIOD_MINUTE: RateLimitPeriod
+DELIVERY_ORDER_UNSPECIFIED: DeliveryOrder
+DELIVERY_ORDER_UNORDERED: DeliveryOrder
+DELIVERY_ORDER_ORDERED: DeliveryOrder
 
 class Endpoint(_message.Message):
-    __slots__ = ("id", "name", "description", "type", "target", "enabled", "headers", "ca_certificate", "secret", "secret_hint", "disabled_reason", "create_time", "update_time")
+    __slots__ = ("id", "name", "description", "type", "target", "enabled", "headers", "ca_certificate", "secret", "secret_hint", "disabled_reason", "create_time", "update_time", "rate_limit", "order", "header_hints", "previous_secret_hint", "previous_secret_expire_time")
     class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class HeaderHintsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +75,11 @@ class Endpoint(_message.Message):
     DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    HEADER_HINTS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SECRET_HINT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -63,7 +93,20 @@ class Endpoint(_message.Message):
     disabled_reason: str
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[_Union[EndpointType, str]] = ..., target: _Optional[str] = ..., enabled: _Optional[bool] = ..., headers: _Optional[_Mapping[str, str]] = ..., ca_certificate: _Optional[str] = ..., secret: _Optional[str] = ..., secret_hint: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rate_limit: RateLimit
+    order: DeliveryOrder
+    header_hints: _containers.ScalarMap[str, str]
+    previous_secret_hint: str
+    previous_secret_expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[_Union[EndpointType, str]] = ..., target: _Optional[str] = ..., enabled: _Optional[bool] = ..., headers: _Optional[_Mapping[str, str]] = ..., ca_certificate: _Optional[str] = ..., secret: _Optional[str] = ..., secret_hint: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., order: _Optional[_Union[DeliveryOrder, str]] = ..., header_hints: _Optional[_Mapping[str, str]] = ..., previous_secret_hint: _Optional[str] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("requests", "period")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    period: RateLimitPeriod
+    def __init__(self, requests: _Optional[int] = ..., period: _Optional[_Union[RateLimitPeriod, str]] = ...) -> None: ...
 
 class CreateEndpointRequest(_message.Message):
     __slots__ = ("endpoint",)

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from hooks.registry.v1 import endpoints_pb2 as hooks_dot_registry_dot_v1_dot_endpoints__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhooks/registry/v1/routing.proto\x12\x11hooks.registry.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a!hooks/registry/v1/endpoints.proto\"t\n\x14ResolveRoutesRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x61pplication\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nevent_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05level\x18\x04 \x01(\t\"e\n\x15ResolveRoutesResponse\x12(\n\x06routes\x18\x01 \x03(\x0b\x32\x18.hooks.registry.v1.Route\x12\x12\n\nregistered\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"J\n\x05Route\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x12\n\nfilter_ids\x18\x02 \x03(\t\"-\n\x13WatchChangesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\"\x93\x01\n\x14WatchChangesResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.hooks.registry.v1.ResourceKind\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x11\n\theartbeat\x18\x05 \x01(\x08\"5\n\x18GetDeliveryTargetRequest\x12\x19\n\x0b\x65ndpoint_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"^\n\x19GetDeliveryTargetResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x12\n\naccount_id\x18\x02 \x01(\t\"I\n\x16\x44isableEndpointRequest\x12\x19\n\x0b\x65ndpoint_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"Y\n\x17\x44isableEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08*\x82\x01\n\x0cResourceKind\x12\x1d\n\x19RESOURCE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESOURCE_KIND_APPLICATION\x10\x01\x12\x1a\n\x16RESOURCE_KIND_ENDPOINT\x10\x02\x12\x18\n\x14RESOURCE_KIND_FILTER\x10\x03\x32\xb1\x03\n\x0eRoutingService\x12\x62\n\rResolveRoutes\x12\'.hooks.registry.v1.ResolveRoutesRequest\x1a(.hooks.registry.v1.ResolveRoutesResponse\x12\x61\n\x0cWatchChanges\x12&.hooks.registry.v1.WatchChangesRequest\x1a\'.hooks.registry.v1.WatchChangesResponse0\x01\x12n\n\x11GetDeliveryTarget\x12+.hooks.registry.v1.GetDeliveryTargetRequest\x1a,.hooks.registry.v1.GetDeliveryTargetResponse\x12h\n\x0f\x44isableEndpoint\x12).hooks.registry.v1.DisableEndpointRequest\x1a*.hooks.registry.v1.DisableEndpointResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fhooks/registry/v1/routing.proto\x12\x11hooks.registry.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a!hooks/registry/v1/endpoints.proto\"\xa1\x01\n\x14ResolveRoutesRequest\x12\x18\n\naccount_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x61pplication\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nevent_type\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05level\x18\x04 \x01(\t\x12\x16\n\x0ewith_endpoints\x18\x05 \x01(\x08\x12\x13\n\x0bwith_schema\x18\x06 \x01(\x08\"\xdd\x01\n\x15ResolveRoutesResponse\x12(\n\x06routes\x18\x01 \x03(\x0b\x32\x18.hooks.registry.v1.Route\x12\x12\n\nregistered\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x35\n\x0cunregistered\x18\x04 \x01(\x0e\x32\x1f.hooks.registry.v1.Unregistered\x12\x16\n\x0eschema_version\x18\x05 \x01(\t\x12\'\n\x06schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"_\n\x05Route\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x12\n\nfilter_ids\x18\x02 \x03(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x03 \x01(\t\"-\n\x13WatchChangesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\"\x93\x01\n\x14WatchChangesResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12-\n\x04kind\x18\x02 \x01(\x0e\x32\x1f.hooks.registry.v1.ResourceKind\x12\x13\n\x0bresource_id\x18\x03 \x01(\t\x12\x12\n\naccount_id\x18\x04 \x01(\t\x12\x11\n\theartbeat\x18\x05 \x01(\x08\"5\n\x18GetDeliveryTargetRequest\x12\x19\n\x0b\x65ndpoint_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"w\n\x19GetDeliveryTargetResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x12\n\naccount_id\x18\x02 \x01(\t\x12\x17\n\x0fprevious_secret\x18\x03 \x01(\t\"I\n\x16\x44isableEndpointRequest\x12\x19\n\x0b\x65ndpoint_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06reason\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"Y\n\x17\x44isableEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08*\x7f\n\x0cUnregistered\x12\x1c\n\x18UNREGISTERED_UNSPECIFIED\x10\x00\x12\x1c\n\x18UNREGISTERED_APPLICATION\x10\x01\x12\x1b\n\x17UNREGISTERED_EVENT_TYPE\x10\x02\x12\x16\n\x12UNREGISTERED_LEVEL\x10\x03*\x82\x01\n\x0cResourceKind\x12\x1d\n\x19RESOURCE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESOURCE_KIND_APPLICATION\x10\x01\x12\x1a\n\x16RESOURCE_KIND_ENDPOINT\x10\x02\x12\x18\n\x14RESOURCE_KIND_FILTER\x10\x03\x32\xb1\x03\n\x0eRoutingService\x12\x62\n\rResolveRoutes\x12\'.hooks.registry.v1.ResolveRoutesRequest\x1a(.hooks.registry.v1.ResolveRoutesResponse\x12\x61\n\x0cWatchChanges\x12&.hooks.registry.v1.WatchChangesRequest\x1a\'.hooks.registry.v1.WatchChangesResponse0\x01\x12n\n\x11GetDeliveryTarget\x12+.hooks.registry.v1.GetDeliveryTargetRequest\x1a,.hooks.registry.v1.GetDeliveryTargetResponse\x12h\n\x0f\x44isableEndpoint\x12).hooks.registry.v1.DisableEndpointRequest\x1a*.hooks.registry.v1.DisableEndpointResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,26 +46,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DISABLEENDPOINTREQUEST'].fields_by_name['endpoint_id']._serialized_options = b'\342A\001\002'
   _globals['_DISABLEENDPOINTREQUEST'].fields_by_name['reason']._loaded_options = None
   _globals['_DISABLEENDPOINTREQUEST'].fields_by_name['reason']._serialized_options = b'\342A\001\002'
-  _globals['_RESOURCEKIND']._serialized_start=934
-  _globals['_RESOURCEKIND']._serialized_end=1064
-  _globals['_RESOLVEROUTESREQUEST']._serialized_start=122
-  _globals['_RESOLVEROUTESREQUEST']._serialized_end=238
-  _globals['_RESOLVEROUTESRESPONSE']._serialized_start=240
-  _globals['_RESOLVEROUTESRESPONSE']._serialized_end=341
-  _globals['_ROUTE']._serialized_start=343
-  _globals['_ROUTE']._serialized_end=417
-  _globals['_WATCHCHANGESREQUEST']._serialized_start=419
-  _globals['_WATCHCHANGESREQUEST']._serialized_end=464
-  _globals['_WATCHCHANGESRESPONSE']._serialized_start=467
-  _globals['_WATCHCHANGESRESPONSE']._serialized_end=614
-  _globals['_GETDELIVERYTARGETREQUEST']._serialized_start=616
-  _globals['_GETDELIVERYTARGETREQUEST']._serialized_end=669
-  _globals['_GETDELIVERYTARGETRESPONSE']._serialized_start=671
-  _globals['_GETDELIVERYTARGETRESPONSE']._serialized_end=765
-  _globals['_DISABLEENDPOINTREQUEST']._serialized_start=767
-  _globals['_DISABLEENDPOINTREQUEST']._serialized_end=840
-  _globals['_DISABLEENDPOINTRESPONSE']._serialized_start=842
-  _globals['_DISABLEENDPOINTRESPONSE']._serialized_end=931
-  _globals['_ROUTINGSERVICE']._serialized_start=1067
-  _globals['_ROUTINGSERVICE']._serialized_end=1500
+  _globals['_UNREGISTERED']._serialized_start=1176
+  _globals['_UNREGISTERED']._serialized_end=1303
+  _globals['_RESOURCEKIND']._serialized_start=1306
+  _globals['_RESOURCEKIND']._serialized_end=1436
+  _globals['_RESOLVEROUTESREQUEST']._serialized_start=153
+  _globals['_RESOLVEROUTESREQUEST']._serialized_end=314
+  _globals['_RESOLVEROUTESRESPONSE']._serialized_start=317
+  _globals['_RESOLVEROUTESRESPONSE']._serialized_end=538
+  _globals['_ROUTE']._serialized_start=540
+  _globals['_ROUTE']._serialized_end=635
+  _globals['_WATCHCHANGESREQUEST']._serialized_start=637
+  _globals['_WATCHCHANGESREQUEST']._serialized_end=682
+  _globals['_WATCHCHANGESRESPONSE']._serialized_start=685
+  _globals['_WATCHCHANGESRESPONSE']._serialized_end=832
+  _globals['_GETDELIVERYTARGETREQUEST']._serialized_start=834
+  _globals['_GETDELIVERYTARGETREQUEST']._serialized_end=887
+  _globals['_GETDELIVERYTARGETRESPONSE']._serialized_start=889
+  _globals['_GETDELIVERYTARGETRESPONSE']._serialized_end=1008
+  _globals['_DISABLEENDPOINTREQUEST']._serialized_start=1010
+  _globals['_DISABLEENDPOINTREQUEST']._serialized_end=1083
+  _globals['_DISABLEENDPOINTRESPONSE']._serialized_start=1085
+  _globals['_DISABLEENDPOINTRESPONSE']._serialized_end=1174
+  _globals['_ROUTINGSERVICE']._serialized_start=1439
+  _globals['_ROUTINGSERVICE']._serialized_end=1872
 # @@protoc_insertion_point(module_scope)

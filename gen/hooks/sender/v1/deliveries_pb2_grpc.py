@@ -81,7 +81,7 @@ class DeliveryServiceServicer:
     def Deliver(self, request_iterator, context):
         """Internal, for the matcher: a stream of events to deliver. Each request is
         answered once its deliveries are durably queued (or with why they were not);
-        a request is stored idempotently on (event id, endpoint id).
+        a request is stored idempotently on (event id, application, endpoint id): two applications may both use an id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

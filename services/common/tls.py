@@ -1,0 +1,122 @@
+"""Service identity: mutual TLS between hooks' own processes, off unless HOOKS_TLS_* name the files.
+
+With a certificate, its key and the CA that signs hooks' certificates (the cert-manager Secret layout:
+`tls.crt`, `tls.key`, `ca.crt`):
+
+- every gRPC server listens with TLS and *requires* a client certificate signed by that CA: a caller
+  without one never completes the handshake, whatever method it wanted (gRPC Python cannot ask for a
+  client certificate without requiring it, and the public RPCs trust the `x-rh-identity` header, so
+  they must not be open to any caller either: the gateway, which checks nothing else, presents its own);
+- every client channel (`services.common.channels.channel`) presents the process's certificate and
+  accepts only servers the CA signed, for the name in the target (`registry`, `sender-headless`...);
+- `CallerCheck` decides per method: the internal RPCs (those without a `google.api.http` route: route
+  resolution, delivery targets, registration, Deliver) answer only callers whose certificate names one
+  of HOOKS_TLS_INTERNAL_CALLERS (when set), so the internet-facing gateway's certificate cannot read
+  signing secrets; a call with no verified certificate at all is UNAUTHENTICATED.
+
+The files are read when a server starts or a channel is made: a renewed certificate takes effect at the
+next restart (SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pool
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Where a process's certificate, its key, and hooks' CA are (PEM files)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def _read(self) -> tuple[bytes, bytes, bytes]:
+        return self.cert_file.read_bytes(), self.key_file.read_bytes(), self.ca_file.read_bytes()
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """TLS with this certificate; clients must present one the CA signed."""
+        cert, key, ca = self._read()
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """TLS to servers the CA signed, presenting this certificate."""
+        cert, key, ca = self._read()
+        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+
+def internal_methods(service_names: Iterable[str]) -> frozenset[str]:
+    """The full method paths (`/pkg.Service/Method`) of the services' RPCs that have no
+    `google.api.http` annotation: the ones only hooks' own processes and operators call."""
+    pool = descriptor_pool.Default()
+    methods = set()
+    for name in service_names:
+        try:
+            service = pool.FindServiceByName(name)
+        except KeyError:
+            continue  # health, reflection: not hooks' own
+        for method in service.methods:
+            if not method.GetOptions().HasExtension(annotations_pb2.http):
+                methods.add(f"/{service.full_name}/{method.name}")
+    return frozenset(methods)
+
+
+def caller_names(context: grpc.aio.ServicerContext) -> set[str]:
+    """The names (DNS or IP SANs, else the common name) of the verified client certificate; empty
+    when the caller presented none."""
+    return {identity.decode() for identity in context.peer_identities() or ()}
+
+
+class CallerCheck(grpc.aio.ServerInterceptor):
+    """Installed when TLS is on: a call whose caller presented no verified certificate is
+    UNAUTHENTICATED (the handshake already refuses such callers; this holds should a listener ever
+    accept them); an internal method called by a certificate not named in `internal_callers` (when
+    that is not empty) is PERMISSION_DENIED."""
+
+    def __init__(self, internal: frozenset[str], internal_callers: frozenset[str]):
+        self._internal = internal
+        self._callers = internal_callers
+
+    async def _refusal(self, context, method: str) -> None:
+        names = caller_names(context)
+        if not names:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a client certificate of hooks' CA is required")
+        if self._callers and method in self._internal and not names & self._callers:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this certificate may not call internal methods")
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if handler.unary_unary or handler.stream_unary:
+            kind = "unary_unary" if handler.unary_unary else "stream_unary"
+            inner = getattr(handler, kind)
+
+            async def unary_response(request_or_iterator, context):
+                await self._refusal(context, method)
+                return await inner(request_or_iterator, context)
+
+            return handler._replace(**{kind: unary_response})
+
+        kind = "unary_stream" if handler.unary_stream else "stream_stream"
+        inner = getattr(handler, kind)
+
+        async def streamed_response(request_or_iterator, context):
+            await self._refusal(context, method)
+            result = inner(request_or_iterator, context)
+            if inspect.isawaitable(result):
+                await result
+            else:
+                async for response in result:
+                    yield response
+
+        return handler._replace(**{kind: streamed_response})
+
