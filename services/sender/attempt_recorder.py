@@ -84,7 +84,7 @@ class AttemptRecorder:
                 for _, future in batch:
                     future.cancel()
                 raise
-            except Exception as exc:  # noqa: BLE001 - each waiting attempt hears of it
+            except Exception as exc:
                 log.exception("recording attempts failed", attempts=len(batch))
                 for _, future in batch:
                     if not future.done():

@@ -255,7 +255,7 @@ class Deliverer:
         this attempt's failure (recorded, never a crash that leaves the lease to be taken again)."""
         try:
             return await self._build_and_send(delivery, target, now)
-        except Exception:  # noqa: BLE001 - a bug of ours or a library's: counted and retried on schedule
+        except Exception:
             log.exception("delivery attempt failed unexpectedly", delivery_id=delivery.id)
             return Outcome(Verdict.RETRY, error="the attempt failed unexpectedly; the error is in the sender's log")
 

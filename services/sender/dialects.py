@@ -83,7 +83,7 @@ async def insert_deliveries(connection: AsyncConnection, rows: list[dict]) -> se
         "ON CONFLICT DO NOTHING"
     )
     params = [
-        tuple(sqlite_time(value) if is_time else value for value, is_time in zip(row.values(), times))
+        tuple(sqlite_time(value) if is_time else value for value, is_time in zip(row.values(), times, strict=True))
         for row in rows
     ]
     result = await connection.exec_driver_sql(sql, params)
@@ -138,7 +138,7 @@ async def record_outcomes(connection: AsyncConnection, attempts: list[tuple], ou
     releasing the leases; the UPDATE is fenced on the lease (owner and generation), so a sender that
     lost a delivery's lease leaves the new owner's state as it is."""
     if _is_postgresql(connection):
-        await connection.execute(insert(Attempt.__table__), [dict(zip(ATTEMPT_COLUMNS, a)) for a in attempts])
+        await connection.execute(insert(Attempt.__table__), [dict(zip(ATTEMPT_COLUMNS, a, strict=True)) for a in attempts])
         await connection.execute(
             _OUTCOME,
             [

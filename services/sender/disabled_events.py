@@ -17,9 +17,9 @@ import uuid
 from datetime import UTC, datetime
 
 import grpc
-from hooks_client.envelope import incoming_json
 
 from hooks.registry.v1 import routing_pb2, routing_pb2_grpc
+from hooks_client.envelope import incoming_json
 from services.common.logging import get_logger
 from services.sender.outbox import Outbox, OutboxRow
 

@@ -142,7 +142,7 @@ class Dispatcher:
     async def wait_for_room(self, wanted: int, timeout: float) -> int:
         """Waits up to `timeout` seconds for room for `wanted` deliveries; returns the room there is."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while (room := self.room()) < wanted and not self._closed:
+        while self.room() < wanted and not self._closed:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 break
@@ -254,7 +254,7 @@ class Dispatcher:
             except asyncio.CancelledError:
                 lane.running -= 1
                 raise
-            except Exception:  # noqa: BLE001 - one delivery's bug must not stop the others
+            except Exception:
                 log.exception("delivery attempt crashed", delivery_id=held.id)
             lane.running -= 1
             if recorded is None:
@@ -340,7 +340,7 @@ class Dispatcher:
                 raise
             except DBAPIError as exc:  # the database is away: one line per poll, not a stack trace
                 log.warning("polling for due deliveries failed", error=str(exc.orig or exc).splitlines()[0])
-            except Exception:  # noqa: BLE001 - keep polling whatever happens
+            except Exception:
                 log.exception("polling for due deliveries failed")
             if again:
                 await asyncio.sleep(0)
@@ -399,7 +399,7 @@ class Dispatcher:
             except DBAPIError as exc:
                 log.warning("renewing leases failed", error=str(exc.orig or exc).splitlines()[0])
                 continue
-            except Exception:  # noqa: BLE001 - keep renewing whatever happens
+            except Exception:
                 log.exception("renewing leases failed")
                 continue
             for delivery in lost:

@@ -10,10 +10,9 @@ to the deliverer (`Lane.configure`); until its first lookup it runs one attempt 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.sender.store import QueuedDelivery

@@ -155,7 +155,7 @@ class GuardedConnector(aiohttp.TCPConnector):
         super().__init__(**kwargs)
         self._policy = policy
 
-    async def _resolve_host(self, host, port, traces=None):  # noqa: ANN001 - aiohttp's signature
+    async def _resolve_host(self, host, port, traces=None):
         resolved = await super()._resolve_host(host, port, traces=traces)
         allowed, reasons = [], []
         for entry in resolved:

@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hooks_client.kafka import RecordProducer
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hooks_client.kafka import RecordProducer
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.sender.models import OutboxEvent
@@ -140,7 +140,7 @@ class Outbox:
             rows = (await connection.execute(select(table).order_by(table.c.id))).mappings().all()
         return [_row(row) for row in rows]
 
-    def start(self) -> "Outbox":
+    def start(self) -> Outbox:
         self._task = asyncio.create_task(self._run(), name="sender-outbox-relay")
         return self
 
@@ -221,7 +221,7 @@ class Outbox:
                 )
             except Exception as exc:  # noqa: BLE001 - refused by the producer: retried later
                 futures.append(_failed(exc))
-        for row, future in zip(ready, futures):
+        for row, future in zip(ready, futures, strict=True):
             try:
                 await future
             except Exception as exc:  # noqa: BLE001 - not acknowledged: kept and retried

@@ -88,7 +88,7 @@ class QueueSampler:
         #: Samples taken so far (tests wait on it).
         self.samples = 0
 
-    def start(self) -> "QueueSampler":
+    def start(self) -> QueueSampler:
         self._task = asyncio.create_task(self._run(), name="sender-queue-sampler")
         return self
 

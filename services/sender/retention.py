@@ -95,7 +95,7 @@ class Pruner:
                 return total
             await asyncio.sleep(self.pause)
 
-    def start(self) -> "Pruner":
+    def start(self) -> Pruner:
         self._task = asyncio.create_task(self._run(), name="sender-retention")
         return self
 

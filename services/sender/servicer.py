@@ -199,7 +199,7 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         stored together, in one transaction; an outage fails them all (UNAVAILABLE: send again)."""
         responses = [deliveries_pb2.DeliverResponse(request_id=request.request_id) for request in batch]
         accepted: list[_Accepted] = []
-        for response, request in zip(responses, batch):
+        for response, request in zip(responses, batch, strict=True):
             try:
                 accepted.append(_Accepted(response, _new_deliveries(request)))
             except Exception as exc:  # noqa: BLE001 - one request's problem is its own answer; the stream goes on

@@ -113,7 +113,7 @@ _QUEUED_COLUMNS = tuple(
 )  # fmt: skip
 
 
-def _delivery_id_of(result: "AttemptResult") -> str:
+def _delivery_id_of(result: AttemptResult) -> str:
     return result.delivery_id
 
 
@@ -154,17 +154,17 @@ class PageCursor:
         return base64.urlsafe_b64encode(raw).decode()
 
     @classmethod
-    def after(cls, delivery: Delivery) -> "PageCursor":
+    def after(cls, delivery: Delivery) -> PageCursor:
         """The cursor of the page that follows `delivery` (newest first)."""
         return cls(delivery.created_at, delivery.id)
 
     @classmethod
-    def decode(cls, token: str) -> "PageCursor":
+    def decode(cls, token: str) -> PageCursor:
         """Raises ValueError on a token this service did not make."""
         try:
             created_at, id_ = json.loads(base64.urlsafe_b64decode(token.encode()))
             parsed = datetime.fromisoformat(created_at)
-        except Exception as exc:  # noqa: BLE001 - any garbage is the caller's
+        except Exception as exc:
             raise ValueError("not a page token of this list") from exc
         if parsed.tzinfo is None or not isinstance(id_, str):
             raise ValueError("not a page token of this list")

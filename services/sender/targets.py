@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 
@@ -36,7 +36,7 @@ class Target:
     def signing_secrets(self, now: datetime) -> tuple[str, ...]:
         """The secrets a delivery sent at `now` is signed with: the endpoint's, and the one it replaced
         until its grace period ends (judged here, at each attempt: the target may be cached past it)."""
-        if self.previous_secret and now < self.endpoint.previous_secret_expire_time.ToDatetime(tzinfo=timezone.utc):
+        if self.previous_secret and now < self.endpoint.previous_secret_expire_time.ToDatetime(tzinfo=UTC):
             return (self.endpoint.secret, self.previous_secret)
         return (self.endpoint.secret,)
 
@@ -155,7 +155,7 @@ class TargetCache:
                 log.info("registry change stream broke; reconnecting", code=exc.code().name)
                 if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
                     self._sequence = 0  # the changes after ours were pruned: start afresh (the cache is emptied)
-            except Exception:  # noqa: BLE001 - keep following whatever happens
+            except Exception:
                 log.exception("registry change stream failed; reconnecting")
             self._clear()
             await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])

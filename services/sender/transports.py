@@ -3,7 +3,6 @@ e-mail over SMTP. Each returns an `Outcome` the retry policy judges."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import ssl
 from dataclasses import dataclass
@@ -114,7 +113,7 @@ class HttpTransport:
             return Outcome(Verdict.RETRY, error=f"connection failed: {exc}")
         except AddressRefused as exc:
             return Outcome(Verdict.FAILED, error=str(exc))
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             return Outcome(Verdict.RETRY, error=f"timed out after {self._timeout.total:g} s")
         except aiohttp.InvalidURL as exc:
             return Outcome(Verdict.FAILED, error=f"invalid URL: {exc}")
@@ -168,7 +167,7 @@ class SmtpTransport:
         except aiosmtplib.SMTPResponseException as exc:
             verdict = Verdict.RETRY if exc.code >= 400 and exc.code < 500 else Verdict.FAILED
             return Outcome(verdict, error=f"SMTP {exc.code}: {exc.message}")
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return Outcome(Verdict.RETRY, error=f"SMTP: {type(exc).__name__}: {exc}")
         _errors, reply = response
         return Outcome(Verdict.SUCCEEDED, response_body=str(reply)[:RESPONSE_BODY_BYTES])

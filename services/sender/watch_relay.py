@@ -85,7 +85,7 @@ class WatchRelay:
 
     # ---- lifecycle
 
-    def start(self) -> "WatchRelay":
+    def start(self) -> WatchRelay:
         self._tasks = [
             asyncio.create_task(self._listen_forever(), name="sender-watch-relay"),
             asyncio.create_task(self._announce_forever(), name="sender-watch-announcer"),
@@ -126,7 +126,7 @@ class WatchRelay:
             connection: asyncpg.Connection | None = None
             try:
                 connection = await asyncpg.connect(dsn, timeout=10)
-                connection.add_termination_listener(lambda _conn: lost.set())
+                connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await connection.add_listener(WATCHING_CHANNEL, self._on_notification)
                 await connection.add_listener(CHANGES_CHANNEL, self._on_notification)
                 self._connection = connection
