@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test fuzz proto lint-proto breaking-proto bench install clean
+.PHONY: run test lint format fuzz proto lint-proto breaking-proto bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo 'cannot create a venv: on Debian, apt-get install python3-venv' >&2; exit 1; }
@@ -29,9 +29,18 @@ run: $(STAMP)
 ## (each a broker of its own), a file's tests in one of them: most of a test's time is spent waiting on
 ## the services it started, so 3 on 2 cores take 5 minutes where one takes 12.
 TEST_WORKERS ?= 3
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) lint
 	tools/ensure-postgres
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+## make lint: ruff's rules and its formatter ([tool.ruff] in pyproject.toml); make format applies them.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## make fuzz: the hostile-input fuzz suite (tests/fuzz) for longer than make test runs it:
 ## FUZZ_EXAMPLES examples per test and database (make fuzz FUZZ_EXAMPLES=5000), or again and again

@@ -196,7 +196,9 @@ class Fleet:
         await applications_pb2_grpc.ApplicationServiceStub(self.channel).RegisterApplication(
             applications_pb2.RegisterApplicationRequest(
                 application=applications_pb2.Application(
-                    name=APPLICATION, title="Benchmark", event_types=[applications_pb2.EventType(id=EVENT_TYPE, title="Tick")]
+                    name=APPLICATION,
+                    title="Benchmark",
+                    event_types=[applications_pb2.EventType(id=EVENT_TYPE, title="Tick")],
                 )
             )
         )
@@ -223,9 +225,15 @@ class Fleet:
         ids = []
         for name in names:
             endpoint = endpoints_pb2.Endpoint(
-                name=name, type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK, target=receiver.url(name), enabled=True, **endpoint_fields
+                name=name,
+                type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                target=receiver.url(name),
+                enabled=True,
+                **endpoint_fields,
             )
-            created = await endpoints.CreateEndpoint(endpoints_pb2.CreateEndpointRequest(endpoint=endpoint), metadata=metadata)
+            created = await endpoints.CreateEndpoint(
+                endpoints_pb2.CreateEndpointRequest(endpoint=endpoint), metadata=metadata
+            )
             ids.append(created.endpoint.id)
         await filters_pb2_grpc.FilterServiceStub(self.channel).CreateFilter(
             filters_pb2.CreateFilterRequest(filter=filters_pb2.Filter(name="all", enabled=True, endpoint_ids=ids)),
@@ -246,14 +254,19 @@ class Fleet:
     def _publish(self, accounts: list[str]) -> tuple[list[str], float]:
         ids: list[str] = []
         started = time.time()
-        with Publisher(bootstrap_servers=self.broker.bootstrap_servers, config={"linger.ms": 2, "log_level": 0}) as publisher:
+        with Publisher(
+            bootstrap_servers=self.broker.bootstrap_servers, config={"linger.ms": 2, "log_level": 0}
+        ) as publisher:
             futures = []
             for number, account in enumerate(accounts):
                 message_id = str(uuid.uuid4())
                 ids.append(message_id)
                 futures.append(
                     publisher.submit(
-                        id=message_id, application=APPLICATION, event_type=EVENT_TYPE, account_id=account,
+                        id=message_id,
+                        application=APPLICATION,
+                        event_type=EVENT_TYPE,
+                        account_id=account,
                         message={"n": number, "at": time.time()},
                     )  # fmt: skip
                 )
@@ -339,10 +352,15 @@ async def rate_limit(fleet: Fleet, receiver: Receiver) -> dict:
     await fleet.publish(["account-r"] * 700)
     await receiver.until(lambda: len(receiver.receipts) >= 700, "all 700")
     times = sorted(r.at for r in receiver.receipts)[10:]  # after the first second's worth (the bucket)
-    return {"seconds measured": times[-1] - times[0], "requests/s (limit 10)": (len(times) - 1) / (times[-1] - times[0])}
+    return {
+        "seconds measured": times[-1] - times[0],
+        "requests/s (limit 10)": (len(times) - 1) / (times[-1] - times[0]),
+    }
 
 
-def throughput(accounts: int, endpoints: int, messages: int, failing: int = 0) -> Callable[[Fleet, Receiver], Awaitable[dict]]:
+def throughput(
+    accounts: int, endpoints: int, messages: int, failing: int = 0
+) -> Callable[[Fleet, Receiver], Awaitable[dict]]:
     """`messages` published round-robin over `accounts` accounts of `endpoints` endpoints each; the
     first `failing` accounts' endpoints answer 500. Figures for the endpoints that answer."""
 
@@ -411,7 +429,10 @@ async def main(names: list[str], database: str) -> None:
     for name in names:
         print(f"{name}...", flush=True)
         results[name] = await run_scenario(name, database)
-        figures = "; ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}" for key, value in results[name].items())
+        figures = "; ".join(
+            f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in results[name].items()
+        )
         print(f"  {figures}  (load {load()})", flush=True)
     for label, (a, b), target in RATIOS:
         if a in results and b in results:

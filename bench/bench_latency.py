@@ -79,7 +79,11 @@ def produce_steadily(publisher: Publisher, rate: float, seconds: float) -> set[s
         message_id = str(uuid.uuid4())
         futures.append(
             publisher.submit(
-                id=message_id, application=APPLICATION, event_type=EVENT_TYPE, level="", account_id=ACCOUNT,
+                id=message_id,
+                application=APPLICATION,
+                event_type=EVENT_TYPE,
+                level="",
+                account_id=ACCOUNT,
                 message={"number": number, "produced_at": time.time()},
             )  # fmt: skip
         )
@@ -169,7 +173,9 @@ async def main(rates: list[float], seconds: float) -> None:
                 try:
                     await asyncio.to_thread(system.start)
                     await system.configure(f"http://127.0.0.1:{receiver.port}/pipeline")
-                    await asyncio.to_thread(ensure_topics, {"bootstrap.servers": system.bootstrap}, ["bench.latency"], 4)
+                    await asyncio.to_thread(
+                        ensure_topics, {"bootstrap.servers": system.bootstrap}, ["bench.latency"], 4
+                    )
                     bare = subprocess.Popen(
                         [sys.executable, __file__, "--bare-worker", system.bootstrap, "bench.latency",
                          f"http://127.0.0.1:{receiver.port}/bare"],
@@ -178,7 +184,9 @@ async def main(rates: list[float], seconds: float) -> None:
                     await asyncio.to_thread(bare.stdout.readline)
                     config = {"linger.ms": 0, "log_level": 0}
                     with (
-                        Publisher(bootstrap_servers=system.bootstrap, topic="hooks.outbox", config=config) as to_pipeline,
+                        Publisher(
+                            bootstrap_servers=system.bootstrap, topic="hooks.outbox", config=config
+                        ) as to_pipeline,
                         Publisher(bootstrap_servers=system.bootstrap, topic="bench.latency", config=config) as to_bare,
                     ):
                         print("warming up (consumer groups joining, publishers connecting)...", flush=True)

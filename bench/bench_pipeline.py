@@ -125,7 +125,11 @@ def produce(bootstrap: str, topic: str, count: int) -> tuple[set[str], float]:
             message_id = str(uuid.uuid4())
             futures.append(
                 publisher.submit(
-                    id=message_id, application=APPLICATION, event_type=EVENT_TYPE, level="", account_id=ACCOUNT,
+                    id=message_id,
+                    application=APPLICATION,
+                    event_type=EVENT_TYPE,
+                    level="",
+                    account_id=ACCOUNT,
                     message={"number": number, "produced_at": time.time()},
                 )  # fmt: skip
             )
@@ -266,7 +270,9 @@ class System:
         async with grpc.aio.insecure_channel(self.registry) as channel:
             await applications_pb2_grpc.ApplicationServiceStub(channel).RegisterApplication(
                 applications_pb2.RegisterApplicationRequest(
-                    application=applications_pb2.Application(name=APPLICATION, title="Benchmark", event_types=[event_type])
+                    application=applications_pb2.Application(
+                        name=APPLICATION, title="Benchmark", event_types=[event_type]
+                    )
                 )
             )
             endpoint = (

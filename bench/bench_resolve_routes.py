@@ -60,26 +60,52 @@ async def load(url: str, accounts: int, filters_per_account: int) -> float:
         ids = [str(uuid.uuid4()) for _ in range(2)]
         for i, endpoint_id in enumerate(ids):
             endpoints.append(
-                dict(id=endpoint_id, account_id=account, name=f"endpoint-{i}", description="", type="webhook",
-                     target=f"https://hooks.example.com/{account}/{i}", enabled=True, headers={}, ca_certificate="",
-                     secret=generate_secret(), disabled_reason="", create_time=now, update_time=now)
+                dict(
+                    id=endpoint_id,
+                    account_id=account,
+                    name=f"endpoint-{i}",
+                    description="",
+                    type="webhook",
+                    target=f"https://hooks.example.com/{account}/{i}",
+                    enabled=True,
+                    headers={},
+                    ca_certificate="",
+                    secret=generate_secret(),
+                    disabled_reason="",
+                    create_time=now,
+                    update_time=now,
+                )
             )
         for f in range(filters_per_account):
             filter_id = str(uuid.uuid4())
-            filters.append(dict(id=filter_id, account_id=account, name=f"filter-{f}", enabled=f != 4,
-                                create_time=now, update_time=now))
+            filters.append(
+                dict(
+                    id=filter_id,
+                    account_id=account,
+                    name=f"filter-{f}",
+                    enabled=f != 4,
+                    create_time=now,
+                    update_time=now,
+                )
+            )
             kind = f % 5
             if kind == 1:
                 f_apps.append(dict(filter_id=filter_id, position=0, application=APP))
             elif kind == 2:
                 f_types.append(dict(filter_id=filter_id, position=0, application=APP, event_type="alert"))
             elif kind == 3:
-                f_levels.append(dict(filter_id=filter_id, position=0, application=APP, event_type="alert", level="high"))
+                f_levels.append(
+                    dict(filter_id=filter_id, position=0, application=APP, event_type="alert", level="high")
+                )
             f_endpoints.append(dict(filter_id=filter_id, endpoint_id=ids[f % 2], position=0))
     async with engine.begin() as connection:
         for table, rows in [
-            (models.Endpoint, endpoints), (models.Filter, filters), (models.FilterApplication, f_apps),
-            (models.FilterEventType, f_types), (models.FilterLevel, f_levels), (models.FilterEndpoint, f_endpoints),
+            (models.Endpoint, endpoints),
+            (models.Filter, filters),
+            (models.FilterApplication, f_apps),
+            (models.FilterEventType, f_types),
+            (models.FilterLevel, f_levels),
+            (models.FilterEndpoint, f_endpoints),
         ]:
             for i in range(0, len(rows), 5000):
                 await connection.execute(insert(table), rows[i : i + 5000])
@@ -135,7 +161,9 @@ def report(label: str, rate: float, latencies: list[float], errors: int) -> None
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    print(f"{label:<28} {rate:8.0f} calls/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   ({len(latencies)} calls, {errors} errors)")
+    print(
+        f"{label:<28} {rate:8.0f} calls/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   ({len(latencies)} calls, {errors} errors)"
+    )
 
 
 async def main() -> None:
@@ -151,20 +179,34 @@ async def main() -> None:
         url = args.database_url or f"sqlite:///{tmp}/bench-registry.db"
         await asyncio.to_thread(upgrade, url, MIGRATIONS, VERSION_TABLE)
         took = await load(url, args.accounts, args.filters)
-        print(f"loaded {args.accounts} accounts x {args.filters} filters (2 endpoints each) in {took:.1f}s "
-              f"on {url.split(':')[0]}")
+        print(
+            f"loaded {args.accounts} accounts x {args.filters} filters (2 endpoints each) in {took:.1f}s "
+            f"on {url.split(':')[0]}"
+        )
 
         port = free_port()
-        env = {**os.environ, "HOOKS_REGISTRY_LISTEN_ADDRESS": f"127.0.0.1:{port}", "HOOKS_REGISTRY_DATABASE_URL": url,
-               "HOOKS_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "HOOKS_REGISTRY_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+            "HOOKS_REGISTRY_DATABASE_URL": url,
+            "HOOKS_LOG_LEVEL": "warning",
+        }
         server = subprocess.Popen([sys.executable, "-m", "services.registry"], cwd=ROOT, env=env)
         try:
             target = f"127.0.0.1:{port}"
             async with channel(target) as ch:
-                await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=60)
+                await health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=60
+                )
                 app = applications_pb2.Application(name=APP, title="Bench")
-                app.event_types.add(id="alert", title="Alert", levels=[applications_pb2.Level(id="low", title="Low"),
-                                                                       applications_pb2.Level(id="high", title="High")])
+                app.event_types.add(
+                    id="alert",
+                    title="Alert",
+                    levels=[
+                        applications_pb2.Level(id="low", title="Low"),
+                        applications_pb2.Level(id="high", title="High"),
+                    ],
+                )
                 app.event_types.add(id="report", title="Report")
                 await applications_pb2_grpc.ApplicationServiceStub(ch).RegisterApplication(
                     applications_pb2.RegisterApplicationRequest(application=app)

@@ -80,8 +80,10 @@ async def main(passes: int, size: int, retention: float, database: str) -> None:
         await receiver.runner.cleanup()
     first, last = rows[0], rows[-1]
     print()
-    print(f"retention {retention:g} s ({database}): last/first rate {last['rate'] / first['rate']:.3f}, "
-          f"sender CPU per delivery {last['cpu']['sender'] / first['cpu']['sender']:.3f}")
+    print(
+        f"retention {retention:g} s ({database}): last/first rate {last['rate'] / first['rate']:.3f}, "
+        f"sender CPU per delivery {last['cpu']['sender'] / first['cpu']['sender']:.3f}"
+    )
     print(f"load average after: {load()}")
 
 

@@ -35,7 +35,14 @@ from services.common.settings import CommonSettings
 
 
 def _print(message) -> None:
-    click.echo(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True), indent=2))
+    click.echo(
+        json.dumps(
+            json_format.MessageToDict(
+                message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            ),
+            indent=2,
+        )
+    )
 
 
 def _fail(error: grpc.aio.AioRpcError) -> None:
@@ -58,11 +65,18 @@ async def _call(target: str, method: str, request, metadata=()):
 
 
 target_option = click.option(
-    "--target", envvar="HOOKS_REGISTRY_TARGET", default=lambda: CommonSettings().registry_target,
-    show_default="HOOKS_REGISTRY_TARGET or 127.0.0.1:50051", help="The registry's gRPC address.",
+    "--target",
+    envvar="HOOKS_REGISTRY_TARGET",
+    default=lambda: CommonSettings().registry_target,
+    show_default="HOOKS_REGISTRY_TARGET or 127.0.0.1:50051",
+    help="The registry's gRPC address.",
 )
 account_option = click.option(
-    "--account", envvar="HOOKS_ACCOUNT", default="cli", show_default=True, help="The account to read as (x-rh-identity)."
+    "--account",
+    envvar="HOOKS_ACCOUNT",
+    default="cli",
+    show_default=True,
+    help="The account to read as (x-rh-identity).",
 )
 
 
@@ -99,7 +113,12 @@ def register(file: Path, target: str, dry_run: bool, allow_removals: bool) -> No
     )
     response = asyncio.run(_call(target, "RegisterApplication", request))
     header = "dry run: nothing was changed" if dry_run else f"registered {definition.name!r}"
-    click.echo("\n".join([header, *(f"  {line}" for line in describe_diff(response.diff, created=response.created, dry_run=dry_run))]), err=True)
+    click.echo(
+        "\n".join(
+            [header, *(f"  {line}" for line in describe_diff(response.diff, created=response.created, dry_run=dry_run))]
+        ),
+        err=True,
+    )
     _print(response)
 
 
@@ -126,7 +145,9 @@ def list_(target: str, account: str) -> None:
         token = ""
         while True:
             page = await _call(
-                target, "ListApplications", applications_pb2.ListApplicationsRequest(page_size=1000, page_token=token),
+                target,
+                "ListApplications",
+                applications_pb2.ListApplicationsRequest(page_size=1000, page_token=token),
                 identity_metadata(account),
             )
             result.applications.extend(page.applications)

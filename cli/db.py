@@ -22,7 +22,9 @@ def _targets() -> list[tuple[str, str, Path, str]]:
     sender_migrations = ROOT / "services" / "sender" / "migrations"
     if sender_migrations.is_dir():
         settings = importlib.import_module("services.sender.settings").SenderSettings()
-        version_table = getattr(importlib.import_module("services.sender.server"), "VERSION_TABLE", "alembic_version_sender")
+        version_table = getattr(
+            importlib.import_module("services.sender.server"), "VERSION_TABLE", "alembic_version_sender"
+        )
         targets.append(("sender", settings.sender_database_url, sender_migrations, version_table))
     return targets
 

@@ -72,7 +72,9 @@ class DeadLetter:
         except (ValueError, RecursionError):
             document = None
         if isinstance(document, dict):
-            fields = {k: document[k] for k in ("id", "application", "event_type", "level", "account_id") if k in document}
+            fields = {
+                k: document[k] for k in ("id", "application", "event_type", "level", "account_id") if k in document
+            }
         origin = f"{record.header(HEADER_TOPIC)}/{record.header(HEADER_PARTITION)}/{record.header(HEADER_OFFSET)}"
         return cls(record, record.header(HEADER_REASON), record.header(HEADER_MESSAGE), origin, fields)
 
@@ -89,7 +91,10 @@ class DeadLetter:
             return False
         if reason is not None and self.reason != reason:
             return False
-        if message_id is not None and message_id not in (self.fields.get("id"), (self.record.key or b"").decode(errors="replace")):
+        if message_id is not None and message_id not in (
+            self.fields.get("id"),
+            (self.record.key or b"").decode(errors="replace"),
+        ):
             return False
         return True
 
@@ -97,7 +102,9 @@ class DeadLetter:
         return {
             "partition": self.record.partition,
             "offset": self.record.offset,
-            "time": datetime.fromtimestamp(self.record.timestamp_ms / 1000, UTC).isoformat() if self.record.timestamp_ms else None,
+            "time": datetime.fromtimestamp(self.record.timestamp_ms / 1000, UTC).isoformat()
+            if self.record.timestamp_ms
+            else None,
             "reason": self.reason,
             "description": self.description,
             "origin": self.origin,
@@ -106,7 +113,9 @@ class DeadLetter:
         }
 
     def line(self) -> str:
-        what = " ".join(f"{k}={self.fields[k]}" for k in ("application", "event_type", "level", "account_id") if k in self.fields)
+        what = " ".join(
+            f"{k}={self.fields[k]}" for k in ("application", "event_type", "level", "account_id") if k in self.fields
+        )
         return (
             f"{self.record.partition}:{self.record.offset}  {self.reason}  id={self.message_id or '-'}  {what}\n"
             f"    from {self.origin}: {self.description}"
@@ -126,7 +135,11 @@ def selection_options(function):
         [
             click.option("--application", "-a", default=None, help="Only dead letters of this application."),
             click.option(
-                "--reason", "-r", default=None, type=click.Choice(sorted(REASONS)), help="Only dead letters of this reason."
+                "--reason",
+                "-r",
+                default=None,
+                type=click.Choice(sorted(REASONS)),
+                help="Only dead letters of this reason.",
             ),
             click.option("--id", "message_id", default=None, help="Only the dead letters of this message id."),
             since_option,
@@ -145,7 +158,14 @@ def dlq() -> None:
 @selection_options
 @bootstrap_option
 @json_option
-def list_(application: str | None, reason: str | None, message_id: str | None, since: str | None, bootstrap_servers: str | None, as_json: bool) -> None:
+def list_(
+    application: str | None,
+    reason: str | None,
+    message_id: str | None,
+    since: str | None,
+    bootstrap_servers: str | None,
+    as_json: bool,
+) -> None:
     """List dead letters: where each came from, why, and which message it is."""
     settings, config = kafka_config(bootstrap_servers)
     chosen = [
@@ -161,7 +181,9 @@ def list_(application: str | None, reason: str | None, message_id: str | None, s
 
 @dlq.command()
 @selection_options
-@click.option("--offset", "offsets", multiple=True, metavar="PARTITION:OFFSET", help="Only this dead letter (repeatable).")
+@click.option(
+    "--offset", "offsets", multiple=True, metavar="PARTITION:OFFSET", help="Only this dead letter (repeatable)."
+)
 @click.option("--all", "every", is_flag=True, help="Replay every dead letter (no other selection needed).")
 @click.option("--dry-run", is_flag=True, help="Print what would be replayed; replay nothing.")
 @bootstrap_option
@@ -205,7 +227,12 @@ def replay(
     for letter in chosen:
         headers = [(name, value) for name, value in letter.record.headers if not name.startswith(ERROR_HEADER_PREFIX)]
         futures.append(
-            (letter, producer.produce(settings.topic, letter.record.value, key=letter.record.key, headers=headers, id=letter.message_id))
+            (
+                letter,
+                producer.produce(
+                    settings.topic, letter.record.value, key=letter.record.key, headers=headers, id=letter.message_id
+                ),
+            )
         )
     left = producer.close(60)
     failed = 0

@@ -31,9 +31,7 @@ def make_app(secret: str | None, status: int, echo=click.echo) -> web.Applicatio
             shown = json.dumps(json.loads(body), indent=2)
         except ValueError:
             shown = body.decode(errors="replace")
-        echo(
-            f"{request.method} {request.path_qs}  webhook-id={headers.get('webhook-id', '-')}  {verdict}\n{shown}\n"
-        )
+        echo(f"{request.method} {request.path_qs}  webhook-id={headers.get('webhook-id', '-')}  {verdict}\n{shown}\n")
         return web.Response(status=status, text="ok\n" if status < 300 else "refused\n")
 
     app = web.Application(client_max_size=4 * 1024 * 1024)

@@ -138,17 +138,24 @@ def message_status(
         if matched:
             result.placements.append(Placement(record, document, committed.get(record.partition)))
     result.dead_letters = [
-        letter for letter in dead_letters(config, dlq_topic, since) if letter.matches(application=None, reason=None, message_id=message_id)
+        letter
+        for letter in dead_letters(config, dlq_topic, since)
+        if letter.matches(application=None, reason=None, message_id=message_id)
     ]
     result.account = account or next(
         (str(p.document["account_id"]) for p in result.placements if isinstance(p.document.get("account_id"), str)),
-        next((str(d.fields["account_id"]) for d in result.dead_letters if isinstance(d.fields.get("account_id"), str)), ""),
+        next(
+            (str(d.fields["account_id"]) for d in result.dead_letters if isinstance(d.fields.get("account_id"), str)),
+            "",
+        ),
     )
     if result.account:
         try:
             result.deliveries = asyncio.run(_deliveries(sender_target, result.account, message_id))
         except grpc.aio.AioRpcError as error:
-            result.notes.append(f"the sender at {sender_target} did not answer ({error.code().name}): deliveries unknown")
+            result.notes.append(
+                f"the sender at {sender_target} did not answer ({error.code().name}): deliveries unknown"
+            )
     else:
         result.notes.append("no account known (the message was not found): deliveries not looked up; give --account")
     if result.deliveries:
@@ -172,11 +179,15 @@ def _text(status: MessageStatus, since: datetime | None) -> list[str]:
     for p in status.placements:
         what = "/".join(str(p.document.get(k, "?")) for k in ("application", "event_type", "level"))
         done = "done by the matcher" if p.done else f"not yet done by the matcher (committed: {p.committed})"
-        lines.append(f"  on {p.record.topic} partition {p.record.partition} offset {p.record.offset}: {what}, account {p.document.get('account_id')}; {done}")
+        lines.append(
+            f"  on {p.record.topic} partition {p.record.partition} offset {p.record.offset}: {what}, account {p.document.get('account_id')}; {done}"
+        )
     if not status.placements:
         lines.append(f"  not on the incoming topic {window}")
     for letter in status.dead_letters:
-        lines.append(f"  dead-lettered ({letter.reason}): {letter.description}  [dlq {letter.record.partition}:{letter.record.offset}]")
+        lines.append(
+            f"  dead-lettered ({letter.reason}): {letter.description}  [dlq {letter.record.partition}:{letter.record.offset}]"
+        )
     if status.deliveries:
         lines.append(f"  {len(status.deliveries)} delivery(ies):")
         for d in status.deliveries:
@@ -193,7 +204,11 @@ def messages() -> None:
 
 @messages.command()
 @click.argument("message_id")
-@click.option("--account", default=None, help="The message's account, to look its deliveries up when it is not on the topic any more.")
+@click.option(
+    "--account",
+    default=None,
+    help="The message's account, to look its deliveries up when it is not on the topic any more.",
+)
 @since_option
 @bootstrap_option
 @click.option(
@@ -201,7 +216,14 @@ def messages() -> None:
     show_default="HOOKS_SENDER_TARGET or 127.0.0.1:50052", help="The sender's gRPC address.",
 )  # fmt: skip
 @json_option
-def get(message_id: str, account: str | None, since: str | None, bootstrap_servers: str | None, sender_target: str, as_json: bool) -> None:
+def get(
+    message_id: str,
+    account: str | None,
+    since: str | None,
+    bootstrap_servers: str | None,
+    sender_target: str,
+    as_json: bool,
+) -> None:
     """What happened to the message MESSAGE_ID: routed (with its deliveries), dead-lettered (why),
     unroutable, or still pending. Reads hooks.outbox since --since (default 24h) and the dead-letter
     topic; exits 1 when the message is not found."""

@@ -89,9 +89,7 @@ def is_available(service: Service) -> bool:
         return False
 
 
-def child_environment(
-    base: dict[str, str], services: list[Service], bootstrap: str, data_dir: Path
-) -> dict[str, str]:
+def child_environment(base: dict[str, str], services: list[Service], bootstrap: str, data_dir: Path) -> dict[str, str]:
     """The HOOKS_* environment every child shares: what is set stays, local defaults fill the rest."""
     env = dict(base)
     env["HOOKS_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
@@ -199,7 +197,9 @@ class Supervisor:
         await asyncio.to_thread(ensure_topics, config, topics, settings.topic_partitions)
         # Memory only: what was not done with at the last stop was saved, and goes back first.
         group = self.environ.get("HOOKS_MATCHER_GROUP_ID") or "hooks-matcher"
-        snapshot = BrokerSnapshot(self.data_dir / SNAPSHOT_FILE, config, {settings.topic: group, settings.dlq_topic: None})
+        snapshot = BrokerSnapshot(
+            self.data_dir / SNAPSHOT_FILE, config, {settings.topic: group, settings.dlq_topic: None}
+        )
         restored = await asyncio.to_thread(snapshot.restore)
         self.snapshot = snapshot
         if restored:
@@ -378,7 +378,9 @@ class Supervisor:
             self.console.line("broker", f"could not save its unconsumed records: {exc}")
             return
         if saved:
-            self.console.line("broker", f"saved {saved} record(s) not yet done with to {self.snapshot.path} for the next start")
+            self.console.line(
+                "broker", f"saved {saved} record(s) not yet done with to {self.snapshot.path} for the next start"
+            )
 
 
 def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded: bool, data_dir: Path) -> str:
@@ -402,11 +404,11 @@ def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded:
         "Next, in another terminal:",
         f"  {registry_env}hooks apps register app.yaml   # an application, in the seed's registration YAML",
         f"  grpcurl -plaintext -H 'x-rh-identity: {identity}' \\",
-        "    -d '{\"endpoint\": {\"name\": \"mine\", \"type\": \"ENDPOINT_TYPE_WEBHOOK\", \"target\": "
-        "\"http://127.0.0.1:9000/hook\", \"enabled\": true}}' \\",
+        '    -d \'{"endpoint": {"name": "mine", "type": "ENDPOINT_TYPE_WEBHOOK", "target": '
+        '"http://127.0.0.1:9000/hook", "enabled": true}}\' \\',
         f"    {registry} hooks.registry.v1.EndpointService/CreateEndpoint",
         f"  grpcurl -plaintext -H 'x-rh-identity: {identity}' \\",
-        "    -d '{\"filter\": {\"enabled\": true, \"endpoint_ids\": [\"<endpoint id>\"]}}' \\",
+        '    -d \'{"filter": {"enabled": true, "endpoint_ids": ["<endpoint id>"]}}\' \\',
         f"    {registry} hooks.registry.v1.FilterService/CreateFilter",
         f"  hooks send --application <name> --event-type <id> --account {DEMO_ACCOUNT} --count 10{kafka_option}",
         "",

@@ -118,7 +118,9 @@ def send(
             )
         except Rejected as rejected:
             publisher.close(timeout)
-            raise click.ClickException(f"not sent: it would be dead-lettered as {rejected.reason}: {rejected.description}") from None
+            raise click.ClickException(
+                f"not sent: it would be dead-lettered as {rejected.reason}: {rejected.description}"
+            ) from None
         sent.append((message_id, future))
 
     unconfirmed = 0
@@ -146,4 +148,3 @@ def send(
         if publisher.last_broker_error:
             click.echo(f"last broker error: {publisher.last_broker_error}", err=True)
         sys.exit(1)
-

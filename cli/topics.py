@@ -98,4 +98,6 @@ def topics(bootstrap_servers: str | None, every: bool, as_json: bool) -> None:
         click.echo(f"{name}: {described['records']} record(s) in {len(described['partitions'])} partition(s){lag}")
         for row in described["partitions"]:
             extra = f"  committed {row['committed']}  lag {row['lag']}" if "committed" in row else ""
-            click.echo(f"  partition {row['partition']}: offsets {row['first']}..{row['end']}  {row['records']} record(s){extra}")
+            click.echo(
+                f"  partition {row['partition']}: offsets {row['first']}..{row['end']}  {row['records']} record(s){extra}"
+            )

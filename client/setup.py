@@ -34,7 +34,9 @@ class BuildWithStubs(build_py):
     def run(self) -> None:
         super().run()
         if not (GEN / "hooks").is_dir():
-            raise SystemExit(f"hooks-client: no generated stubs at {GEN}/hooks: build from a checkout of hooks (or set HOOKS_GEN_DIR)")
+            raise SystemExit(
+                f"hooks-client: no generated stubs at {GEN}/hooks: build from a checkout of hooks (or set HOOKS_GEN_DIR)"
+            )
         out = Path(self.build_lib)
         wanted: set[Path] = set()
         for stub in STUBS:

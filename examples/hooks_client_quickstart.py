@@ -33,7 +33,9 @@ with Publisher() as publisher:  # Kafka: hooks.outbox
     )
     print(f"published over Kafka: {sent.id} ({sent.topic}/{sent.partition}/{sent.offset})")
     try:
-        publisher.publish(application="policies", event_type="policy-changed", level="high\n", message={}, account_id=ACCOUNT)
+        publisher.publish(
+            application="policies", event_type="policy-changed", level="high\n", message={}, account_id=ACCOUNT
+        )
     except Rejected as rejected:  # checked here with the matcher's rules: never sent
         print(f"refused before sending ({rejected.reason}): {rejected.description}")
 

@@ -125,7 +125,9 @@ async def metrics_middleware(request: web.Request, handler):
         label = request.get(ROUTE_LABEL)
         if label is None:
             resource = request.match_info.route.resource
-            label = resource.canonical if resource is not None and request.match_info.http_exception is None else UNMATCHED
+            label = (
+                resource.canonical if resource is not None and request.match_info.http_exception is None else UNMATCHED
+            )
         gateway.metrics.observe(request.method, label, status, time.perf_counter() - started)
 
 
@@ -211,9 +213,7 @@ async def transcode(request: web.Request) -> web.StreamResponse:
         response = rpc_error_response(error)
         response.headers["x-request-id"] = request_id
         if response.status >= 500:
-            log.warning(
-                "call failed", route=route.operation_id, code=error.code().name, request_id=request_id
-            )
+            log.warning("call failed", route=route.operation_id, code=error.code().name, request_id=request_id)
         return response
     return web.Response(
         body=json.dumps(transcoder.render(route, answer)).encode(),

@@ -14,9 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-async def check_services(
-    services: Mapping[str, grpc.aio.Channel], timeout: float
-) -> dict[str, str]:
+async def check_services(services: Mapping[str, grpc.aio.Channel], timeout: float) -> dict[str, str]:
     """Each service's health status name (SERVING, NOT_SERVING, UNAVAILABLE...)."""
 
     async def check(name: str, channel: grpc.aio.Channel) -> tuple[str, str]:

@@ -78,9 +78,7 @@ def target_for(package: str, targets: Mapping[str, str]) -> str | None:
     return best[1] if best else None
 
 
-def build_routes(
-    files: Iterable[_descriptor.FileDescriptor], targets: Mapping[str, str]
-) -> list[Route]:
+def build_routes(files: Iterable[_descriptor.FileDescriptor], targets: Mapping[str, str]) -> list[Route]:
     """Every binding of every annotated RPC of the files' services, most specific first."""
     routes: list[Route] = []
     for file in files:
@@ -164,7 +162,9 @@ def _check_duplicates(routes: list[Route]) -> None:
     for route in routes:
         key = (route.http_method, route.template.regex.pattern)
         if key in seen:
-            raise RouteError(f"{route.method.full_name} and {seen[key]} both bind {route.http_method} {route.template.template}")
+            raise RouteError(
+                f"{route.method.full_name} and {seen[key]} both bind {route.http_method} {route.template.template}"
+            )
         seen[key] = route.method.full_name
 
 

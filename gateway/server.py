@@ -1,10 +1,10 @@
 """Running the gateway's app on a socket: `python -m gateway`, the tests and the benchmark share it.
 
-    server = GatewayServer(build_app(settings))
-    port = await server.start("127.0.0.1:0")   # port 0 picks a free one
-    # or with /metrics on a port of its own: server.start("127.0.0.1:0", metrics_address="127.0.0.1:0")
-    ...
-    await server.stop()
+server = GatewayServer(build_app(settings))
+port = await server.start("127.0.0.1:0")   # port 0 picks a free one
+# or with /metrics on a port of its own: server.start("127.0.0.1:0", metrics_address="127.0.0.1:0")
+...
+await server.stop()
 """
 
 from __future__ import annotations

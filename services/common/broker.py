@@ -105,9 +105,7 @@ def ensure_topics(config: dict[str, str], topics: list[str], partitions: int = 4
     existing = set(admin.list_topics(timeout=10).topics)
     missing = [t for t in topics if t not in existing]
     if missing:
-        futures = admin.create_topics(
-            [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
-        )
+        futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing])
         for future in futures.values():
             try:
                 future.result(timeout)

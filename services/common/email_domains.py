@@ -34,7 +34,9 @@ class RecipientDomains:
             if not domain:
                 continue
             if not _DOMAIN.fullmatch(domain) or len(domain) > 253:
-                raise ValueError(f"not a domain name: {part.strip()!r} (give e.g. example.com, which allows its subdomains too)")
+                raise ValueError(
+                    f"not a domain name: {part.strip()!r} (give e.g. example.com, which allows its subdomains too)"
+                )
             domains.append(domain)
         return cls(tuple(domains))
 

@@ -37,18 +37,17 @@ class FieldViolations(Exception):
     def to_status(self) -> status_pb2.Status:
         detail = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                for f, d in self.violations
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in self.violations
             ]
         )
-        status = status_pb2.Status(
-            code=code_pb2.INVALID_ARGUMENT, message=f"invalid request: {self.summary()}"
-        )
+        status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=f"invalid request: {self.summary()}")
         status.details.add().Pack(detail)
         return status
 
 
-async def abort_invalid(context: grpc.aio.ServicerContext, violations: FieldViolations | list[tuple[str, str]]) -> NoReturn:
+async def abort_invalid(
+    context: grpc.aio.ServicerContext, violations: FieldViolations | list[tuple[str, str]]
+) -> NoReturn:
     if not isinstance(violations, FieldViolations):
         violations = FieldViolations(violations)
     await context.abort_with_status(rpc_status.to_status(violations.to_status()))
@@ -118,7 +117,9 @@ class QuotaExceeded(Problem):
         status = super().to_status()
         status.details.add().Pack(
             error_details_pb2.QuotaFailure(
-                violations=[error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.description)]
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.description)
+                ]
             )
         )
         return status

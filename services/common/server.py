@@ -62,7 +62,9 @@ class _Undecodable:
 
 
 def _undecodable_request() -> FieldViolations:
-    return FieldViolations([("request", "cannot be decoded: it nests too deeply (more than protobuf's 100 levels) or is malformed")])
+    return FieldViolations(
+        [("request", "cannot be decoded: it nests too deeply (more than protobuf's 100 levels) or is malformed")]
+    )
 
 
 async def _decoded(requests):
@@ -159,7 +161,11 @@ class GrpcServer:
             internal = internal_methods(service_name for _, _, service_name in self.registrations)
             callers = [CallerCheck(internal, settings.internal_callers)]
         self._interceptors = [
-            RequestContextInterceptor(), MetricsInterceptor(), *callers, *interceptors, ErrorMappingInterceptor(name)
+            RequestContextInterceptor(),
+            MetricsInterceptor(),
+            *callers,
+            *interceptors,
+            ErrorMappingInterceptor(name),
         ]
         self._on_stop = list(on_stop)
         self._server: grpc.aio.Server | None = None
@@ -202,8 +208,12 @@ class GrpcServer:
         serve_metrics(self.settings.metrics_port, self.settings.metrics_address)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "server started", service=self.name, address=address.rsplit(":", 1)[0], port=self.port,
-            tls=tls is not None, health_port=self.health_port,
+            "server started",
+            service=self.name,
+            address=address.rsplit(":", 1)[0],
+            port=self.port,
+            tls=tls is not None,
+            health_port=self.health_port,
         )
         return self.port
 

@@ -119,4 +119,3 @@ class CallerCheck(grpc.aio.ServerInterceptor):
                     yield response
 
         return handler._replace(**{kind: streamed_response})
-

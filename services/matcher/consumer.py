@@ -370,7 +370,9 @@ class OutboxConsumer:
                     f"the registry kept failing on this message ({exc}) while answering others: "
                     f"{trial.registry.count} failures of its own",
                 ) from None
-            log.warning("the registry failed on the message; asking again", problem=str(exc), own_failures=trial.registry.count)
+            log.warning(
+                "the registry failed on the message; asking again", problem=str(exc), own_failures=trial.registry.count
+            )
             return None
         if not resolution.registered:
             raise unregistered(
@@ -394,7 +396,9 @@ class OutboxConsumer:
             log.info("message handed to a sender", endpoints=len(request.endpoint_ids))
             return True
         if isinstance(failure, Unsendable):
-            raise Rejected(TOO_LARGE if failure.too_large else INVALID_VALUE, f"the message cannot be sent to a sender: {failure}")
+            raise Rejected(
+                TOO_LARGE if failure.too_large else INVALID_VALUE, f"the message cannot be sent to a sender: {failure}"
+            )
         assert isinstance(failure, SenderUnavailable)
         if failure.code == code_pb2.INVALID_ARGUMENT:
             raise Rejected(REJECTED_BY_SENDER, f"the sender rejected the message: {failure}")

@@ -76,7 +76,9 @@ class DeadLetter:
 
     @classmethod
     def of(cls, message: Message, rejected: Rejected) -> DeadLetter:
-        return cls(message.value(), message.key(), tuple(message.headers() or ()), tuple(error_headers(message, rejected)))
+        return cls(
+            message.value(), message.key(), tuple(message.headers() or ()), tuple(error_headers(message, rejected))
+        )
 
     @property
     def headers(self) -> list[tuple[str, bytes]]:
@@ -138,7 +140,9 @@ class DeadLetters:
                         record = smaller
                         continue
                 delay = next(delays)
-                log.warning("dead-letter produce failed; retrying", topic=self._topic, error=str(exc), retry_in=round(delay, 2))
+                log.warning(
+                    "dead-letter produce failed; retrying", topic=self._topic, error=str(exc), retry_in=round(delay, 2)
+                )
                 await asyncio.sleep(delay)
         log.warning(
             "message dead-lettered",

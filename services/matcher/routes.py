@@ -219,7 +219,9 @@ class RouteCache:
         self.answers.add()
         return response
 
-    async def _ask_until_answered(self, key: RouteKey, *, with_schema: bool = False) -> routing_pb2.ResolveRoutesResponse:
+    async def _ask_until_answered(
+        self, key: RouteKey, *, with_schema: bool = False
+    ) -> routing_pb2.ResolveRoutesResponse:
         account, application, event_type, level = key
         delays = backoff_delays(maximum=self._max_backoff)
         while True:

@@ -172,7 +172,8 @@ class _Stream:
             writer.cancel()
             # An older sender's UNIMPLEMENTED says nothing of the requests: they are sent again at once.
             self._fail_pending(
-                f"sender stream {self.index} ended ({problem})", code_pb2.UNAVAILABLE if code == code_pb2.UNIMPLEMENTED else code
+                f"sender stream {self.index} ended ({problem})",
+                code_pb2.UNAVAILABLE if code == code_pb2.UNIMPLEMENTED else code,
             )
             await asyncio.gather(reader, writer, return_exceptions=True)
         return code, problem, self.answered
@@ -355,9 +356,13 @@ class SenderPool:
         except SenderUnavailable as exc:
             return stream.index, None, exc
         if response.status.code != code_pb2.OK:
-            return stream.index, None, SenderUnavailable(
-                f"sender answered {_code_name(response.status.code)}: {response.status.message}",
-                response.status.code,
+            return (
+                stream.index,
+                None,
+                SenderUnavailable(
+                    f"sender answered {_code_name(response.status.code)}: {response.status.message}",
+                    response.status.code,
+                ),
             )
         self.acknowledged.add()
         return stream.index, response, None

@@ -80,7 +80,9 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             await abort_invalid(context, [(rejected.field, rejected.description)])
         return response
 
-    async def PublishMessage(self, request: matcher_pb2.PublishMessageRequest, context) -> matcher_pb2.PublishMessageResponse:
+    async def PublishMessage(
+        self, request: matcher_pb2.PublishMessageRequest, context
+    ) -> matcher_pb2.PublishMessageResponse:
         account = await require_account(context)
         violations = FieldViolations()
         _check_names(request, violations)

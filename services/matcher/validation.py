@@ -53,8 +53,12 @@ def unregistered(which: int, reason: str, application: str, event_type: str, lev
         )
     if which == routing_pb2.UNREGISTERED_EVENT_TYPE:
         return Rejected(
-            UNKNOWN_EVENT_TYPE, f"field 'event_type': {event_type!r} is not an event type of {application}{said}", "event_type"
+            UNKNOWN_EVENT_TYPE,
+            f"field 'event_type': {event_type!r} is not an event type of {application}{said}",
+            "event_type",
         )
     return Rejected(
-        UNKNOWN_APPLICATION, f"field 'application': {application!r} is not a registered application{said}", "application"
+        UNKNOWN_APPLICATION,
+        f"field 'application': {application!r} is not a registered application{said}",
+        "application",
     )

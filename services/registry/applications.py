@@ -111,7 +111,9 @@ async def _losses(session: AsyncSession, application: str, removals: Removals) -
             filter_ids.update(
                 (
                     await session.execute(
-                        select(table.filter_id).where(table.application == application, table.event_type.in_(removed_types))
+                        select(table.filter_id).where(
+                            table.application == application, table.event_type.in_(removed_types)
+                        )
                     )
                 ).scalars()
             )
@@ -136,7 +138,8 @@ async def _losses(session: AsyncSession, application: str, removals: Removals) -
         kept_levels = [
             lv
             for lv in row.levels
-            if (lv.application, lv.event_type) not in gone_types and (lv.application, lv.event_type, lv.level) not in gone_levels
+            if (lv.application, lv.event_type) not in gone_types
+            and (lv.application, lv.event_type, lv.level) not in gone_levels
         ]
         empties = bool((row.event_types and not kept_types) or (row.levels and not kept_levels))
         losses.append(_Loss(row, kept_types, kept_levels, disables=empties and row.enabled))
@@ -154,7 +157,8 @@ def _refusal(application: str, removals: Removals, losses: list[_Loss]) -> Remov
     subjects = []
     for et in removals.event_types:
         users = sum(
-            any(e.event_type == et for e in loss.filter.event_types) or any(lv.event_type == et for lv in loss.filter.levels)
+            any(e.event_type == et for e in loss.filter.event_types)
+            or any(lv.event_type == et for lv in loss.filter.levels)
             for loss in losses
         )
         if users:
@@ -162,7 +166,9 @@ def _refusal(application: str, removals: Removals, losses: list[_Loss]) -> Remov
     for et, level in removals.levels:
         users = sum(any(lv.event_type == et and lv.level == level for lv in loss.filter.levels) for loss in losses)
         if users:
-            subjects.append((f"event_types/{et}/levels/{level}", f"level {et!r}/{level!r} is referenced by {users} filter(s)"))
+            subjects.append(
+                (f"event_types/{et}/levels/{level}", f"level {et!r}/{level!r} is referenced by {users} filter(s)")
+            )
     disabled = sum(loss.disables for loss in losses)
     accounts = len({loss.filter.account_id for loss in losses})
     named = "; ".join(description for _, description in subjects)

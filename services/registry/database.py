@@ -86,7 +86,12 @@ class Database:
                         await session.execute(
                             insert(Change),
                             [
-                                {"kind": c.kind, "resource_id": c.resource_id, "account_id": c.account_id, "create_time": now}
+                                {
+                                    "kind": c.kind,
+                                    "resource_id": c.resource_id,
+                                    "account_id": c.account_id,
+                                    "create_time": now,
+                                }
                                 for c in unit.changes
                             ],
                         )

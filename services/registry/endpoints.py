@@ -45,7 +45,10 @@ from services.registry.validation import (
 
 WRITABLE = ("name", "description", "target", "enabled", "headers", "ca_certificate", "secret", "rate_limit", "order")
 #: The proto's rate limit periods and delivery orders as stored.
-RATE_LIMIT_PERIODS = {endpoints_pb2.RATE_LIMIT_PERIOD_SECOND: "second", endpoints_pb2.RATE_LIMIT_PERIOD_MINUTE: "minute"}
+RATE_LIMIT_PERIODS = {
+    endpoints_pb2.RATE_LIMIT_PERIOD_SECOND: "second",
+    endpoints_pb2.RATE_LIMIT_PERIOD_MINUTE: "minute",
+}
 DELIVERY_ORDERS = {
     endpoints_pb2.DELIVERY_ORDER_UNSPECIFIED: "unordered",
     endpoints_pb2.DELIVERY_ORDER_UNORDERED: "unordered",
@@ -57,12 +60,22 @@ def _set_delivery_options(row: Endpoint, message: endpoints_pb2.Endpoint, fields
     """The rate limit and order named in `fields` (checked already by check_endpoint_fields)."""
     if "rate_limit" in fields:
         row.rate_limit_requests = message.rate_limit.requests
-        row.rate_limit_period = RATE_LIMIT_PERIODS.get(message.rate_limit.period, "") if message.rate_limit.requests else ""
+        row.rate_limit_period = (
+            RATE_LIMIT_PERIODS.get(message.rate_limit.period, "") if message.rate_limit.requests else ""
+        )
     if "order" in fields:
         row.delivery_order = DELIVERY_ORDERS[message.order]
+
+
 OUTPUT_ONLY = (
-    "id", "secret_hint", "header_hints", "previous_secret_hint", "previous_secret_expire_time", "disabled_reason",
-    "create_time", "update_time",
+    "id",
+    "secret_hint",
+    "header_hints",
+    "previous_secret_hint",
+    "previous_secret_expire_time",
+    "disabled_reason",
+    "create_time",
+    "update_time",
 )
 #: An update mask path naming one header: `headers.<name>`.
 HEADER_PATH = "headers."
@@ -188,7 +201,12 @@ async def list_endpoints(
     return rows, next_token
 
 
-def mask_fields(mask: field_mask_pb2.FieldMask, writable: tuple[str, ...], output_only: tuple[str, ...], immutable: tuple[str, ...] = ()) -> set[str]:
+def mask_fields(
+    mask: field_mask_pb2.FieldMask,
+    writable: tuple[str, ...],
+    output_only: tuple[str, ...],
+    immutable: tuple[str, ...] = (),
+) -> set[str]:
     """The fields an update changes: the mask's paths, or every writable field when it is empty."""
     if not mask.paths:
         return set(writable)
@@ -217,9 +235,9 @@ def _named_headers(mask: field_mask_pb2.FieldMask) -> tuple[field_mask_pb2.Field
         if not path.startswith(HEADER_PATH):
             rest.paths.append(path)
             continue
-        name = path[len(HEADER_PATH):].strip("`")  # AIP-161 quotes a key that is not an identifier
+        name = path[len(HEADER_PATH) :].strip("`")  # AIP-161 quotes a key that is not an identifier
         if not HEADER_NAME.fullmatch(name) or len(name) > MAX_HEADER_NAME:
-            violations.add("update_mask", f"{path[:MAX_HEADER_NAME * 2]!r} does not name a header (headers.<name>)")
+            violations.add("update_mask", f"{path[: MAX_HEADER_NAME * 2]!r} does not name a header (headers.<name>)")
         names.add(name.lower())
     if violations:
         raise violations
@@ -227,7 +245,11 @@ def _named_headers(mask: field_mask_pb2.FieldMask) -> tuple[field_mask_pb2.Field
 
 
 def _updated_headers(
-    current: dict[str, str], message: endpoints_pb2.Endpoint, mask: field_mask_pb2.FieldMask, fields: set[str], named: set[str]
+    current: dict[str, str],
+    message: endpoints_pb2.Endpoint,
+    mask: field_mask_pb2.FieldMask,
+    fields: set[str],
+    named: set[str],
 ) -> dict[str, str] | None:
     """The endpoint's headers after the update, or None when it leaves them as they are."""
     given = dict(message.headers)
@@ -314,7 +336,9 @@ async def delete_endpoint(database: Database, account_id: str, endpoint_id: str)
         session = unit.session
         row = await _owned(session, account_id, endpoint_id)
         filter_ids = list(
-            (await session.execute(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))).scalars()
+            (
+                await session.execute(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
+            ).scalars()
         )
         await session.execute(delete(FilterEndpoint).where(FilterEndpoint.endpoint_id == endpoint_id))
         if filter_ids:

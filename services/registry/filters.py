@@ -223,7 +223,9 @@ async def list_filters(
         try:
             created, last_id = datetime.fromisoformat(after[0]), str(after[1])
         except (TypeError, ValueError, IndexError):
-            raise FieldViolations([("page_token", "is not a page token of this list; start again without one")]) from None
+            raise FieldViolations(
+                [("page_token", "is not a page token of this list; start again without one")]
+            ) from None
         statement = statement.where(
             (Filter.create_time > created) | ((Filter.create_time == created) & (Filter.id > last_id))
         )

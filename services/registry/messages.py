@@ -40,8 +40,14 @@ def application_message(app: Application, *, with_schemas: bool = True) -> appli
 
 
 #: Stored rate limit periods and delivery orders as the proto's numbers.
-RATE_LIMIT_PERIOD_NUMBERS = {"second": endpoints_pb2.RATE_LIMIT_PERIOD_SECOND, "minute": endpoints_pb2.RATE_LIMIT_PERIOD_MINUTE}
-DELIVERY_ORDER_NUMBERS = {"unordered": endpoints_pb2.DELIVERY_ORDER_UNORDERED, "ordered": endpoints_pb2.DELIVERY_ORDER_ORDERED}
+RATE_LIMIT_PERIOD_NUMBERS = {
+    "second": endpoints_pb2.RATE_LIMIT_PERIOD_SECOND,
+    "minute": endpoints_pb2.RATE_LIMIT_PERIOD_MINUTE,
+}
+DELIVERY_ORDER_NUMBERS = {
+    "unordered": endpoints_pb2.DELIVERY_ORDER_UNORDERED,
+    "ordered": endpoints_pb2.DELIVERY_ORDER_ORDERED,
+}
 
 
 def endpoint_message(endpoint: Endpoint) -> endpoints_pb2.Endpoint:
@@ -111,7 +117,9 @@ def filter_message(row: Filter) -> filters_pb2.Filter:
         name=row.name,
         enabled=row.enabled,
         applications=[a.application for a in row.applications],
-        event_types=[filters_pb2.EventTypeRef(application=e.application, event_type=e.event_type) for e in row.event_types],
+        event_types=[
+            filters_pb2.EventTypeRef(application=e.application, event_type=e.event_type) for e in row.event_types
+        ],
         levels=[
             filters_pb2.LevelRef(application=lv.application, event_type=lv.event_type, level=lv.level)
             for lv in row.levels

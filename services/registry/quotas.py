@@ -39,7 +39,9 @@ class Quotas:
 
     async def check_new_endpoint(self, session: AsyncSession, account_id: str) -> None:
         """Raises QuotaExceeded when the account already has as many endpoints as it may."""
-        count = await session.scalar(select(func.count()).select_from(Endpoint).where(Endpoint.account_id == account_id))
+        count = await session.scalar(
+            select(func.count()).select_from(Endpoint).where(Endpoint.account_id == account_id)
+        )
         if count >= self.endpoints_per_account:
             raise QuotaExceeded(
                 "endpoints_per_account",

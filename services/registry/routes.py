@@ -203,7 +203,9 @@ class RouteResolver:
                 elif kind == "p":
                     rule["p"].append((int(second), first))
             for account_id, endpoint_id in await connection.execute(
-                select(Endpoint.account_id, Endpoint.id).where(Endpoint.account_id.in_(accounts), Endpoint.enabled.is_(True))
+                select(Endpoint.account_id, Endpoint.id).where(
+                    Endpoint.account_id.in_(accounts), Endpoint.enabled.is_(True)
+                )
             ):
                 endpoints[account_id].add(endpoint_id)
         tables = {

@@ -64,9 +64,21 @@ async def build_server(settings: RegistrySettings) -> GrpcServer:
         "registry",
         settings,
         [
-            (applications_pb2_grpc.add_ApplicationServiceServicer_to_server, applications.ApplicationServicer(database), applications.SERVICE_NAME),
-            (endpoints_pb2_grpc.add_EndpointServiceServicer_to_server, endpoints.EndpointServicer(database, quotas=quotas, policy=EndpointPolicy.of(settings)), endpoints.SERVICE_NAME),
-            (filters_pb2_grpc.add_FilterServiceServicer_to_server, filters.FilterServicer(database, quotas=quotas), filters.SERVICE_NAME),
+            (
+                applications_pb2_grpc.add_ApplicationServiceServicer_to_server,
+                applications.ApplicationServicer(database),
+                applications.SERVICE_NAME,
+            ),
+            (
+                endpoints_pb2_grpc.add_EndpointServiceServicer_to_server,
+                endpoints.EndpointServicer(database, quotas=quotas, policy=EndpointPolicy.of(settings)),
+                endpoints.SERVICE_NAME,
+            ),
+            (
+                filters_pb2_grpc.add_FilterServiceServicer_to_server,
+                filters.FilterServicer(database, quotas=quotas),
+                filters.SERVICE_NAME,
+            ),
             (
                 routing_pb2_grpc.add_RoutingServiceServicer_to_server,
                 routing.RoutingServicer(database, resolver, follower, settings.registry_change_poll_seconds),

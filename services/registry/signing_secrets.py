@@ -23,7 +23,7 @@ def generate_secret() -> str:
 def normalize_secret(value: str) -> str:
     """The secret as stored ("whsec_" + base64); raises ValueError saying what is wrong with it.
     The prefix is optional on input, as in the standardwebhooks library."""
-    body = value[len(PREFIX):] if value.startswith(PREFIX) else value
+    body = value[len(PREFIX) :] if value.startswith(PREFIX) else value
     try:
         raw = base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):

@@ -61,7 +61,11 @@ class AttemptRecorder:
             try:
                 return await self._store.record_attempts(results)
             except DBAPIError as exc:
-                log.warning("recording attempts failed; trying again", attempts=len(results), error=str(exc.orig or exc).splitlines()[0])
+                log.warning(
+                    "recording attempts failed; trying again",
+                    attempts=len(results),
+                    error=str(exc.orig or exc).splitlines()[0],
+                )
                 await asyncio.sleep(delay)
         return await self._store.record_attempts(results)
 

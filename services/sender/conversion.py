@@ -124,5 +124,3 @@ def delivery_to_proto(delivery: Delivery, attempts: list[Attempt] | None = None)
     if delivery.status == DeliveryState.PENDING and delivery.next_attempt_at is not None:
         result.next_attempt_time.CopyFrom(timestamp(delivery.next_attempt_at))
     return result
-
-

@@ -135,7 +135,9 @@ class Deliverer:
             delivery = held.delivery = await self.store.claim(held.id)
             if delivery is None:
                 return None
-        if target.endpoint.type == endpoints_pb2.ENDPOINT_TYPE_EMAIL and self.email.recipient_allowed(target.endpoint.target):
+        if target.endpoint.type == endpoints_pb2.ENDPOINT_TYPE_EMAIL and self.email.recipient_allowed(
+            target.endpoint.target
+        ):
             wait = self.email.wait_seconds(delivery.account_id, delivery.id)
             if wait > 0:  # over the account's e-mail rate limit: its turn comes later, no attempt counted
                 later = utcnow() + timedelta(seconds=wait)

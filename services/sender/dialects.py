@@ -138,7 +138,9 @@ async def record_outcomes(connection: AsyncConnection, attempts: list[tuple], ou
     releasing the leases; the UPDATE is fenced on the lease (owner and generation), so a sender that
     lost a delivery's lease leaves the new owner's state as it is."""
     if _is_postgresql(connection):
-        await connection.execute(insert(Attempt.__table__), [dict(zip(ATTEMPT_COLUMNS, a, strict=True)) for a in attempts])
+        await connection.execute(
+            insert(Attempt.__table__), [dict(zip(ATTEMPT_COLUMNS, a, strict=True)) for a in attempts]
+        )
         await connection.execute(
             _OUTCOME,
             [
@@ -285,7 +287,9 @@ async def renew_leases(
         statement = update(table).where(table.c.id.in_(free))
     else:
         statement = update(table).where(*mine)
-    renewed = set((await connection.execute(statement.values(claimed_until=lease_until).returning(table.c.id))).scalars())
+    renewed = set(
+        (await connection.execute(statement.values(claimed_until=lease_until).returning(table.c.id))).scalars()
+    )
     rest = [id_ for id_ in delivery_ids if id_ not in renewed]
     if not rest:
         return []

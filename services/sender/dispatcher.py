@@ -77,7 +77,9 @@ class Dispatcher:
         IN_FLIGHT.set_function(lambda: len(self._held))
 
     def start(self) -> None:
-        self._workers = [asyncio.create_task(self._work_forever(), name="sender-lane-worker") for _ in range(self._concurrency)]
+        self._workers = [
+            asyncio.create_task(self._work_forever(), name="sender-lane-worker") for _ in range(self._concurrency)
+        ]
         self._tasks = [
             asyncio.create_task(self._poll_forever(), name="sender-poller"),
             asyncio.create_task(self._renew_forever(), name="sender-lease-renewal"),
@@ -316,9 +318,7 @@ class Dispatcher:
         waiting in the database (those are claimed lane by lane, `_claim_for_lanes`)."""
         limit = self.lane_backlog - self._claim_per_lane
         return [
-            e
-            for e, lane in self._lanes.items()
-            if lane.size > limit or lane.breaker.is_open or e in self._overflowed
+            e for e, lane in self._lanes.items() if lane.size > limit or lane.breaker.is_open or e in self._overflowed
         ] + [e for e in self._overflowed if e not in self._lanes]
 
     async def _poll_forever(self) -> None:
@@ -415,4 +415,3 @@ class Dispatcher:
         if lane is not None and held in lane.waiting:
             lane.waiting.remove(held)
             self._release(held)
-

@@ -61,4 +61,3 @@ class EmailPolicy:
         bucket.take(now)  # the slot is this e-mail's: the next one waits behind it
         self._slots.put(delivery_id, slot)
         return slot - now
-

@@ -102,7 +102,9 @@ def teams(event: dict) -> HttpRequest:
     }
     payload = {
         "type": "message",
-        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}],
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
     }
     return HttpRequest(_json(payload))
 

@@ -65,7 +65,9 @@ class Delivery(Base):
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         # The poller's, per lane: an endpoint's due deliveries in the order they go out (and any
         # lookup by endpoint).
-        Index("ix_deliveries_endpoint_id_status_next_attempt_at", "endpoint_id", "status", "next_attempt_at", "created_at"),
+        Index(
+            "ix_deliveries_endpoint_id_status_next_attempt_at", "endpoint_id", "status", "next_attempt_at", "created_at"
+        ),
         # The API's: an account's deliveries, newest first.
         Index("ix_deliveries_account_id_created_at", "account_id", "created_at"),
         # Retention's: finished deliveries, oldest first.
@@ -102,9 +104,7 @@ class Attempt(Base):
 
     __tablename__ = "attempts"
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -136,9 +136,7 @@ class OutboxEvent(Base):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_available_at", "available_at"),)
 
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     #: The event's id (a uuid4): a publish repeated after a doubtful failure is delivered once.
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
     account_id: Mapped[str] = mapped_column(String(64))

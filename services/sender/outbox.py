@@ -174,10 +174,14 @@ class Outbox:
         now = utcnow()
         async with self.engine.connect() as connection:
             rows = (
-                await connection.execute(
-                    select(table).where(table.c.available_at <= now).order_by(table.c.available_at).limit(BATCH)
+                (
+                    await connection.execute(
+                        select(table).where(table.c.available_at <= now).order_by(table.c.available_at).limit(BATCH)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
         taken = []
         hold = now + timedelta(seconds=self.delivery_timeout * 3 + 30)
         async with self.engine.begin() as connection:
@@ -232,7 +236,9 @@ class Outbox:
             async with self.engine.begin() as connection:
                 await connection.execute(delete(table).where(table.c.id == row.id))
             self.published += 1
-            log.info("outbox event published", event_id=row.event_id, endpoint_id=row.endpoint_id, topic=self.kafka.topic)
+            log.info(
+                "outbox event published", event_id=row.event_id, endpoint_id=row.endpoint_id, topic=self.kafka.topic
+            )
         return True
 
     async def _retry_later(self, row: OutboxRow, error: str) -> None:

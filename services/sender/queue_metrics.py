@@ -117,7 +117,9 @@ class QueueSampler:
             self._task = None
 
 
-def start_queue_sampler(engine: AsyncEngine, interval: float = SAMPLE_INTERVAL_SECONDS) -> Callable[[], Awaitable[None]]:
+def start_queue_sampler(
+    engine: AsyncEngine, interval: float = SAMPLE_INTERVAL_SECONDS
+) -> Callable[[], Awaitable[None]]:
     """Starts sampling now; returns the hook that stops it (an on_stop hook of the server, placed
     before the engine is disposed)."""
     return QueueSampler(engine, interval).start().close

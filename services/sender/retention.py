@@ -104,7 +104,9 @@ class Pruner:
             try:
                 count = await self.prune()
                 if count:
-                    log.info("finished deliveries pruned", deliveries=count, retention_seconds=self.retention.total_seconds())
+                    log.info(
+                        "finished deliveries pruned", deliveries=count, retention_seconds=self.retention.total_seconds()
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be briefly away: next pass

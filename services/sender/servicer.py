@@ -223,7 +223,9 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
                 return responses
             # A value the database refuses (a NUL in PostgreSQL's text...) is one request's doing:
             # each is stored alone, so that only the offending one is refused.
-            log.warning("the database refused a batch of deliveries; storing its requests one by one", requests=len(accepted))
+            log.warning(
+                "the database refused a batch of deliveries; storing its requests one by one", requests=len(accepted)
+            )
             stored = []
             for entry in accepted:
                 try:

@@ -396,9 +396,7 @@ class DeliveryStore:
         clock = time.monotonic()
         if self._failing is None or clock - self._failing_loaded_at > FAILING_REFRESH_SECONDS:
             health = EndpointHealth.__table__
-            result = await connection.execute(
-                select(health.c.endpoint_id).where(health.c.failing_since.is_not(None))
-            )
+            result = await connection.execute(select(health.c.endpoint_id).where(health.c.failing_since.is_not(None)))
             self._failing = set(result.scalars())
             self._failing_loaded_at = clock
         return self._failing

@@ -70,7 +70,9 @@ class WatchHub:
     def publish_here(self, account_id: str, delivery: deliveries_pb2.Delivery) -> None:
         """A change, to this replica's watchers of the account."""
         for subscription in self._accounts.get(account_id, ()):
-            if subscription.overflowed or (subscription.endpoint_id and subscription.endpoint_id != delivery.endpoint_id):
+            if subscription.overflowed or (
+                subscription.endpoint_id and subscription.endpoint_id != delivery.endpoint_id
+            ):
                 continue
             try:
                 subscription.queue.put_nowait(delivery)

@@ -185,8 +185,10 @@ class WatchRelay:
         try:
             async with self.engine.connect() as connection:
                 row = (
-                    await connection.execute(select(Delivery.__table__).where(Delivery.__table__.c.id == delivery_id))
-                ).mappings().first()
+                    (await connection.execute(select(Delivery.__table__).where(Delivery.__table__.c.id == delivery_id)))
+                    .mappings()
+                    .first()
+                )
         except Exception as exc:  # noqa: BLE001 - the database briefly away: this change is not relayed
             log.warning("watch relay could not read a delivery", delivery_id=delivery_id, error=str(exc))
             return

@@ -41,13 +41,23 @@ async def test_dry_run_then_removal_needs_yes(registry, tmp_path):
     assert (await asyncio.to_thread(hooks, target, "apps", "register", str(EXAMPLES / "policies.yaml"))).exit_code == 0
     endpoint = (
         await endpoints_pb2_grpc.EndpointServiceStub(ch).CreateEndpoint(
-            ep_pb.CreateEndpointRequest(endpoint=ep_pb.Endpoint(name="ops", type=ep_pb.ENDPOINT_TYPE_WEBHOOK, target="https://example.com/h", enabled=True)),
+            ep_pb.CreateEndpointRequest(
+                endpoint=ep_pb.Endpoint(
+                    name="ops", type=ep_pb.ENDPOINT_TYPE_WEBHOOK, target="https://example.com/h", enabled=True
+                )
+            ),
             metadata=ME,
         )
     ).endpoint
     flt = (
         await filters_pb2_grpc.FilterServiceStub(ch).CreateFilter(
-            f_pb.CreateFilterRequest(filter=f_pb.Filter(enabled=True, endpoint_ids=[endpoint.id], event_types=[f_pb.EventTypeRef(application="policies", event_type="policy-triggered")])),
+            f_pb.CreateFilterRequest(
+                filter=f_pb.Filter(
+                    enabled=True,
+                    endpoint_ids=[endpoint.id],
+                    event_types=[f_pb.EventTypeRef(application="policies", event_type="policy-triggered")],
+                )
+            ),
             metadata=ME,
         )
     ).filter
@@ -66,14 +76,19 @@ async def test_dry_run_then_removal_needs_yes(registry, tmp_path):
 
     refused = await asyncio.to_thread(hooks, target, "apps", "register", str(EXAMPLES / "policies-v2.yaml"))
     assert refused.exit_code == 1
-    assert "FAILED_PRECONDITION" in refused.output and "event type 'policy-triggered' is referenced by 1 filter(s)" in refused.output
+    assert (
+        "FAILED_PRECONDITION" in refused.output
+        and "event type 'policy-triggered' is referenced by 1 filter(s)" in refused.output
+    )
     assert "--yes" in refused.output
     assert (await apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=ME)).application == before
 
     done = await asyncio.to_thread(hooks, target, "apps", "register", str(EXAMPLES / "policies-v2.yaml"), "--yes")
     assert done.exit_code == 0, done.output
     assert "  event type 'policy-triggered' removed" in done.stderr
-    after = (await filters_pb2_grpc.FilterServiceStub(ch).GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=ME)).filter
+    after = (
+        await filters_pb2_grpc.FilterServiceStub(ch).GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=ME)
+    ).filter
     assert not after.enabled
 
 
@@ -93,6 +108,10 @@ async def test_a_typo_is_named_with_every_other_problem_and_nothing_is_sent(regi
     assert "event_types[0].tilte: unknown key; did you mean 'title'?" in lines
     assert "event_types[1].schemas: unknown key; did you mean 'schema'?" in lines
     assert "event_types[0].title: is required" in lines
-    assert any(line.startswith("event_types[0].schema: is not a valid JSON Schema (Draft 2020-12)") for line in lines), lines
-    listed = await applications_pb2_grpc.ApplicationServiceStub(ch).ListApplications(pb.ListApplicationsRequest(), metadata=ME)
+    assert any(
+        line.startswith("event_types[0].schema: is not a valid JSON Schema (Draft 2020-12)") for line in lines
+    ), lines
+    listed = await applications_pb2_grpc.ApplicationServiceStub(ch).ListApplications(
+        pb.ListApplicationsRequest(), metadata=ME
+    )
     assert [a.name for a in listed.applications] == ["hooks"]

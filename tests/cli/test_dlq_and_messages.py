@@ -21,10 +21,14 @@ from tests.helpers.waiting import eventually
 SHOP = applications_pb2.Application(
     name="shop",
     title="Shop",
-    event_types=[applications_pb2.EventType(id="placed", title="Placed", levels=[applications_pb2.Level(id="big", title="Big")])],
+    event_types=[
+        applications_pb2.EventType(id="placed", title="Placed", levels=[applications_pb2.Level(id="big", title="Big")])
+    ],
 )
 FIXED = applications_pb2.Application(
-    name="shop", title="Shop", event_types=[*SHOP.event_types, applications_pb2.EventType(id="returned", title="Returned")]
+    name="shop",
+    title="Shop",
+    event_types=[*SHOP.event_types, applications_pb2.EventType(id="returned", title="Returned")],
 )
 SUBSCRIBED, SILENT = "acct-subscribed", "acct-silent"
 
@@ -56,9 +60,15 @@ async def test_dead_letters_are_listed_replayed_and_each_message_told(stack):
     def publish() -> dict[str, str]:
         with Publisher(bootstrap_servers=stack.bootstrap, topic=stack.kafka.topic) as publisher:
             ids = {
-                "routed": publisher.publish(application="shop", event_type="placed", level="big", message={"n": 1}, account_id=SUBSCRIBED).id,
-                "unroutable": publisher.publish(application="shop", event_type="placed", level="big", message={"n": 2}, account_id=SILENT).id,
-                "unknown": publisher.publish(application="shop", event_type="returned", message={"n": 3}, account_id=SUBSCRIBED).id,
+                "routed": publisher.publish(
+                    application="shop", event_type="placed", level="big", message={"n": 1}, account_id=SUBSCRIBED
+                ).id,
+                "unroutable": publisher.publish(
+                    application="shop", event_type="placed", level="big", message={"n": 2}, account_id=SILENT
+                ).id,
+                "unknown": publisher.publish(
+                    application="shop", event_type="returned", message={"n": 3}, account_id=SUBSCRIBED
+                ).id,
             }
         return ids
 
@@ -84,7 +94,9 @@ async def test_dead_letters_are_listed_replayed_and_each_message_told(stack):
     assert listed.exit_code == 0, listed.output
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert sorted(row["reason"] for row in rows) == ["invalid_json", "unknown_event_type"]
-    chosen = await asyncio.to_thread(hooks, stack, "dlq", "list", "--reason", "unknown_event_type", "--application", "shop", "--json")
+    chosen = await asyncio.to_thread(
+        hooks, stack, "dlq", "list", "--reason", "unknown_event_type", "--application", "shop", "--json"
+    )
     [row] = [json.loads(line) for line in chosen.stdout.splitlines()]
     assert row["id"] == ids["unknown"] and row["event_type"] == "returned" and "'returned'" in row["description"]
     assert row["origin"].startswith(f"{stack.kafka.topic}/")
@@ -101,7 +113,12 @@ async def test_dead_letters_are_listed_replayed_and_each_message_told(stack):
     [delivery] = routed["deliveries"]
     assert delivery["status"] == "succeeded" and routed["outbox"][0]["done_by_matcher"]
     code, unroutable = await get(ids["unroutable"])
-    assert code == 0 and unroutable["status"] == "unroutable" and not unroutable["deliveries"] and not unroutable["dead_letters"]
+    assert (
+        code == 0
+        and unroutable["status"] == "unroutable"
+        and not unroutable["deliveries"]
+        and not unroutable["dead_letters"]
+    )
     code, dead = await get(ids["unknown"])
     assert code == 0 and dead["status"] == "dead_lettered" and dead["dead_letters"][0]["reason"] == "unknown_event_type"
     code, missing = await get(str(uuid.uuid4()))

@@ -24,7 +24,11 @@ async def test_prints_the_delivery_and_checks_its_signature(status):
         body = json.dumps({"application": "demo", "message": "hi"})
         now = datetime.now(tz=UTC)
         signature = Webhook(SECRET).sign("msg_1", now, body)
-        headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
+        headers = {
+            "webhook-id": "msg_1",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature,
+        }
         async with httpx.AsyncClient(base_url=str(server.make_url("/"))) as client:
             good = await client.post("/hook", content=body, headers=headers)
             bad = await client.post("/hook", content=body, headers={**headers, "webhook-signature": "v1,AAAA"})

@@ -99,14 +99,20 @@ async def test_ctrl_c_with_unconsumed_messages_then_start_again_delivers_every_o
                 endpoint = (
                     await endpoints_pb2_grpc.EndpointServiceStub(ch).CreateEndpoint(
                         endpoints_pb2.CreateEndpointRequest(
-                            endpoint=endpoints_pb2.Endpoint(name="local", type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
-                                                            target=f"http://127.0.0.1:{port}/hook", enabled=True)  # fmt: skip
+                            endpoint=endpoints_pb2.Endpoint(
+                                name="local",
+                                type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                                target=f"http://127.0.0.1:{port}/hook",
+                                enabled=True,
+                            )  # fmt: skip
                         ),
                         metadata=identity_metadata(ACCOUNT),
                     )
                 ).endpoint
                 await filters_pb2_grpc.FilterServiceStub(ch).CreateFilter(
-                    filters_pb2.CreateFilterRequest(filter=filters_pb2.Filter(enabled=True, endpoint_ids=[endpoint.id])),
+                    filters_pb2.CreateFilterRequest(
+                        filter=filters_pb2.Filter(enabled=True, endpoint_ids=[endpoint.id])
+                    ),
                     metadata=identity_metadata(ACCOUNT),
                 )
             # The matcher is frozen: what is published now is accepted by the broker and not consumed.
@@ -132,7 +138,9 @@ async def test_ctrl_c_with_unconsumed_messages_then_start_again_delivers_every_o
         try:
             await second.up()
             assert "restored 5 record(s) saved at the last stop" in second.output, second.output
-            await eventually(lambda: {body["id"] for body in received} >= set(ids), timeout=60, message="every message delivered")
+            await eventually(
+                lambda: {body["id"] for body in received} >= set(ids), timeout=60, message="every message delivered"
+            )
             assert sorted(body["message"]["n"] for body in received if body["id"] in ids) == [0, 1, 2, 3, 4]
             assert not (tmp_path / "var" / "broker-snapshot.jsonl").exists()
             second.process.send_signal(signal.SIGINT)

@@ -28,7 +28,9 @@ APP = applications_pb2.Application(
     name="shop",
     title="Shop",
     event_types=[
-        applications_pb2.EventType(id="order-placed", title="Order placed", levels=[applications_pb2.Level(id="big", title="Big")]),
+        applications_pb2.EventType(
+            id="order-placed", title="Order placed", levels=[applications_pb2.Level(id="big", title="Big")]
+        ),
         applications_pb2.EventType(id="order-shipped", title="Order shipped"),
     ],
 )
@@ -78,7 +80,9 @@ async def test_every_publisher_delivers_under_its_id(stack):
 
     def sync_grpc() -> None:
         with GrpcPublisher(target=stack.matcher_target) as publisher:
-            given = publisher.publish(application="shop", event_type="order-shipped", message={"via": "grpc"}, account_id=ACCOUNT)
+            given = publisher.publish(
+                application="shop", event_type="order-shipped", message={"via": "grpc"}, account_id=ACCOUNT
+            )
             assert given.topic == stack.kafka.topic
             sent[given.id] = "GrpcPublisher"
 
@@ -115,7 +119,14 @@ BAD = [
 
 @pytest.mark.parametrize(("change", "reason", "field"), BAD)
 async def test_what_the_matcher_would_dead_letter_is_refused_before_sending(stack, change, reason, field):
-    fields = {"application": "shop", "event_type": "order-shipped", "level": "", "message": "m", "account_id": ACCOUNT, **change}
+    fields = {
+        "application": "shop",
+        "event_type": "order-shipped",
+        "level": "",
+        "message": "m",
+        "account_id": ACCOUNT,
+        **change,
+    }
     with Publisher(bootstrap_servers=stack.bootstrap, topic=stack.kafka.topic) as publisher:
         with pytest.raises(Rejected) as refused:
             publisher.publish(**fields)
@@ -147,7 +158,9 @@ async def test_messages_published_with_one_key_reach_an_ordered_endpoint_in_that
     def publish() -> None:
         with Publisher(bootstrap_servers=stack.bootstrap, topic=stack.kafka.topic) as publisher:
             for n in range(1000):
-                publisher.submit(application="shop", event_type="order-shipped", message=n, account_id=account, key=account)
+                publisher.submit(
+                    application="shop", event_type="order-shipped", message=n, account_id=account, key=account
+                )
 
     await asyncio.to_thread(publish)
     await eventually(lambda: len(stack.receiver.at("/ordered")) >= 1001, timeout=60)

@@ -20,7 +20,15 @@ GOOD = {
 
 
 def test_the_services_use_the_clients_rules_themselves():
-    for name in ("MAX_DEPTH", "MAX_MESSAGE_BYTES", "STRING_FIELDS", "string_problem", "text_problem", "json_value_problem", "json_type"):
+    for name in (
+        "MAX_DEPTH",
+        "MAX_MESSAGE_BYTES",
+        "STRING_FIELDS",
+        "string_problem",
+        "text_problem",
+        "json_value_problem",
+        "json_type",
+    ):
         assert getattr(service_limits, name) is getattr(client_limits, name), name
     for name in ("NAME_PATTERN", "check_text", "check_name", "check_title", "MAX_TITLE"):
         assert getattr(registry_validation, name) is getattr(client_registration, name), name

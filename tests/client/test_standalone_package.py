@@ -32,7 +32,9 @@ def client_venv(tmp_path_factory) -> Path:
     return venv
 
 
-def run_in(venv: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_in(
+    venv: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HOOKS_", "PYTHON"))}
     return subprocess.run(
         [str(venv / "bin" / "python"), *args], capture_output=True, text=True, timeout=120,
@@ -51,7 +53,14 @@ def test_the_package_stands_alone(client_venv):
     location, missing = probe.stdout.splitlines()
     assert str(client_venv) in location and missing == "[]"
     # What a producer type-checks against ships with it.
-    assert run_in(client_venv, "-c", "import hooks_client, pathlib; print((pathlib.Path(hooks_client.__file__).parent / 'py.typed').exists())").stdout.strip() == "True"
+    assert (
+        run_in(
+            client_venv,
+            "-c",
+            "import hooks_client, pathlib; print((pathlib.Path(hooks_client.__file__).parent / 'py.typed').exists())",
+        ).stdout.strip()
+        == "True"
+    )
 
 
 async def test_its_example_registers_and_publishes(client_venv, sqlite_url, kafka, topics):
@@ -63,13 +72,19 @@ async def test_its_example_registers_and_publishes(client_venv, sqlite_url, kafk
             "HOOKS_KAFKA_TOPIC": stack.kafka.topic,
             "HOOKS_MATCHER_TARGET": stack.matcher_target,
         }
-        ran = await asyncio.to_thread(run_in, client_venv, str(ROOT / "examples" / "hooks_client_quickstart.py"), env=env)
+        ran = await asyncio.to_thread(
+            run_in, client_venv, str(ROOT / "examples" / "hooks_client_quickstart.py"), env=env
+        )
         assert ran.returncode == 0, ran.stdout + ran.stderr
-        ids = [line.split(": ", 1)[1].split()[0] for line in ran.stdout.splitlines() if line.startswith("published over")]
+        ids = [
+            line.split(": ", 1)[1].split()[0] for line in ran.stdout.splitlines() if line.startswith("published over")
+        ]
         assert len(ids) == 2, ran.stdout
         assert "refused before sending (invalid_value)" in ran.stdout
         await eventually(lambda: set(ids) <= {json.loads(r.body)["id"] for r in stack.receiver.at("/hook")})
-        again = await asyncio.to_thread(run_in, client_venv, str(ROOT / "examples" / "hooks_client_quickstart.py"), env=env)
+        again = await asyncio.to_thread(
+            run_in, client_venv, str(ROOT / "examples" / "hooks_client_quickstart.py"), env=env
+        )
         assert again.returncode == 0 and "no change" in again.stdout, again.stdout + again.stderr
 
 
@@ -102,13 +117,19 @@ async def test_its_readme_examples_run_as_written(client_venv, sqlite_url, kafka
         assert "application created" in await run_block(0, register_block)
         (tmp_path / "policies.yaml").write_text(document)
         summary = await run_block(
-            1, f"from hooks_client import register\nprint(*register({str(tmp_path / 'policies.yaml')!r}).summary(), sep='\\n')"
+            1,
+            f"from hooks_client import register\nprint(*register({str(tmp_path / 'policies.yaml')!r}).summary(), sep='\\n')",
         )
         assert "removed" not in summary and "changed (schema)" in summary, summary
         ids: list[str] = []
         for number, code in enumerate(publish_blocks, start=2):
-            printed = re.findall(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", await run_block(number, code))
+            printed = re.findall(
+                r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", await run_block(number, code)
+            )
             assert printed, f"README block {number} printed no id"
             ids += printed
-        await eventually(lambda: set(ids) <= {json.loads(r.body)["id"] for r in stack.receiver.at("/hook")}, message=f"{ids} delivered")
+        await eventually(
+            lambda: set(ids) <= {json.loads(r.body)["id"] for r in stack.receiver.at("/hook")},
+            message=f"{ids} delivered",
+        )
         assert not await stack.dead_letters.read()

@@ -54,9 +54,7 @@ async def pipeline(kafka, topics, tmp_path, sender_database_url):
     receiver = await HttpReceiver().start()
     servers = []
     try:
-        registry = await build_registry(
-            RegistrySettings(registry_database_url=f"sqlite:///{tmp_path / 'registry.db'}")
-        )
+        registry = await build_registry(RegistrySettings(registry_database_url=f"sqlite:///{tmp_path / 'registry.db'}"))
         registry_target = f"127.0.0.1:{await registry.start('127.0.0.1:0')}"
         servers.append(registry)
         sender = await build_sender(

@@ -126,7 +126,9 @@ async def test_two_senders_and_two_matchers_survive_a_kill_of_one_each(kafka, to
             if a == 0:
                 await hooks.register()
             names = [f"a{a}e{e}" for e in range(ENDPOINTS_PER_ACCOUNT)]
-            endpoint_ids = [(await hooks.endpoint(name, f"http://127.0.0.1:{receiver.port}/{name}")).id for name in names]
+            endpoint_ids = [
+                (await hooks.endpoint(name, f"http://127.0.0.1:{receiver.port}/{name}")).id for name in names
+            ]
             await hooks.filter(endpoint_ids)
             for n in range(MESSAGES // ACCOUNTS):
                 message = incoming(account, "policies", "policy-triggered", "low", message=str(n))

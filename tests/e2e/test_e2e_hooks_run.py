@@ -246,7 +246,10 @@ async def test_hooks_run_serves_each_services_metrics_after_messages_flowed(hook
     await system.up()
     (tmp_path / "app.yaml").write_text(APP_YAML)
     registered = hooks_cli(
-        {**system.env, "HOOKS_REGISTRY_TARGET": system.addresses["registry"]}, "apps", "register", str(tmp_path / "app.yaml")
+        {**system.env, "HOOKS_REGISTRY_TARGET": system.addresses["registry"]},
+        "apps",
+        "register",
+        str(tmp_path / "app.yaml"),
     )
     assert registered.returncode == 0, registered.stderr
 
@@ -256,7 +259,9 @@ async def test_hooks_run_serves_each_services_metrics_after_messages_flowed(hook
         endpoint = await hooks.endpoint("local", receiver.url("/hook"), secret=SECRET)
         await hooks.filter([endpoint.id], applications=["shop"])
         with pytest.raises(grpc.aio.AioRpcError) as missing:  # one failed call, to be counted by its code
-            await hooks.endpoints.GetEndpoint(endpoints_pb2.GetEndpointRequest(id="no-such-endpoint"), metadata=hooks.metadata)
+            await hooks.endpoints.GetEndpoint(
+                endpoints_pb2.GetEndpointRequest(id="no-such-endpoint"), metadata=hooks.metadata
+            )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         sent = hooks_cli(
             system.env, "send", "-a", "shop", "-e", "order-placed", "-l", "big", "--count", "3", "-b", system.bootstrap
@@ -300,13 +305,18 @@ async def test_hooks_run_serves_each_services_metrics_after_messages_flowed(hook
     assert total(registry, handled, grpc_service=service, grpc_method="CreateEndpoint", grpc_code="OK") == 1
     assert total(registry, handled, grpc_method="ResolveRoutes", grpc_code="OK") >= 1
     assert total(sender, handled, grpc_method="ListDeliveries", grpc_code="OK") >= 1
-    assert total(registry, "hooks_grpc_server_handling_seconds_count", grpc_service=service, grpc_method="CreateEndpoint") >= 1
+    assert (
+        total(registry, "hooks_grpc_server_handling_seconds_count", grpc_service=service, grpc_method="CreateEndpoint")
+        >= 1
+    )
     assert total(registry, "hooks_grpc_server_handling_seconds_count", grpc_method="ResolveRoutes") >= 1
     assert total(sender, "hooks_grpc_server_handling_seconds_count", grpc_method="ListDeliveries") >= 1
 
     # The gateway: requests by route template and status, and their latency.
     gateway = await scrape(METRICS_PORTS["gateway"])
-    requests = [(labels, v) for n, labels, v in gateway if n == "hooks_gateway_requests_total" and labels.get("status") == "200"]
+    requests = [
+        (labels, v) for n, labels, v in gateway if n == "hooks_gateway_requests_total" and labels.get("status") == "200"
+    ]
     assert any("deliveries" in labels["route"] and labels["method"] == "GET" for labels, _ in requests), requests
     assert total(gateway, "hooks_gateway_request_duration_seconds_count", method="GET") >= 1
 

@@ -118,7 +118,9 @@ def application_definition(name: str) -> applications_pb2.Application:
         title=name.title(),
         event_types=[
             applications_pb2.EventType(
-                id=type_id, title=type_id.title(), levels=[applications_pb2.Level(id=lv, title=lv.title()) for lv in levels]
+                id=type_id,
+                title=type_id.title(),
+                levels=[applications_pb2.Level(id=lv, title=lv.title()) for lv in levels],
             )
             for type_id, levels in APPLICATIONS[name].items()
         ],
@@ -196,9 +198,17 @@ class Bench:
         """A valid event of the good tenant {application, event_type, level, id, message} and what
         must become of it (its `sent_at` set when it is sent)."""
         token = f"good-{uuid.uuid4().hex}"
-        document = {"id": token, "application": "fuzz", "event_type": "hit", "level": "high", "message": {"good": token}}
+        document = {
+            "id": token,
+            "application": "fuzz",
+            "event_type": "hit",
+            "level": "high",
+            "message": {"good": token},
+        }
         expectation = Expectation(True, document={**document, "account_id": self.tenants.good})
-        return dict(document), Sent("a good message", GOOD_PATH, expectation, self.tenants.good, 0.0, ("fuzz", token), good=True)
+        return dict(document), Sent(
+            "a good message", GOOD_PATH, expectation, self.tenants.good, 0.0, ("fuzz", token), good=True
+        )
 
     # -- the property -------------------------------------------------------------------------------
 
@@ -244,9 +254,8 @@ class Bench:
             )
         for item in goods:
             delivered, dead = outcome(item)
-            assert delivered, (
-                f"a good message sent with {case!r} was not delivered within {GOOD_WITHIN + 1.0} s"
-                + (f" (dead-lettered as {dead[0].reason}: {dead[0].description})" if dead else "")
+            assert delivered, f"a good message sent with {case!r} was not delivered within {GOOD_WITHIN + 1.0} s" + (
+                f" (dead-lettered as {dead[0].reason}: {dead[0].description})" if dead else ""
             )
             late = delivered[0][0].at - item.sent_at
             assert late <= GOOD_WITHIN, (
@@ -331,7 +340,8 @@ class Bench:
                     f"{error.details()!r}"
                 ) from None
             return any(
-                d.event.application == application and d.status == deliveries_pb2.DELIVERY_STATUS_SUCCEEDED for d in found
+                d.event.application == application and d.status == deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
+                for d in found
             )
 
         try:
@@ -395,4 +405,3 @@ def status_problem(text: str) -> str | None:
     """What a caller must not be shown in an error message, or None."""
     found = PYTHON_NAMES.search(text)
     return f"the error message shows {found.group(0)!r}: {text[:200]!r}" if found else None
-

@@ -116,7 +116,9 @@ def expect_record(raw: bytes | None, account: str) -> Expectation:
     except ValueError as exc:
         return Expectation(False, frozenset(reasons | {"invalid_json"}), (*problems, f"not JSON: {exc}"[:200]))
     except RecursionError:
-        return Expectation(False, frozenset(reasons | {"invalid_json", "invalid_value"}), (*problems, "nested too deeply"))
+        return Expectation(
+            False, frozenset(reasons | {"invalid_json", "invalid_value"}), (*problems, "nested too deeply")
+        )
     if strictness.lenient:
         reasons.add("invalid_json")  # what strict JSON refuses; the value's own check adds its reason
     if not isinstance(document, dict):
@@ -262,7 +264,11 @@ def expect_post(body: bytes, identity_ok: bool) -> Expectation:
     if not problems:
         message = values["message"]
         problems = _event_problems(
-            strings["application"], strings["event_type"], strings["level"], strings["id"], message,
+            strings["application"],
+            strings["event_type"],
+            strings["level"],
+            strings["id"],
+            message,
             _message_bytes(message),
         )
     if problems:

@@ -125,7 +125,8 @@ def json_values(*, with_surrogates: bool, non_finite: bool) -> st.SearchStrategy
     )
     leaves = st.one_of(st.none(), st.booleans(), numbers, text)
     return st.recursive(
-        leaves, lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(text, children, max_size=3)),
+        leaves,
+        lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(text, children, max_size=3)),
         max_leaves=8,
     )
 
@@ -278,8 +279,11 @@ def publish_cases() -> st.SearchStrategy[Call | TwinCalls]:
     # reach the limit at 33, just past MAX_DEPTH: the server must still answer INVALID_ARGUMENT.
     message = st.one_of(
         json_values(with_surrogates=False, non_finite=True),
-        st.builds(Nested, st.one_of(st.integers(MAX_DEPTH - 2, MAX_DEPTH + 2), st.integers(45, 49)),
-                  st.sampled_from(["list", "object", "mixed"])),
+        st.builds(
+            Nested,
+            st.one_of(st.integers(MAX_DEPTH - 2, MAX_DEPTH + 2), st.integers(45, 49)),
+            st.sampled_from(["list", "object", "mixed"]),
+        ),
         big,
     )
     field = st.one_of(
@@ -335,7 +339,9 @@ def body_edits() -> st.SearchStrategy[Edit]:
         names,
         st.builds(Put, st.just("id"), id_values(with_surrogates=True)),
         st.builds(
-            Put, st.just("timestamp"), st.one_of(st.sampled_from(VALID_TIMESTAMPS + tuple(INVALID_TIMESTAMPS)), wrong_types)
+            Put,
+            st.just("timestamp"),
+            st.one_of(st.sampled_from(VALID_TIMESTAMPS + tuple(INVALID_TIMESTAMPS)), wrong_types),
         ),
         st.builds(Drop, st.sampled_from(["application", "event_type", "level", "message", "id"])),
         st.builds(Splice, st.sampled_from(["application", "level", "id"]), sampled(RAW_NUMBERS[:5] + RAW_STRINGS[:2])),

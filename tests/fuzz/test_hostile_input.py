@@ -177,7 +177,9 @@ async def publish_hostile(bench: Bench, call: Call) -> list[Sent]:
         return []
     accepted = Expectation(True, document=expectation.document)
     key = (request.application, response.id)
-    return [Sent(label, HOSTILE_PATH, accepted, bench.tenants.hostile, sent_at, key, (response.partition, response.offset))]
+    return [
+        Sent(label, HOSTILE_PATH, accepted, bench.tenants.hostile, sent_at, key, (response.partition, response.offset))
+    ]
 
 
 async def publish_example(bench: Bench, batch: CallBatch) -> None:
@@ -264,7 +266,9 @@ async def gateway_hostile(bench: Bench, post: Post) -> list[Sent]:
     status, text, answer = await gateway_post(bench, body, headers)
     judge_answer(label, status, text, expectation, "200")
     if status != "200":
-        assert answer is not None and "message" in answer, f"{label}: answered {status} with {text[:200]!r}, not a status"
+        assert answer is not None and "message" in answer, (
+            f"{label}: answered {status} with {text[:200]!r}, not a status"
+        )
         return []
     assert answer is not None and answer.get("id"), f"{label}: answered 200 with {text[:200]!r}"
     key = (expectation.document["application"], answer["id"])

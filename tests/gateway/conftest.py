@@ -178,7 +178,9 @@ async def full_gateway(kafka, topics, tmp_path):
                     matcher_max_backoff_seconds=0.5,
                     shutdown_grace_seconds=0.5,
                 ),
-                KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"]),
+                KafkaSettings(
+                    bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"]
+                ),
             )
             matcher_target = f"127.0.0.1:{await matcher.start('127.0.0.1:0')}"
             servers.append(matcher)

@@ -1,7 +1,7 @@
 """What the gateway's tests share besides fixtures: identities, a gateway on a real socket, paths.
 
-    async with running_gateway(GatewaySettings(registry_target=...)) as client:   # an httpx client
-        await client.get("/api/hooks/v1/endpoints", headers=identity("acct-1"))
+async with running_gateway(GatewaySettings(registry_target=...)) as client:   # an httpx client
+    await client.get("/api/hooks/v1/endpoints", headers=identity("acct-1"))
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def _fill(message: Message, rng: random.Random, depth: int = 0) -> None:
         message.nanos = rng.choice([0, 1_000, 500_000_000])
         return
     if name == "google.protobuf.Duration":
-        message.FromNanoseconds(rng.randrange(-10**12, 10**12))
+        message.FromNanoseconds(rng.randrange(-(10**12), 10**12))
         return
     if name == "google.protobuf.FieldMask":
         message.paths.extend(["name", "enabled"])
@@ -41,7 +41,11 @@ def _fill(message: Message, rng: random.Random, depth: int = 0) -> None:
         json_format.ParseDict(rng.choice([None, 1.5, "text", [1, "a"], {"k": {"n": [True]}}]), message)
         return
     if name == "google.protobuf.Any":
-        message.Pack(error_details_pb2.BadRequest(field_violations=[error_details_pb2.BadRequest.FieldViolation(field="f", description="d")]))
+        message.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[error_details_pb2.BadRequest.FieldViolation(field="f", description="d")]
+            )
+        )
         return
     for field in message.DESCRIPTOR.fields:
         if rng.random() < 0.25:
@@ -81,7 +85,9 @@ def _scalar(field: FD, rng: random.Random):
     if field.type == FD.TYPE_BOOL:
         return rng.choice([True, False])
     if field.type in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
-        return rng.choice([0.0, 0.1, -2.5, float("inf"), float("nan"), 1e300 if field.type == FD.TYPE_DOUBLE else 3.4e38])
+        return rng.choice(
+            [0.0, 0.1, -2.5, float("inf"), float("nan"), 1e300 if field.type == FD.TYPE_DOUBLE else 3.4e38]
+        )
     if field.type in (FD.TYPE_INT64, FD.TYPE_SINT64, FD.TYPE_SFIXED64):
         return rng.choice([0, -1, 2**63 - 1, -(2**63)])
     if field.type in (FD.TYPE_UINT64, FD.TYPE_FIXED64):
@@ -102,7 +108,11 @@ def _without_input_only(descriptor, document):
             continue
         value = document[field.json_name]
         if field.message_type is not None and not field.message_type.GetOptions().map_entry:
-            value = [_without_input_only(field.message_type, v) for v in value] if field.is_repeated else _without_input_only(field.message_type, value)
+            value = (
+                [_without_input_only(field.message_type, v) for v in value]
+                if field.is_repeated
+                else _without_input_only(field.message_type, value)
+            )
         elif field.message_type is not None:
             inner = field.message_type.fields_by_name["value"].message_type
             if inner is not None:

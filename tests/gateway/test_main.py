@@ -25,8 +25,13 @@ async def test_python_m_gateway_serves_and_stops_on_sigterm():
         "HOOKS_LOG_FORMAT": "json",
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "gateway",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:

@@ -55,7 +55,9 @@ async def test_unregistered_events_and_missing_fields_are_400(full_gateway):
     assert response.status_code == 400, response.text
     assert response.json()["details"][0]["fieldViolations"][0]["field"] == "application"
     response = await full_gateway.post(
-        "/api/hooks/v1/messages", json={"application": "policies", "eventType": "policy-triggered", "level": "high"}, headers=A
+        "/api/hooks/v1/messages",
+        json={"application": "policies", "eventType": "policy-triggered", "level": "high"},
+        headers=A,
     )
     assert response.status_code == 400
     assert any(v["field"] == "message" for v in response.json()["details"][0]["fieldViolations"])
@@ -79,7 +81,13 @@ async def test_hostile_messages_are_400_naming_the_field(full_gateway):
     assert [v["field"] for v in response.json()["details"][0]["fieldViolations"]] == ["message"]
     response = await full_gateway.post(
         "/api/hooks/v1/messages",
-        json={"application": "policies", "eventType": "policy-triggered", "level": "high", "message": "x", "id": "a\u0000b"},
+        json={
+            "application": "policies",
+            "eventType": "policy-triggered",
+            "level": "high",
+            "message": "x",
+            "id": "a\u0000b",
+        },
         headers=A,
     )
     assert response.status_code == 400, response.text

@@ -41,7 +41,9 @@ async def test_a_server_stream_is_server_sent_events(echo_gateway):
 
 async def test_a_quiet_stream_gets_keep_alive_comments(echo_gateway):
     # The gateway of these tests sends keep-alives every 0.2 s (15 s by default).
-    async with echo_gateway.stream("GET", "/api/testing/v1/counts", params={"count": 0}, headers=identity()) as response:
+    async with echo_gateway.stream(
+        "GET", "/api/testing/v1/counts", params={"count": 0}, headers=identity()
+    ) as response:
         assert response.status_code == 200
         comments: list[str] = []
 
@@ -93,4 +95,7 @@ async def test_healthz_readyz_and_metrics(echo_gateway):
     assert 'route="unmatched",status="404"} 1.0' in text
     assert "/no/such/route" not in text  # raw paths never become labels
     assert (await echo_gateway.get("/metrics")).status_code == 404  # not on the public port
-    assert 'hooks_gateway_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/testing/v1/rooms/{room.id}/echoes/{id}"}' in text
+    assert (
+        'hooks_gateway_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/testing/v1/rooms/{room.id}/echoes/{id}"}'
+        in text
+    )

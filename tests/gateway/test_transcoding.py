@@ -14,7 +14,11 @@ from tests.gateway.harness import identity
 async def test_an_annotated_rpc_gets_its_route_with_nested_path_variables(echo_gateway):
     response = await echo_gateway.get(
         "/api/testing/v1/rooms/r1/echoes/e%2F1",
-        headers={**identity("acct-9"), "x-request-id": "req-42", "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+        headers={
+            **identity("acct-9"),
+            "x-request-id": "req-42",
+            "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+        },
     )
     assert response.status_code == 200, response.text
     assert response.headers["x-request-id"] == "req-42"
@@ -133,17 +137,19 @@ async def test_bad_bodies_are_400(echo_gateway, body, fragment):
 
 
 async def test_query_parameters_are_refused_when_the_body_is_everything(echo_gateway):
-    response = await echo_gateway.post(
-        "/api/testing/v1/rooms/r2/echoes:shout?tags=x", json={}, headers=identity()
-    )
+    response = await echo_gateway.post("/api/testing/v1/rooms/r2/echoes:shout?tags=x", json={}, headers=identity())
     assert response.status_code == 400
 
 
 async def test_page_size_above_1000_is_400_and_1000_passes(echo_gateway):
-    response = await echo_gateway.get("/api/testing/v1/rooms/r/echoes/e", params={"pageSize": "1001"}, headers=identity())
+    response = await echo_gateway.get(
+        "/api/testing/v1/rooms/r/echoes/e", params={"pageSize": "1001"}, headers=identity()
+    )
     assert response.status_code == 400
     assert response.json()["details"][0]["fieldViolations"][0]["field"] == "page_size"
-    response = await echo_gateway.get("/api/testing/v1/rooms/r/echoes/e", params={"pageSize": "1000"}, headers=identity())
+    response = await echo_gateway.get(
+        "/api/testing/v1/rooms/r/echoes/e", params={"pageSize": "1000"}, headers=identity()
+    )
     assert response.status_code == 200
 
 
@@ -164,8 +170,14 @@ def test_the_hooks_routes_come_from_the_annotations_and_internal_rpcs_have_none(
     assert by_name[("PATCH", "/api/hooks/v1/endpoints/{endpoint.id}")].target == "r:1"
     assert ("GET", "/api/hooks/v1/endpoints/{endpoint_id}/deliveries") in by_name
     methods = {r.method.name for r in routes}
-    assert not methods & {"RegisterApplication", "Deliver", "ResolveRoutes", "WatchChanges",
-                          "GetDeliveryTarget", "DisableEndpoint"}
+    assert not methods & {
+        "RegisterApplication",
+        "Deliver",
+        "ResolveRoutes",
+        "WatchChanges",
+        "GetDeliveryTarget",
+        "DisableEndpoint",
+    }
     assert len(routes) == 20
 
 
@@ -193,8 +205,6 @@ async def test_request_bodies_are_bounded(echo_gateway):
         for _ in range(20):
             yield b" " * 8192
 
-    response = await echo_gateway.post(
-        "/api/testing/v1/rooms/r/echoes:shout", content=chunks(), headers=identity()
-    )
+    response = await echo_gateway.post("/api/testing/v1/rooms/r/echoes:shout", content=chunks(), headers=identity())
     assert response.status_code == 413
     assert "larger than" in response.json()["message"]

@@ -1,8 +1,8 @@
 """A real SMTP server on loopback for tests (aiosmtpd), keeping every e-mail it accepts.
 
-    async with smtp_inbox() as inbox:               # serving on 127.0.0.1:inbox.port
-        ... sender_smtp_port=inbox.port ...
-        await eventually(lambda: inbox.messages)    # [Envelope]: mail_from, rcpt_tos, content
+async with smtp_inbox() as inbox:               # serving on 127.0.0.1:inbox.port
+    ... sender_smtp_port=inbox.port ...
+    await eventually(lambda: inbox.messages)    # [Envelope]: mail_from, rcpt_tos, content
 """
 
 from __future__ import annotations

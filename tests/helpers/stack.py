@@ -200,7 +200,9 @@ class Stack:
     # -- tenants ----------------------------------------------------------------------------------
 
     async def register(self, application: applications_pb2.Application) -> None:
-        await self.applications.RegisterApplication(applications_pb2.RegisterApplicationRequest(application=application))
+        await self.applications.RegisterApplication(
+            applications_pb2.RegisterApplicationRequest(application=application)
+        )
 
     async def subscribe(
         self, account: str, path: str, endpoint_fields: dict | None = None, **filter_fields
@@ -251,7 +253,12 @@ class Stack:
         where = {} if partition is None else {"partition": partition}
         for index, record in enumerate(records):
             self.producer.produce(
-                self.kafka.topic, value=record, key=key, headers=headers, on_delivery=report(index, time.monotonic()), **where
+                self.kafka.topic,
+                value=record,
+                key=key,
+                headers=headers,
+                on_delivery=report(index, time.monotonic()),
+                **where,
             )
             self.producer.poll(0)
         assert self.producer.flush(30) == 0, "records still unacknowledged by the broker"
@@ -367,7 +374,9 @@ async def running_stack(database_url: str, bootstrap: str, topics: dict[str, str
         )
         gateway_port = await gateway.start("127.0.0.1:0")
         stack.push_async_callback(gateway.stop)
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=30))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=30)
+        )
 
         producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "log_level": 0})
         stack.callback(producer.flush, 10)

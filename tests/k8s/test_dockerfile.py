@@ -107,9 +107,7 @@ def test_dependencies_come_from_pyproject_the_way_make_installs_them(stages):
     makefile = (ROOT / "Makefile").read_text()
     make_installs = [words for words in pip_installs(makefile) if any(w.startswith(".") for w in words)]
     assert make_installs, "the Makefile installs the project itself (pip install -e '.[dev]')"
-    dockerfile_installs = [
-        words for stage in stages for run in stage.all("RUN") for words in pip_installs(run)
-    ]
+    dockerfile_installs = [words for stage in stages for run in stage.all("RUN") for words in pip_installs(run)]
     assert dockerfile_installs == [["."]], (
         f"the image installs the project and nothing else, no extras, no pinned names: {dockerfile_installs}"
     )
@@ -148,8 +146,7 @@ def test_no_build_tools_in_the_final_stage(stages):
 
 def test_dockerignore_keeps_out_the_local_state_but_not_what_is_copied(stages):
     patterns = [
-        line.strip() for line in DOCKERIGNORE.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
     for local in (".venv", ".git", "node_modules", "var", "tests"):
         assert local in patterns, f".dockerignore should exclude {local}"
@@ -180,13 +177,18 @@ def installed(tmp_path_factory, stages) -> Path:
     wheels = work / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."],
-        cwd=context, check=True, capture_output=True, timeout=300,
+        cwd=context,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = wheels.glob("*.whl")
     site = work / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     return site
 
@@ -207,23 +209,26 @@ def test_the_installation_holds_the_generated_code_and_the_migrations(installed)
 def test_the_entry_points_import_from_the_installation_alone(installed):
     """What each Deployment runs, imported from the installed copy (not from the working tree)."""
     modules = [module for module, *_ in COMPONENTS.values()]
-    code = "\n".join([
-        "import importlib, sys",
-        f"for name in {modules!r} + ['cli.main']:",
-        "    module = importlib.import_module(name + '.__main__' if name != 'cli.main' else name)",
-        f"    assert module.__file__.startswith({str(installed)!r}), (name, module.__file__)",
-        "from cli.main import main",
-        "main(['db', 'upgrade', '--help'])",
-    ])
+    code = "\n".join(
+        [
+            "import importlib, sys",
+            f"for name in {modules!r} + ['cli.main']:",
+            "    module = importlib.import_module(name + '.__main__' if name != 'cli.main' else name)",
+            f"    assert module.__file__.startswith({str(installed)!r}), (name, module.__file__)",
+            "from cli.main import main",
+            "main(['db', 'upgrade', '--help'])",
+        ]
+    )
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=installed.parent,
         env={"PYTHONPATH": str(installed), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert "upgrade" in result.stdout.lower()
-
 
 
 def test_the_image_environment_names_only_settings_fields(stages):

@@ -176,39 +176,57 @@ def test_the_deployment_command_serves_with_the_manifests_environment(component,
     assert env["HOOKS_TLS_CERT_FILE"], "prod turns mutual TLS on"
     authority = Authority.create(tmp_path / "tls")
     files = authority.issue(component)
-    env.update({
-        "HOOKS_TLS_CERT_FILE": str(files.cert_file),
-        "HOOKS_TLS_KEY_FILE": str(files.key_file),
-        "HOOKS_TLS_CA_FILE": str(files.ca_file),
-    })
+    env.update(
+        {
+            "HOOKS_TLS_CERT_FILE": str(files.cert_file),
+            "HOOKS_TLS_KEY_FILE": str(files.key_file),
+            "HOOKS_TLS_CA_FILE": str(files.ca_file),
+        }
+    )
     if component in GRPC_COMPONENTS:
         assert port_of(manifest_env["HOOKS_HEALTH_LISTEN_ADDRESS"]) == container["livenessProbe"]["grpc"]["port"]
         env["HOOKS_HEALTH_LISTEN_ADDRESS"] = f"127.0.0.1:{health_port}"
-    env.update({
-        f"HOOKS_{COMPONENTS[component][2].upper()}": f"127.0.0.1:{listen_port}",
-        "HOOKS_METRICS_PORT": str(metrics_port),
-        "HOOKS_REGISTRY_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
-        "HOOKS_SENDER_DATABASE_URL": f"sqlite:///{tmp_path / 'sender.db'}",
-        "PATH": "/usr/bin:/bin",
-    })
+    env.update(
+        {
+            f"HOOKS_{COMPONENTS[component][2].upper()}": f"127.0.0.1:{listen_port}",
+            "HOOKS_METRICS_PORT": str(metrics_port),
+            "HOOKS_REGISTRY_DATABASE_URL": f"sqlite:///{tmp_path / 'registry.db'}",
+            "HOOKS_SENDER_DATABASE_URL": f"sqlite:///{tmp_path / 'sender.db'}",
+            "PATH": "/usr/bin:/bin",
+        }
+    )
     if "HOOKS_KAFKA_BOOTSTRAP_SERVERS" in env:
-        env.update({
-            "HOOKS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "HOOKS_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
-            "HOOKS_KAFKA_SASL_MECHANISM": "", "HOOKS_KAFKA_SSL_CA_LOCATION": "",
-            "HOOKS_KAFKA_TOPIC": topics["outbox"], "HOOKS_KAFKA_DLQ_TOPIC": topics["dlq"],
-        })
+        env.update(
+            {
+                "HOOKS_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                "HOOKS_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+                "HOOKS_KAFKA_SASL_MECHANISM": "",
+                "HOOKS_KAFKA_SSL_CA_LOCATION": "",
+                "HOOKS_KAFKA_TOPIC": topics["outbox"],
+                "HOOKS_KAFKA_DLQ_TOPIC": topics["dlq"],
+            }
+        )
     if component == "matcher":
         env["HOOKS_MATCHER_SESSION_TIMEOUT_MS"] = str(SESSION_TIMEOUT_MS)
     process = subprocess.Popen(
-        [sys.executable, "-m", module], cwd=tmp_path, env=env, text=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", module],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         if component == "gateway":
             probe = container["livenessProbe"]["httpGet"]["path"]
-            _wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{listen_port}{probe}", timeout=2).status == 200,
-                      60, f"gateway {probe}", process)
+            _wait_for(
+                lambda: urllib.request.urlopen(f"http://127.0.0.1:{listen_port}{probe}", timeout=2).status == 200,
+                60,
+                f"gateway {probe}",
+                process,
+            )
         else:
+
             def serving() -> bool:  # the kubelet's probe: plaintext, on the health port
                 with grpc.insecure_channel(f"127.0.0.1:{health_port}") as ch:
                     answer = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
@@ -226,7 +244,9 @@ def test_the_deployment_command_serves_with_the_manifests_environment(component,
             assert asyncio.run(serving_over_tls()) == health_pb2.HealthCheckResponse.SERVING
         _wait_for(
             lambda: b"# HELP" in urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read(),
-            20, f"{component} /metrics on HOOKS_METRICS_PORT (the manifests' `metrics` port)", process,
+            20,
+            f"{component} /metrics on HOOKS_METRICS_PORT (the manifests' `metrics` port)",
+            process,
         )
     finally:
         process.send_signal(signal.SIGTERM)
@@ -290,9 +310,7 @@ def test_python_commands_name_modules_that_exist_and_import():
 
 def test_the_hooks_commands_exist_in_the_cli():
     commands = {
-        tuple(command_of(container))
-        for _, _, container in _all_containers()
-        if command_of(container)[0] == "hooks"
+        tuple(command_of(container)) for _, _, container in _all_containers() if command_of(container)[0] == "hooks"
     }
     assert commands == {("hooks", "db", "upgrade")}
     hooks = ROOT / ".venv" / "bin" / "hooks"
@@ -509,7 +527,9 @@ def test_the_migration_job_upgrades_both_databases_with_the_services_image(overl
     job = by_kind(render(f"{overlay}/migrate"), "Job")["hooks-db-upgrade"]
     job_container = pod_spec(job)["containers"][0]
     assert command_of(job_container) == ["hooks", "db", "upgrade"]
-    refs = {item["name"]: item["valueFrom"]["secretKeyRef"]["name"] for item in job_container["env"] if "valueFrom" in item}
+    refs = {
+        item["name"]: item["valueFrom"]["secretKeyRef"]["name"] for item in job_container["env"] if "valueFrom" in item
+    }
     deployments = by_kind(objects, "Deployment")
     for name in ("registry", "sender"):
         container = main_container(deployments[name])
@@ -571,8 +591,12 @@ def test_deploy_script_migrates_to_completion_before_applying_the_services(tmp_p
         f"-n {name} wait --for=condition=complete --timeout=15m job/hooks-db-upgrade",
         f"apply -k {overlay_dir}",
     ]
-    assert [c.split()[-2] for c in calls[5:]] == ["deployment/registry", "deployment/sender",
-                                                   "deployment/matcher", "deployment/gateway"]
+    assert [c.split()[-2] for c in calls[5:]] == [
+        "deployment/registry",
+        "deployment/sender",
+        "deployment/matcher",
+        "deployment/gateway",
+    ]
 
     failing = tmp_path / "failing"
     failing.mkdir()
@@ -585,8 +609,14 @@ def test_deploy_script_migrates_to_completion_before_applying_the_services(tmp_p
 # ---- network -------------------------------------------------------------------------------------------
 
 
-CALL_GRAPH = {("gateway", "registry"), ("gateway", "sender"), ("gateway", "matcher"),
-              ("matcher", "registry"), ("matcher", "sender"), ("sender", "registry")}
+CALL_GRAPH = {
+    ("gateway", "registry"),
+    ("gateway", "sender"),
+    ("gateway", "matcher"),
+    ("matcher", "registry"),
+    ("matcher", "sender"),
+    ("sender", "registry"),
+}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -691,12 +721,20 @@ def test_network_policies_let_each_component_out_only_where_it_must(overlay):
 #: What every egress rule to 0.0.0.0/0 or ::/0 must except: private, shared (CGNAT), loopback, link-local
 #: (cloud metadata) and "this network"; unique local, link-local, site-local and loopback for IPv6, and the
 #: IPv4 ones in their NAT64 form (64:ff9b::/96: a NAT64 gateway reaches private IPv4 addresses too).
-_REQUIRED_IPV4_EXCEPT = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
-                         "169.254.0.0/16", "0.0.0.0/8"}
+_REQUIRED_IPV4_EXCEPT = {
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "0.0.0.0/8",
+}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 REQUIRED_EXCEPT = {
     "0.0.0.0/0": _REQUIRED_IPV4_EXCEPT,
-    "::/0": {"fc00::/7", "fe80::/10", "fec0::/10", "::1/128"} | {
+    "::/0": {"fc00::/7", "fe80::/10", "fec0::/10", "::1/128"}
+    | {
         str(ipaddress.ip_network((int(_NAT64.network_address) | int(network.network_address), 96 + network.prefixlen)))
         for network in map(ipaddress.ip_network, _REQUIRED_IPV4_EXCEPT)
     },
@@ -718,7 +756,9 @@ def test_no_egress_rule_reaches_everywhere_without_excepting_the_inner_ranges(ov
                 if ipaddress.ip_network(cidr).prefixlen == 0:
                     checked += 1
                     missing = REQUIRED_EXCEPT[cidr] - {str(ipaddress.ip_network(e)) for e in block.get("except", [])}
-                    assert not missing, f"{policy['metadata']['name']} egress[{index}] to {cidr} lacks except {sorted(missing)}"
+                    assert not missing, (
+                        f"{policy['metadata']['name']} egress[{index}] to {cidr} lacks except {sorted(missing)}"
+                    )
                 else:
                     assert ipaddress.ip_network(cidr).prefixlen >= 16, f"{policy['metadata']['name']}: {cidr} is wide"
     assert checked >= 8, "the webhook, database, Kafka and SMTP rules reach the internet, IPv4 and IPv6"
@@ -730,15 +770,41 @@ def test_no_egress_rule_reaches_everywhere_without_excepting_the_inner_ranges(ov
 #: The fields of cert-manager.io/v1 objects the manifests use, with their types (cert-manager's CRDs
 #: are not in kubernetes-validate's schemas, so their shape is checked here), and the key usages it accepts.
 CERTIFICATE_FIELDS = {
-    "secretName": str, "duration": str, "renewBefore": str, "privateKey": dict, "usages": list,
-    "dnsNames": list, "issuerRef": dict, "isCA": bool, "commonName": str,
+    "secretName": str,
+    "duration": str,
+    "renewBefore": str,
+    "privateKey": dict,
+    "usages": list,
+    "dnsNames": list,
+    "issuerRef": dict,
+    "isCA": bool,
+    "commonName": str,
 }
 PRIVATE_KEY_FIELDS = {"algorithm": {"RSA", "ECDSA", "Ed25519"}, "size": int, "rotationPolicy": {"Never", "Always"}}
 KEY_USAGES = {
-    "signing", "digital signature", "content commitment", "key encipherment", "key agreement",
-    "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any", "server auth",
-    "client auth", "code signing", "email protection", "s/mime", "ipsec end system", "ipsec tunnel",
-    "ipsec user", "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc",
+    "signing",
+    "digital signature",
+    "content commitment",
+    "key encipherment",
+    "key agreement",
+    "data encipherment",
+    "cert sign",
+    "crl sign",
+    "encipher only",
+    "decipher only",
+    "any",
+    "server auth",
+    "client auth",
+    "code signing",
+    "email protection",
+    "s/mime",
+    "ipsec end system",
+    "ipsec tunnel",
+    "ipsec user",
+    "timestamping",
+    "ocsp signing",
+    "microsoft sgc",
+    "netscape sgc",
 }
 
 
@@ -816,8 +882,11 @@ def test_every_component_presents_a_certificate_cert_manager_keeps_for_the_names
             assert "server auth" in certificate["usages"], name
     # Each target a client dials names a host that the server's certificate covers.
     matcher_env = env_of(main_container(deployments["matcher"]), objects)
-    for variable, server in (("HOOKS_REGISTRY_TARGET", "registry"), ("HOOKS_SENDER_TARGET", "sender"),
-                             ("HOOKS_MATCHER_TARGET", "matcher")):
+    for variable, server in (
+        ("HOOKS_REGISTRY_TARGET", "registry"),
+        ("HOOKS_SENDER_TARGET", "sender"),
+        ("HOOKS_MATCHER_TARGET", "matcher"),
+    ):
         host = matcher_env[variable].removeprefix("dns:///").rpartition(":")[0]
         assert host in names_of[server], f"{variable}: {host} is not a name of {server}'s certificate"
     assert "sender" in names_of["sender"], "the gateway reaches the senders through the Service `sender`"

@@ -25,8 +25,17 @@ from tests.helpers.groups import SESSION_TIMEOUT_MS
 from tests.helpers.registry import running_registry
 
 BIN = Path(sys.executable).parent
-REQUIRED = ["health", "list-services", "list-endpoints", "get-delivery", "list-failed-deliveries",
-            "retry-delivery", "match-dry-run", "enable-endpoint", "retry-failed-deliveries"]
+REQUIRED = [
+    "health",
+    "list-services",
+    "list-endpoints",
+    "get-delivery",
+    "list-failed-deliveries",
+    "retry-delivery",
+    "match-dry-run",
+    "enable-endpoint",
+    "retry-failed-deliveries",
+]
 
 
 def test_every_recipe_an_operator_needs_is_there():
@@ -54,9 +63,14 @@ def test_recipe_is_valid_shell(name):
 async def run_recipe(name: str, **env: str) -> str:
     """Runs a recipe with bash (grpcurl from the venv), without blocking the loop the servers run on."""
     process = await asyncio.create_subprocess_exec(
-        "bash", "-euo", "pipefail", "-c", recipes()[name],
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        recipes()[name],
         env={"PATH": f"{BIN}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0, f"recipe {name} failed:\n{stdout.decode()}\n{stderr.decode()}"
@@ -81,10 +95,14 @@ async def test_registry_recipes_work_against_a_real_registry(sqlite_url):
         async with channel(address) as ch:
             stub = endpoints_pb2_grpc.EndpointServiceStub(ch)
             created = await stub.CreateEndpoint(
-                endpoints_pb2.CreateEndpointRequest(endpoint=endpoints_pb2.Endpoint(
-                    name="ops-hook", type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
-                    target="https://receiver.example.com/hook", enabled=False,
-                )),
+                endpoints_pb2.CreateEndpointRequest(
+                    endpoint=endpoints_pb2.Endpoint(
+                        name="ops-hook",
+                        type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                        target="https://receiver.example.com/hook",
+                        enabled=False,
+                    )
+                ),
                 metadata=identity_metadata("000042"),
             )
             endpoint_id = created.endpoint.id
@@ -104,11 +122,24 @@ async def test_registry_recipes_work_against_a_real_registry(sqlite_url):
 
 def test_runbook_covers_deploying_scaling_and_recovery():
     text = RUNBOOK.read_text()
-    for heading in ("## Deploying", "#### Secrets to create", "## Scaling", "## grpcurl recipes",
-                    "## Replaying the dead-letter queue", "## An endpoint was disabled"):
+    for heading in (
+        "## Deploying",
+        "#### Secrets to create",
+        "## Scaling",
+        "## grpcurl recipes",
+        "## Replaying the dead-letter queue",
+        "## An endpoint was disabled",
+    ):
         assert heading in text, heading
-    for fact in ("hooks db upgrade", "kubectl apply -k", "SKIP LOCKED", "replicas <= partitions",
-                 "dns:///sender-headless:50052", "hooks.error.reason", "hooks.error.message"):
+    for fact in (
+        "hooks db upgrade",
+        "kubectl apply -k",
+        "SKIP LOCKED",
+        "replicas <= partitions",
+        "dns:///sender-headless:50052",
+        "hooks.error.reason",
+        "hooks.error.message",
+    ):
         assert fact in text, fact
 
 
@@ -156,8 +187,10 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
             sender = f"127.0.0.1:{sender_port}"
             matcher_server = await build_matcher(
                 MatcherSettings(
-                    registry_target=registry, sender_target=sender,
-                    matcher_session_timeout_ms=SESSION_TIMEOUT_MS, shutdown_grace_seconds=0.5,
+                    registry_target=registry,
+                    sender_target=sender,
+                    matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
+                    shutdown_grace_seconds=0.5,
                 ),
                 kafka_settings,
             )
@@ -167,44 +200,70 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
                 assert health.count('"status": "SERVING"') == 3
                 async with channel(registry) as registry_channel, channel(sender) as sender_channel:
                     who = identity_metadata("000042")
-                    endpoint = (await endpoints_pb2_grpc.EndpointServiceStub(registry_channel).CreateEndpoint(
-                        endpoints_pb2.CreateEndpointRequest(endpoint=endpoints_pb2.Endpoint(
-                            name="flaky", type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK, enabled=True,
-                            target=f"http://127.0.0.1:{receiver_port}/hook",
-                        )),
-                        metadata=who,
-                    )).endpoint
+                    endpoint = (
+                        await endpoints_pb2_grpc.EndpointServiceStub(registry_channel).CreateEndpoint(
+                            endpoints_pb2.CreateEndpointRequest(
+                                endpoint=endpoints_pb2.Endpoint(
+                                    name="flaky",
+                                    type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                                    enabled=True,
+                                    target=f"http://127.0.0.1:{receiver_port}/hook",
+                                )
+                            ),
+                            metadata=who,
+                        )
+                    ).endpoint
                     await applications_pb2_grpc.ApplicationServiceStub(registry_channel).RegisterApplication(
-                        applications_pb2.RegisterApplicationRequest(application=applications_pb2.Application(
-                            name="policies", title="Policies",
-                            event_types=[applications_pb2.EventType(
-                                id="policy-triggered", title="Policy triggered",
-                                levels=[applications_pb2.Level(id="critical", title="Critical")],
-                            )],
-                        ))
+                        applications_pb2.RegisterApplicationRequest(
+                            application=applications_pb2.Application(
+                                name="policies",
+                                title="Policies",
+                                event_types=[
+                                    applications_pb2.EventType(
+                                        id="policy-triggered",
+                                        title="Policy triggered",
+                                        levels=[applications_pb2.Level(id="critical", title="Critical")],
+                                    )
+                                ],
+                            )
+                        )
                     )
                     await filters_pb2_grpc.FilterServiceStub(registry_channel).CreateFilter(
-                        filters_pb2.CreateFilterRequest(filter=filters_pb2.Filter(
-                            name="policies to flaky", enabled=True, applications=["policies"],
-                            endpoint_ids=[endpoint.id],
-                        )),
+                        filters_pb2.CreateFilterRequest(
+                            filter=filters_pb2.Filter(
+                                name="policies to flaky",
+                                enabled=True,
+                                applications=["policies"],
+                                endpoint_ids=[endpoint.id],
+                            )
+                        ),
                         metadata=who,
                     )
                     routes = await run_recipe(
-                        "match-dry-run", MATCHER=matcher, ACCOUNT="000042",
-                        APPLICATION="policies", EVENT_TYPE="policy-triggered", LEVEL="critical",
+                        "match-dry-run",
+                        MATCHER=matcher,
+                        ACCOUNT="000042",
+                        APPLICATION="policies",
+                        EVENT_TYPE="policy-triggered",
+                        LEVEL="critical",
                     )
                     assert endpoint.id in routes
                     elsewhere = await run_recipe(
-                        "match-dry-run", MATCHER=matcher, ACCOUNT="000043",
-                        APPLICATION="policies", EVENT_TYPE="policy-triggered", LEVEL="critical",
+                        "match-dry-run",
+                        MATCHER=matcher,
+                        ACCOUNT="000043",
+                        APPLICATION="policies",
+                        EVENT_TYPE="policy-triggered",
+                        LEVEL="critical",
                     )
                     assert endpoint.id not in elsewhere
 
                     deliveries = deliveries_pb2_grpc.DeliveryServiceStub(sender_channel)
-                    delivery = (await deliveries.SendTestMessage(
-                        deliveries_pb2.SendTestMessageRequest(endpoint_id=endpoint.id), metadata=who
-                    )).delivery
+                    delivery = (
+                        await deliveries.SendTestMessage(
+                            deliveries_pb2.SendTestMessageRequest(endpoint_id=endpoint.id), metadata=who
+                        )
+                    ).delivery
                     assert delivery.status == deliveries_pb2.DELIVERY_STATUS_FAILED
 
                     env = {"SENDER": sender, "ACCOUNT": "000042"}

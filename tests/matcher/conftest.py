@@ -249,7 +249,9 @@ class Registry:
         app = applications_pb2.Application(name=name, title=name.title())
         for type_id, levels in event_types:
             event_type = app.event_types.add(
-                id=type_id, title=type_id.title(), levels=[applications_pb2.Level(id=lv, title=lv.title()) for lv in levels]
+                id=type_id,
+                title=type_id.title(),
+                levels=[applications_pb2.Level(id=lv, title=lv.title()) for lv in levels],
             )
             if schemas and type_id in schemas:
                 event_type.schema.update(schemas[type_id])
@@ -261,7 +263,10 @@ class Registry:
         response = await stub.CreateEndpoint(
             endpoints_pb2.CreateEndpointRequest(
                 endpoint=endpoints_pb2.Endpoint(
-                    name=f"ep-{uuid.uuid4().hex[:6]}", type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK, target=url, enabled=enabled
+                    name=f"ep-{uuid.uuid4().hex[:6]}",
+                    type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                    target=url,
+                    enabled=enabled,
                 )
             ),
             metadata=identity_metadata(account),
@@ -281,7 +286,9 @@ class Registry:
     async def filter(self, endpoint_ids, account: str = ACCOUNT, **fields) -> filters_pb2.Filter:
         stub = filters_pb2_grpc.FilterServiceStub(self.channel)
         if "event_types" in fields:
-            fields["event_types"] = [filters_pb2.EventTypeRef(application=a, event_type=e) for a, e in fields["event_types"]]
+            fields["event_types"] = [
+                filters_pb2.EventTypeRef(application=a, event_type=e) for a, e in fields["event_types"]
+            ]
         response = await stub.CreateFilter(
             filters_pb2.CreateFilterRequest(
                 filter=filters_pb2.Filter(name="f", enabled=True, endpoint_ids=list(endpoint_ids), **fields)
@@ -391,4 +398,3 @@ async def running_matcher(
 
 def group_of(server: MatcherServer) -> str:
     return server.matcher.settings.matcher_group_id
-

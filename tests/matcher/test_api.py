@@ -114,7 +114,8 @@ async def test_publish_puts_the_event_on_the_outbox_and_it_is_delivered(api):
     )
     assert (response.id, response.topic) == ("my-id", api.broker.outbox)
     generated = await api.stub.PublishMessage(
-        publish_request(event_type=PLAIN_TYPE, level="", message=text_value("second")), metadata=identity_metadata(account)
+        publish_request(event_type=PLAIN_TYPE, level="", message=text_value("second")),
+        metadata=identity_metadata(account),
     )
     assert len(generated.id) == 36  # a uuid4
 
@@ -173,7 +174,10 @@ def nested_value(depth: int) -> struct_pb2.Value:
     [
         (struct_pb2.Value(number_value=float("nan")), "finite"),
         (struct_pb2.Value(number_value=float("inf")), "finite"),
-        (struct_pb2.Value(list_value=struct_pb2.ListValue(values=[struct_pb2.Value(number_value=-float("inf"))])), "finite"),
+        (
+            struct_pb2.Value(list_value=struct_pb2.ListValue(values=[struct_pb2.Value(number_value=-float("inf"))])),
+            "finite",
+        ),
         (nested_value(MAX_DEPTH + 1), "deeper"),
         (nested_value(49), "deeper"),
     ],
@@ -182,7 +186,9 @@ async def test_publish_refuses_a_message_beyond_the_limits(api, value, named):
     """NaN and Infinity used to crash the call (UNKNOWN), and 49 levels went on the topic to break a
     sender stream: what the consumer would dead-letter is refused here, naming the field."""
     account = new_account()
-    violations = await invalid(api.stub.PublishMessage(publish_request(message=value), metadata=identity_metadata(account)))
+    violations = await invalid(
+        api.stub.PublishMessage(publish_request(message=value), metadata=identity_metadata(account))
+    )
     assert named in violations["message"]
     records = await api.broker.aread(api.broker.outbox, 100, timeout=1.0)
     assert [r for r in records if json.loads(r.value())["account_id"] == account] == []
@@ -226,7 +232,8 @@ async def test_match_is_a_dry_run_of_the_callers_routes(api):
     assert sorted(response.routes[0].filter_ids) == sorted([everything.id, only_plain.id])
 
     response = await api.stub.MatchMessage(
-        matcher_pb2.MatchMessageRequest(application=APP, event_type=PLAIN_TYPE), metadata=identity_metadata(new_account())
+        matcher_pb2.MatchMessageRequest(application=APP, event_type=PLAIN_TYPE),
+        metadata=identity_metadata(new_account()),
     )
     assert list(response.routes) == []  # an account without filters
     assert api.receiver.on("mine") == [] and api.receiver.on("theirs") == []  # a dry run delivers nothing
@@ -249,7 +256,9 @@ async def test_match_rejects_unknown_names_naming_the_field(api):
 async def test_both_calls_need_an_identity(api, metadata):
     for call in (
         api.stub.PublishMessage(publish_request(), metadata=metadata),
-        api.stub.MatchMessage(matcher_pb2.MatchMessageRequest(application=APP, event_type=EVENT_TYPE), metadata=metadata),
+        api.stub.MatchMessage(
+            matcher_pb2.MatchMessageRequest(application=APP, event_type=EVENT_TYPE), metadata=metadata
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call

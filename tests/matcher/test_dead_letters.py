@@ -57,9 +57,7 @@ async def test_each_bad_message_is_dead_lettered_and_the_next_one_still_delivere
     placed = await broker.aproduce(records, partition=0, headers=[("origin", b"test")])
     extra = await broker.aproduce([message(message={"text": "other-partition"})], partition=1)
 
-    async with running_matcher(
-        broker, registry.target, sender.target, matcher_max_message_bytes=MAX_BYTES
-    ) as matcher:
+    async with running_matcher(broker, registry.target, sender.target, matcher_max_message_bytes=MAX_BYTES) as matcher:
         texts = [f"valid-{i}" for i in range(len(BAD))] + ["no-levels", "other-partition"]
         await wait_until(lambda: set(texts) <= set(receiver.texts("all")), message="every valid message delivered")
 
@@ -80,9 +78,7 @@ async def test_each_bad_message_is_dead_lettered_and_the_next_one_still_delivere
 
         # Every record is done: the group's committed offsets reach the end of both partitions.
         ends = [placed[-1][1] + 1, extra[-1][1] + 1]
-        await wait_until(
-            lambda: broker.committed(group_of(matcher)) == ends, message=f"committed offsets reach {ends}"
-        )
+        await wait_until(lambda: broker.committed(group_of(matcher)) == ends, message=f"committed offsets reach {ends}")
         counters = matcher.matcher.consumer.counters
         assert counters.dead_lettered == len(BAD)
         assert counters.delivered == len(BAD) + 2

@@ -17,7 +17,9 @@ NOBODY = "999999"  # an account without filters: its messages have no route
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
 
 
-async def test_offset_is_not_committed_past_a_message_not_yet_acknowledged(broker, registry, sender_unstarted, receiver):
+async def test_offset_is_not_committed_past_a_message_not_yet_acknowledged(
+    broker, registry, sender_unstarted, receiver
+):
     endpoint = await registry.endpoint(receiver.url("slow"))
     await registry.filter([endpoint.id])
     placed = await broker.aproduce(
@@ -77,7 +79,9 @@ class FlakySender(deliveries_pb2_grpc.DeliveryServiceServicer):
             await self.hold.wait()
             self.acknowledged.add(request.event.id)
             answers.put_nowait(
-                deliveries_pb2.DeliverResponse(request_id=request.request_id, delivery_ids=["d"] * len(request.endpoint_ids))
+                deliveries_pb2.DeliverResponse(
+                    request_id=request.request_id, delivery_ids=["d"] * len(request.endpoint_ids)
+                )
             )
 
         async def read() -> None:
@@ -159,7 +163,9 @@ async def test_refused_or_broken_hand_offs_are_sent_again_until_acknowledged(bro
         assert len(attempts) >= 3
         # Each re-send is a request of its own (gRPC may also replay one on a broken stream, as is).
         assert len({r.request_id for r in attempts}) >= 2
-        assert all(sorted(r.endpoint_ids) == sorted([first.id, second.id]) for r in attempts)  # one request, all endpoints
+        assert all(
+            sorted(r.endpoint_ids) == sorted([first.id, second.id]) for r in attempts
+        )  # one request, all endpoints
         assert len({r.traceparent for r in attempts}) == 1  # one trace per message
         assert TRACEPARENT.match(attempts[0].traceparent)
     traces = {r.traceparent for r in fake.requests}
@@ -199,7 +205,9 @@ async def test_a_burst_goes_to_the_sender_in_batches_each_request_acknowledged(b
         ids = [f"burst-{i}" for i in range(120)]
         placed = await broker.aproduce([message(id=i) for i in ids], partition=0)
         async with running_matcher(broker, registry.target, target) as matcher:
-            await wait_until(lambda: broker.committed(group_of(matcher))[0] == placed[-1][1] + 1, message="all committed")
+            await wait_until(
+                lambda: broker.committed(group_of(matcher))[0] == placed[-1][1] + 1, message="all committed"
+            )
             assert matcher.matcher.consumer.counters.delivered == len(ids)
         assert sorted(fake.event_ids) == sorted(ids)  # each sent once: each acknowledged on its own
         assert max(fake.batch_sizes) > 1 and len(fake.batch_sizes) < len(ids)

@@ -23,7 +23,9 @@ def _assigned(consumer: Consumer, timeout: float = 60.0) -> None:
 
 
 async def test_a_lone_message_is_returned_without_waiting_for_a_batch(kafka, topics):
-    settings = MatcherSettings(matcher_group_id=f"latency-{uuid.uuid4().hex[:8]}", matcher_session_timeout_ms=SESSION_TIMEOUT_MS)
+    settings = MatcherSettings(
+        matcher_group_id=f"latency-{uuid.uuid4().hex[:8]}", matcher_session_timeout_ms=SESSION_TIMEOUT_MS
+    )
     kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"])
     config = consumer_config(settings, kafka_settings)
     assert config["fetch.wait.max.ms"] == settings.matcher_fetch_wait_max_ms == 10

@@ -25,7 +25,9 @@ def raw_message(message_json: bytes) -> bytes:
     return json.dumps(message(message="MESSAGE")).encode().replace(b'"MESSAGE"', message_json)
 
 
-async def test_a_message_beyond_the_limits_is_dead_lettered_and_the_pipeline_carries_on(broker, registry, sender, receiver):
+async def test_a_message_beyond_the_limits_is_dead_lettered_and_the_pipeline_carries_on(
+    broker, registry, sender, receiver
+):
     """49 levels used to pass validation, break the sender stream it was written on and be retried for
     ever; NaN and 1e999 were accepted and crashed the sender's stream. Each is dead-lettered now, and
     every good message, before and after, is delivered promptly by the same streams."""
@@ -61,7 +63,9 @@ async def test_a_message_beyond_the_limits_is_dead_lettered_and_the_pipeline_car
             text = f"after-{index}"
             produced = time.monotonic()
             await broker.aproduce([message(message={"text": text})], partition=index % 2)
-            await wait_until(lambda text=text: text in receiver.texts("limits"), timeout=PROMPT, message=f"{text} delivered promptly")
+            await wait_until(
+                lambda text=text: text in receiver.texts("limits"), timeout=PROMPT, message=f"{text} delivered promptly"
+            )
             assert time.monotonic() - produced < PROMPT
         assert consumer.counters.dead_lettered == len(hostile)
         assert consumer.in_flight == 0
@@ -91,7 +95,9 @@ async def test_a_dead_letter_too_large_to_produce_is_produced_cut_down(broker, r
     endpoint = await registry.endpoint(receiver.url("after-large"))
     await registry.filter([endpoint.id])
     value = b"{" + b" " * 999_898 + b"}"  # 999,900 bytes: with its header, under the limit by some 60
-    placed = await broker.aproduce([value, message(message={"text": "next"})], partition=0, headers=[("origin", b"app")])
+    placed = await broker.aproduce(
+        [value, message(message={"text": "next"})], partition=0, headers=[("origin", b"app")]
+    )
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         await wait_until(lambda: "next" in receiver.texts("after-large"), message="the next message delivered")
@@ -133,7 +139,9 @@ async def test_a_dead_letter_whose_key_alone_fills_the_limit_is_produced_without
         assert matcher.matcher.consumer.counters.dead_lettered == 1
 
 
-async def test_a_message_too_large_for_one_grpc_message_is_dead_lettered_as_too_large(broker, registry, sender, receiver):
+async def test_a_message_too_large_for_one_grpc_message_is_dead_lettered_as_too_large(
+    broker, registry, sender, receiver
+):
     """Within the matcher's byte limit for records, but larger than its gRPC limit once it is an event:
     it cannot be sent at all, so it is dead-lettered alone; the stream and the next message go on."""
     endpoint = await registry.endpoint(receiver.url("grpc-limit"))

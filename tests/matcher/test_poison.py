@@ -80,9 +80,7 @@ async def test_a_message_a_sender_keeps_refusing_is_dead_lettered_while_others_a
 async def test_a_sender_outage_is_waited_out_and_nothing_is_dead_lettered(broker, registry, sender, receiver):
     endpoint = await registry.endpoint(receiver.url("outage"))
     await registry.filter([endpoint.id])
-    async with running_matcher(
-        broker, registry.target, sender.target, matcher_deliver_timeout_seconds=0.3
-    ) as matcher:
+    async with running_matcher(broker, registry.target, sender.target, matcher_deliver_timeout_seconds=0.3) as matcher:
         consumer = matcher.matcher.consumer
         await broker.aproduce([message(message={"text": "before"})], partition=0)
         await wait_until(lambda: "before" in receiver.texts("outage"), message="delivered before the outage")
@@ -102,7 +100,9 @@ async def test_a_sender_outage_is_waited_out_and_nothing_is_dead_lettered(broker
         assert consumer.in_flight == len(texts)
 
         await sender.start()
-        await wait_until(lambda: set(texts) <= set(receiver.texts("outage")), message="delivered once the sender is back")
+        await wait_until(
+            lambda: set(texts) <= set(receiver.texts("outage")), message="delivered once the sender is back"
+        )
         await wait_until(lambda: consumer.in_flight == 0)
         assert consumer.counters.dead_lettered == 0
     assert await broker.aread(broker.dlq, 1, timeout=1.0) == []
@@ -146,7 +146,9 @@ async def failing_registry(target: str, code: grpc.StatusCode):
         await proxy.channel.close()
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN])
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNKNOWN]
+)
 async def test_a_message_the_registry_keeps_failing_on_is_dead_lettered_while_others_are_routed(
     broker, registry, sender, receiver, code
 ):
@@ -207,7 +209,9 @@ async def test_messages_failing_on_their_own_do_not_take_the_room_of_the_next_on
         await broker.aproduce(stuck + [message(message={"text": t}) for t in texts], partition=0)
         async with running_matcher(broker, target, sender.target, matcher_max_in_flight=4) as matcher:
             consumer = matcher.matcher.consumer
-            await wait_until(lambda: set(texts) <= set(receiver.texts("behind")), message="the messages behind delivered")
+            await wait_until(
+                lambda: set(texts) <= set(receiver.texts("behind")), message="the messages behind delivered"
+            )
             await wait_until(lambda: consumer.in_flight == len(stuck), message="only the failing ones left")
             assert consumer.counters.dead_lettered == 0
 

@@ -86,7 +86,9 @@ async def test_registry_down_at_start_then_up_messages_wait_and_are_delivered(br
 
     texts = [f"waiting-{i}" for i in range(6)]
     await broker.aproduce([message(message={"text": t}) for t in texts[:3]], partition=0)
-    await broker.aproduce([message(message={"text": t}) for t in texts[3:]] + [message(application="nope")], partition=1)
+    await broker.aproduce(
+        [message(message={"text": t}) for t in texts[3:]] + [message(application="nope")], partition=1
+    )
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         consumer = matcher.matcher.consumer

@@ -58,14 +58,18 @@ async def test_a_message_breaking_its_schema_is_dead_lettered_naming_the_pointer
     records: list = []
     for index, (breaking, _, _) in enumerate(BREAKING):
         records.append(message(message=breaking))
-        records.append(message(message={"text": f"good-{index}", "items": [{"price": 2.5}], "sent": "2026-11-27T10:00:00Z"}))
+        records.append(
+            message(message={"text": f"good-{index}", "items": [{"price": 2.5}], "sent": "2026-11-27T10:00:00Z"})
+        )
     # Another event type of the application, without a schema: any message.
     records.append(message(event_type=PLAIN_TYPE, level="", message={"text": "no-schema", "items": "anything"}))
     placed = await broker.aproduce(records, partition=0)
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         goods = [f"good-{index}" for index in range(len(BREAKING))] + ["no-schema"]
-        await wait_until(lambda: set(goods) <= set(receiver.texts("orders")), message="every conforming message delivered")
+        await wait_until(
+            lambda: set(goods) <= set(receiver.texts("orders")), message="every conforming message delivered"
+        )
         dead = dead_letter_texts(await broker.aread(broker.dlq, len(BREAKING)))
         assert matcher.matcher.consumer.counters.dead_lettered == len(BREAKING)
 
@@ -107,7 +111,9 @@ async def test_registering_again_with_another_schema_applies_to_the_next_message
 
         await register_again(None)  # no schema any more: anything goes
         await broker.aproduce([message(message="free text")])
-        await wait_until(lambda: "free text" in str(receiver.on("orders")), message="a message without a schema delivered")
+        await wait_until(
+            lambda: "free text" in str(receiver.on("orders")), message="a message without a schema delivered"
+        )
 
     assert "old-shape-2" not in receiver.texts("orders")
 
@@ -183,7 +189,9 @@ async def test_publish_refuses_a_message_breaking_its_schema_naming_the_pointer(
 
             accepted = await publish({"text": "conforming", "items": [{"price": 3}]}, id="conforming-1")
             assert accepted.id == "conforming-1"
-            await wait_until(lambda: receiver.texts("published") == ["conforming"], message="the conforming one delivered")
+            await wait_until(
+                lambda: receiver.texts("published") == ["conforming"], message="the conforming one delivered"
+            )
     # Nothing refused reached the topic, so nothing was dead-lettered either.
     records = await broker.aread(broker.outbox, 10, timeout=2.0)
     assert len(records) == 1

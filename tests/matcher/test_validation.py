@@ -94,8 +94,16 @@ def test_rfc3339_timestamps(stamp, expected):
         (encode({**VALID, "timestamp": 1764237600}), v.INVALID_TIMESTAMP, "'timestamp'"),
         # Well-formed, but year 0 or 10000 once in UTC: neither datetime nor protobuf's Timestamp holds
         # it (it was dead-lettered as invalid_value naming 'message', and hooks_client let it through).
-        (encode({**VALID, "timestamp": "0001-01-01T00:00:00+01:00"}), v.INVALID_TIMESTAMP, "'timestamp' is out of range"),
-        (encode({**VALID, "timestamp": "9999-12-31T23:59:59-01:00"}), v.INVALID_TIMESTAMP, "'timestamp' is out of range"),
+        (
+            encode({**VALID, "timestamp": "0001-01-01T00:00:00+01:00"}),
+            v.INVALID_TIMESTAMP,
+            "'timestamp' is out of range",
+        ),
+        (
+            encode({**VALID, "timestamp": "9999-12-31T23:59:59-01:00"}),
+            v.INVALID_TIMESTAMP,
+            "'timestamp' is out of range",
+        ),
     ],
 )
 def test_each_bad_message_has_its_reason(raw, reason, named):
@@ -130,7 +138,9 @@ def test_tombstone_is_rejected():
 )
 def test_the_registrys_unregistered_names_the_field(which, code, field):
     # The registry's sentence is kept for people, but never read: names may hold any word.
-    rejected = unregistered(which, "the level 'event type' of application 'level'", "level", "event type", "application")
+    rejected = unregistered(
+        which, "the level 'event type' of application 'level'", "level", "event type", "application"
+    )
     assert (rejected.reason, rejected.field) == (code, field)
     assert f"'{field}'" in rejected.description
     assert "the level 'event type' of application 'level'" in rejected.description
@@ -151,7 +161,9 @@ def nested(depth: int):
 
 
 def test_message_may_nest_up_to_the_limit():
-    assert parse_message(encode({**VALID, "message": nested(limits.MAX_DEPTH)}), 10**6).message == nested(limits.MAX_DEPTH)
+    assert parse_message(encode({**VALID, "message": nested(limits.MAX_DEPTH)}), 10**6).message == nested(
+        limits.MAX_DEPTH
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,8 +173,11 @@ def test_message_may_nest_up_to_the_limit():
         (encode({**VALID, "message": nested(limits.MAX_DEPTH + 1)}), "deeper"),
         (encode({**VALID, "message": nested(49)}), "deeper"),
         # Python's json writes these by default; protobuf's Value cannot hold them.
-        (b'{"application": "policies", "event_type": "policy-triggered", "level": "critical", '
-         b'"timestamp": "2026-11-27T10:00:00Z", "account_id": "000001", "message": {"x": NaN}}', "finite"),
+        (
+            b'{"application": "policies", "event_type": "policy-triggered", "level": "critical", '
+            b'"timestamp": "2026-11-27T10:00:00Z", "account_id": "000001", "message": {"x": NaN}}',
+            "finite",
+        ),
         (encode({**VALID, "message": [1, float("inf")]}), "finite"),
         (encode({**VALID, "message": {"x": -float("inf")}}), "finite"),
         (encode({**VALID, "message": {"x": 10**400}}), "too large"),

@@ -188,7 +188,9 @@ async def pipeline(kafka, topics, tmp_path) -> AsyncIterator[Pipeline]:
     await site.start()
     receiver.port = site._server.sockets[0].getsockname()[1]
 
-    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"])
+    kafka_settings = KafkaSettings(
+        bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"]
+    )
     servers = []
     registry_channel = None
     try:

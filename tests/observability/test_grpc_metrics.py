@@ -23,7 +23,9 @@ async def test_calls_that_fail_are_counted_by_their_code():
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+                await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service="no.such.Service")
+                )
             assert failed.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         await server.stop(0)

@@ -69,8 +69,10 @@ async def test_consumer_lag_counts_what_is_not_done_yet_per_partition(pipeline):
     await eventually(lambda: pipeline.receiver.received, message="the webhook")
     # Done: no lag on either partition once the stored offset caught up.
     await eventually(
-        lambda: REGISTRY.get_sample_value("hooks_matcher_consumer_lag", {"topic": topic, "partition": "0"}) == 0
-        and REGISTRY.get_sample_value("hooks_matcher_consumer_lag", {"topic": topic, "partition": "1"}) == 0,
+        lambda: (
+            REGISTRY.get_sample_value("hooks_matcher_consumer_lag", {"topic": topic, "partition": "0"}) == 0
+            and REGISTRY.get_sample_value("hooks_matcher_consumer_lag", {"topic": topic, "partition": "1"}) == 0
+        ),
         message="lag 0 on partitions 0 and 1",
     )
 

@@ -53,9 +53,7 @@ async def test_each_message_gets_its_own_trace(captured_logs, pipeline):
     await eventually(lambda: len(pipeline.receiver.received) >= 3, message="3 webhooks")
     traces = {TRACEPARENT.match(headers["traceparent"]).group(1) for _, headers, _ in pipeline.receiver.received}
     assert len(traces) == 3
-    logged = {
-        line["message_id"]: line["trace_id"] for line in captured_logs.where(event="message handed to a sender")
-    }
+    logged = {line["message_id"]: line["trace_id"] for line in captured_logs.where(event="message handed to a sender")}
     assert {logged[m["id"]] for m in messages} == traces
 
 

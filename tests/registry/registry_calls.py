@@ -48,7 +48,9 @@ class Registry:
         """event_types: [(id, [level ids])]; `allow_removals` as in RegisterApplicationRequest."""
         app = apps_pb.Application(name=name, title=title or name.title())
         for et_id, levels in event_types or []:
-            app.event_types.add(id=et_id, title=et_id.title(), levels=[apps_pb.Level(id=lv, title=lv.title()) for lv in levels])
+            app.event_types.add(
+                id=et_id, title=et_id.title(), levels=[apps_pb.Level(id=lv, title=lv.title()) for lv in levels]
+            )
         return await self.apps.RegisterApplication(
             apps_pb.RegisterApplicationRequest(application=app, allow_removals=allow_removals)
         )
@@ -58,7 +60,8 @@ class Registry:
         fields.setdefault("target", f"https://hooks.example.com/{name}")
         fields.setdefault("enabled", True)
         response = await self.endpoints.CreateEndpoint(
-            ep_pb.CreateEndpointRequest(endpoint=ep_pb.Endpoint(name=name, **fields)), metadata=identity_metadata(account)
+            ep_pb.CreateEndpointRequest(endpoint=ep_pb.Endpoint(name=name, **fields)),
+            metadata=identity_metadata(account),
         )
         return response.endpoint
 

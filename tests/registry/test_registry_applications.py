@@ -66,7 +66,9 @@ async def test_reregistration_diff_cases(registry):
     # an event type's title changes
     response = await registry.apps.RegisterApplication(
         pb.RegisterApplicationRequest(
-            application=pb.Application(name="policies", title="Policy engine", event_types=[pb.EventType(id="d", title="Dee")])
+            application=pb.Application(
+                name="policies", title="Policy engine", event_types=[pb.EventType(id="d", title="Dee")]
+            )
         )
     )
     assert shape(response.application) == [("d", "Dee", [])]
@@ -97,10 +99,17 @@ async def test_registration_validation(registry):
     )
     assert "duplicates" in violations["application.event_types[2].id"]
     # Nothing was stored.
-    await expect_error(registry.apps.GetApplication(pb.GetApplicationRequest(name="bad name!"), metadata=ME), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.apps.GetApplication(pb.GetApplicationRequest(name="bad name!"), metadata=ME), grpc.StatusCode.NOT_FOUND
+    )
     await expect_invalid(registry.apps.RegisterApplication(pb.RegisterApplicationRequest()), "application.name")
-    too_many = pb.Application(name="big", title="Big", event_types=[pb.EventType(id=f"e{i}", title="E") for i in range(501)])
-    await expect_invalid(registry.apps.RegisterApplication(pb.RegisterApplicationRequest(application=too_many)), "application.event_types")
+    too_many = pb.Application(
+        name="big", title="Big", event_types=[pb.EventType(id=f"e{i}", title="E") for i in range(501)]
+    )
+    await expect_invalid(
+        registry.apps.RegisterApplication(pb.RegisterApplicationRequest(application=too_many)),
+        "application.event_types",
+    )
 
 
 async def test_builtin_application(registry):
@@ -125,28 +134,38 @@ async def test_builtin_registration_is_idempotent_across_restarts(database_url):
 
 
 async def test_get_and_list(registry):
-    await expect_error(registry.apps.GetApplication(pb.GetApplicationRequest(name="nope"), metadata=ME), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.apps.GetApplication(pb.GetApplicationRequest(name="nope"), metadata=ME), grpc.StatusCode.NOT_FOUND
+    )
     await expect_invalid(registry.apps.GetApplication(pb.GetApplicationRequest(name=""), metadata=ME), "name")
     for name in ["zeta", "alpha", "mid"]:
         await registry.register(name)
     seen = []
     token = ""
     while True:
-        page = await registry.apps.ListApplications(pb.ListApplicationsRequest(page_size=2, page_token=token), metadata=ME)
+        page = await registry.apps.ListApplications(
+            pb.ListApplicationsRequest(page_size=2, page_token=token), metadata=ME
+        )
         assert len(page.applications) <= 2
         seen += [a.name for a in page.applications]
         token = page.next_page_token
         if not token:
             break
     assert seen == ["alpha", "hooks", "mid", "zeta"]
-    await expect_invalid(registry.apps.ListApplications(pb.ListApplicationsRequest(page_size=-1), metadata=ME), "page_size")
-    await expect_invalid(registry.apps.ListApplications(pb.ListApplicationsRequest(page_token="garbage!"), metadata=ME), "page_token")
+    await expect_invalid(
+        registry.apps.ListApplications(pb.ListApplicationsRequest(page_size=-1), metadata=ME), "page_size"
+    )
+    await expect_invalid(
+        registry.apps.ListApplications(pb.ListApplicationsRequest(page_token="garbage!"), metadata=ME), "page_token"
+    )
 
 
 async def test_reading_needs_an_identity_but_registration_does_not(registry):
     await expect_error(registry.apps.ListApplications(pb.ListApplicationsRequest()), grpc.StatusCode.UNAUTHENTICATED)
     await expect_error(
-        registry.apps.GetApplication(pb.GetApplicationRequest(name="hooks"), metadata=((IDENTITY_HEADER, "not base64"),)),
+        registry.apps.GetApplication(
+            pb.GetApplicationRequest(name="hooks"), metadata=((IDENTITY_HEADER, "not base64"),)
+        ),
         grpc.StatusCode.UNAUTHENTICATED,
     )
     assert (await registry.register("internal")).created

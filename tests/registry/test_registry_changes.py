@@ -63,7 +63,10 @@ async def test_stream_sends_heartbeat_then_changes(registry):
     flt = await registry.filter("acct-1", [endpoint.id])
     await registry.register("policies", "Policies", [("triggered", [])])
     await registry.endpoints.UpdateEndpoint(
-        ep_pb.UpdateEndpointRequest(endpoint=ep_pb.Endpoint(id=endpoint.id, description="x"), update_mask=field_mask_pb2.FieldMask(paths=["description"])),
+        ep_pb.UpdateEndpointRequest(
+            endpoint=ep_pb.Endpoint(id=endpoint.id, description="x"),
+            update_mask=field_mask_pb2.FieldMask(paths=["description"]),
+        ),
         metadata=ME,
     )
     await registry.routing.DisableEndpoint(pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="gone"))
@@ -85,7 +88,10 @@ async def test_stream_sends_heartbeat_then_changes(registry):
     sequences = [c.sequence for c in changes]
     assert sequences == sorted(sequences) and sequences[0] > heartbeat.sequence
     # Failed calls and no-op registrations log nothing.
-    await expect_error(registry.routing.DisableEndpoint(pb.DisableEndpointRequest(endpoint_id="nope", reason="x")), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.routing.DisableEndpoint(pb.DisableEndpointRequest(endpoint_id="nope", reason="x")),
+        grpc.StatusCode.NOT_FOUND,
+    )
     await registry.register("policies", "Policies", [("triggered", [])])
 
     # Resuming after a sequence replays what followed it.
@@ -98,7 +104,10 @@ async def test_stream_sends_heartbeat_then_changes(registry):
     assert [c.sequence for c in baseline.changes()][:-1] == sequences  # nothing else in between
     baseline.close()
     resumed.close()
-    await expect_error(registry.routing.WatchChanges(pb.WatchChangesRequest(after_sequence=-1)).read(), grpc.StatusCode.INVALID_ARGUMENT)
+    await expect_error(
+        registry.routing.WatchChanges(pb.WatchChangesRequest(after_sequence=-1)).read(),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
 
 
 async def test_pruning_keeps_the_log_bounded_and_tells_late_followers(registry):
@@ -139,12 +148,20 @@ async def two_replicas_see_each_others_changes(database_url, poll_seconds):
 
                 # B's route cache drops what A changed.
                 flt = await a.filter("acct-1", [endpoint.id])
-                assert (await b.routing.ResolveRoutes(pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test"))).routes
+                assert (
+                    await b.routing.ResolveRoutes(
+                        pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test")
+                    )
+                ).routes
                 await a.routing.DisableEndpoint(pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="gone"))
-                await watcher.wait_for(lambda m: m.kind == pb.RESOURCE_KIND_ENDPOINT and m.sequence > change.sequence + 1, "disable on B")
+                await watcher.wait_for(
+                    lambda m: m.kind == pb.RESOURCE_KIND_ENDPOINT and m.sequence > change.sequence + 1, "disable on B"
+                )
                 deadline = asyncio.get_running_loop().time() + DEADLINE
                 while asyncio.get_running_loop().time() < deadline:
-                    routes = await b.routing.ResolveRoutes(pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test"))
+                    routes = await b.routing.ResolveRoutes(
+                        pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test")
+                    )
                     if not routes.routes:
                         break
                     await asyncio.sleep(0.02)

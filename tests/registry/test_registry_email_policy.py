@@ -27,13 +27,17 @@ async def strict(database_url):
 
 def create_email(registry: Registry, name: str, target: str):
     return registry.endpoints.CreateEndpoint(
-        pb.CreateEndpointRequest(endpoint=pb.Endpoint(name=name, type=pb.ENDPOINT_TYPE_EMAIL, target=target, enabled=True)),
+        pb.CreateEndpointRequest(
+            endpoint=pb.Endpoint(name=name, type=pb.ENDPOINT_TYPE_EMAIL, target=target, enabled=True)
+        ),
         metadata=ME,
     )
 
 
 async def test_email_targets_only_at_allowed_domains(strict):
-    for n, target in enumerate(["ops@example.com", "ops@EU.Example.COM", "team@corp.example.org", "x@a.b.corp.example.org"]):
+    for n, target in enumerate(
+        ["ops@example.com", "ops@EU.Example.COM", "team@corp.example.org", "x@a.b.corp.example.org"]
+    ):
         assert (await create_email(strict, f"ok {n}", target)).endpoint.target == target
     for target in ["ops@example.net", "ops@notexample.com", "ops@example.com.evil.example", "ops@example.org"]:
         violations = await expect_invalid(create_email(strict, "refused", target), "endpoint.target")
@@ -47,7 +51,8 @@ async def test_email_targets_only_at_allowed_domains(strict):
     await expect_invalid(
         strict.endpoints.UpdateEndpoint(
             pb.UpdateEndpointRequest(
-                endpoint=pb.Endpoint(id=mail.id, target="ops@example.net"), update_mask=field_mask_pb2.FieldMask(paths=["target"])
+                endpoint=pb.Endpoint(id=mail.id, target="ops@example.net"),
+                update_mask=field_mask_pb2.FieldMask(paths=["target"]),
             ),
             metadata=ME,
         ),
@@ -55,7 +60,8 @@ async def test_email_targets_only_at_allowed_domains(strict):
     )
     moved = await strict.endpoints.UpdateEndpoint(
         pb.UpdateEndpointRequest(
-            endpoint=pb.Endpoint(id=mail.id, target="sre@corp.example.org"), update_mask=field_mask_pb2.FieldMask(paths=["target"])
+            endpoint=pb.Endpoint(id=mail.id, target="sre@corp.example.org"),
+            update_mask=field_mask_pb2.FieldMask(paths=["target"]),
         ),
         metadata=ME,
     )

@@ -14,7 +14,9 @@ ME = identity_metadata("acct-1")
 
 
 def webhook(**fields) -> pb.Endpoint:
-    return pb.Endpoint(name=fields.pop("name", "ops"), type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", **fields)
+    return pb.Endpoint(
+        name=fields.pop("name", "ops"), type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", **fields
+    )
 
 
 async def test_an_endpoint_is_unlimited_and_unordered_unless_told(registry):
@@ -42,7 +44,9 @@ async def test_rate_limit_and_order_are_stored_returned_and_given_to_the_sender(
     updated = (
         await registry.endpoints.UpdateEndpoint(
             pb.UpdateEndpointRequest(
-                endpoint=pb.Endpoint(id=created.id, rate_limit=pb.RateLimit(requests=600, period=pb.RATE_LIMIT_PERIOD_MINUTE)),
+                endpoint=pb.Endpoint(
+                    id=created.id, rate_limit=pb.RateLimit(requests=600, period=pb.RATE_LIMIT_PERIOD_MINUTE)
+                ),
                 update_mask=field_mask_pb2.FieldMask(paths=["rate_limit"]),
             ),
             metadata=ME,
@@ -71,7 +75,9 @@ async def test_bad_rate_limits_and_orders_are_refused_by_field(registry):
         (pb.RateLimit(period=pb.RATE_LIMIT_PERIOD_SECOND), "endpoint.rate_limit.requests"),
         (pb.RateLimit(requests=5, period=7), "endpoint.rate_limit.period"),
     ]:
-        call = registry.endpoints.CreateEndpoint(pb.CreateEndpointRequest(endpoint=webhook(rate_limit=rate_limit)), metadata=ME)
+        call = registry.endpoints.CreateEndpoint(
+            pb.CreateEndpointRequest(endpoint=webhook(rate_limit=rate_limit)), metadata=ME
+        )
         await expect_invalid(call, field)
     call = registry.endpoints.CreateEndpoint(pb.CreateEndpointRequest(endpoint=webhook(order=9)), metadata=ME)
     await expect_invalid(call, "endpoint.order")

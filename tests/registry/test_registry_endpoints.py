@@ -56,27 +56,62 @@ async def test_given_secret_is_accepted_in_the_standard_shape(registry):
     assert await secret_of(registry, with_prefix.id) == "whsec_" + raw
     without_prefix = await registry.endpoint("acct-1", "b", secret=raw)
     assert await secret_of(registry, without_prefix.id) == "whsec_" + raw
-    for bad in ["whsec_short", "whsec_" + base64.b64encode(b"x" * 10).decode(), "whsec_" + base64.b64encode(b"x" * 65).decode(), "not base64 at all"]:
-        violations = await expect_invalid(await create(registry, name="c", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", secret=bad), "endpoint.secret")
+    for bad in [
+        "whsec_short",
+        "whsec_" + base64.b64encode(b"x" * 10).decode(),
+        "whsec_" + base64.b64encode(b"x" * 65).decode(),
+        "not base64 at all",
+    ]:
+        violations = await expect_invalid(
+            await create(registry, name="c", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", secret=bad),
+            "endpoint.secret",
+        )
         assert bad not in violations["endpoint.secret"]  # a secret is never echoed
 
 
 async def test_types_and_targets(registry):
-    for endpoint_type in (pb.ENDPOINT_TYPE_WEBHOOK, pb.ENDPOINT_TYPE_SLACK, pb.ENDPOINT_TYPE_TEAMS, pb.ENDPOINT_TYPE_GOOGLE_CHAT):
-        made = await registry.endpoint("acct-1", f"t{endpoint_type}", type=endpoint_type, target="http://127.0.0.1:8080/x")
+    for endpoint_type in (
+        pb.ENDPOINT_TYPE_WEBHOOK,
+        pb.ENDPOINT_TYPE_SLACK,
+        pb.ENDPOINT_TYPE_TEAMS,
+        pb.ENDPOINT_TYPE_GOOGLE_CHAT,
+    ):
+        made = await registry.endpoint(
+            "acct-1", f"t{endpoint_type}", type=endpoint_type, target="http://127.0.0.1:8080/x"
+        )
         assert made.type == endpoint_type
     mail = await registry.endpoint("acct-1", "mail", type=pb.ENDPOINT_TYPE_EMAIL, target="ops@example.com")
     assert mail.target == "ops@example.com"
 
-    await expect_invalid(await create(registry, name="u", type=pb.ENDPOINT_TYPE_UNSPECIFIED, target="https://x.example"), "endpoint.type")
-    for target in ["ftp://x.example/a", "https://", "not a url", "", "https://x.example/" + "a" * 2001, "mailto:ops@example.com"]:
-        await expect_invalid(await create(registry, name="u", type=pb.ENDPOINT_TYPE_WEBHOOK, target=target), "endpoint.target")
-    for target in ["https://x.example", "ops", "ops@", "a b@example.com"]:
-        await expect_invalid(await create(registry, name="u", type=pb.ENDPOINT_TYPE_EMAIL, target=target), "endpoint.target")
-    await expect_invalid(await create(registry, name="", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example"), "endpoint.name")
-    await expect_invalid(await create(registry, name="n" * 201, type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example"), "endpoint.name")
     await expect_invalid(
-        await create(registry, name="d", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", description="d" * 2001),
+        await create(registry, name="u", type=pb.ENDPOINT_TYPE_UNSPECIFIED, target="https://x.example"), "endpoint.type"
+    )
+    for target in [
+        "ftp://x.example/a",
+        "https://",
+        "not a url",
+        "",
+        "https://x.example/" + "a" * 2001,
+        "mailto:ops@example.com",
+    ]:
+        await expect_invalid(
+            await create(registry, name="u", type=pb.ENDPOINT_TYPE_WEBHOOK, target=target), "endpoint.target"
+        )
+    for target in ["https://x.example", "ops", "ops@", "a b@example.com"]:
+        await expect_invalid(
+            await create(registry, name="u", type=pb.ENDPOINT_TYPE_EMAIL, target=target), "endpoint.target"
+        )
+    await expect_invalid(
+        await create(registry, name="", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example"), "endpoint.name"
+    )
+    await expect_invalid(
+        await create(registry, name="n" * 201, type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example"),
+        "endpoint.name",
+    )
+    await expect_invalid(
+        await create(
+            registry, name="d", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", description="d" * 2001
+        ),
         "endpoint.description",
     )
 
@@ -84,19 +119,35 @@ async def test_types_and_targets(registry):
 async def test_headers_are_bounded_and_cannot_override_ours(registry):
     for name in ["Host", "content-length", "Webhook-Signature", "Transfer-Encoding", "Connection"]:
         await expect_invalid(
-            await create(registry, name="h", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", headers={name: "v"}),
+            await create(
+                registry, name="h", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", headers={name: "v"}
+            ),
             f"endpoint.headers[{name!r}]",
         )
     await expect_invalid(
-        await create(registry, name="h", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", headers={"Bad Name": "v"}),
+        await create(
+            registry, name="h", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", headers={"Bad Name": "v"}
+        ),
         "endpoint.headers['Bad Name']",
     )
     await expect_invalid(
-        await create(registry, name="h", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", headers={"X-A": "line\r\nbreak"}),
+        await create(
+            registry,
+            name="h",
+            type=pb.ENDPOINT_TYPE_WEBHOOK,
+            target="https://x.example",
+            headers={"X-A": "line\r\nbreak"},
+        ),
         "endpoint.headers['X-A']",
     )
     await expect_invalid(
-        await create(registry, name="h", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", headers={f"X-{i}": "v" for i in range(21)}),
+        await create(
+            registry,
+            name="h",
+            type=pb.ENDPOINT_TYPE_WEBHOOK,
+            target="https://x.example",
+            headers={f"X-{i}": "v" for i in range(21)},
+        ),
         "endpoint.headers",
     )
 
@@ -106,19 +157,26 @@ async def test_ca_certificate_must_parse(registry):
     made = await registry.endpoint("acct-1", "tls", ca_certificate=pem)
     assert made.ca_certificate == pem
     await expect_invalid(
-        await create(registry, name="x", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", ca_certificate="hello"),
+        await create(
+            registry, name="x", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", ca_certificate="hello"
+        ),
         "endpoint.ca_certificate",
     )
     broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     await expect_invalid(
-        await create(registry, name="x", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", ca_certificate=broken),
+        await create(
+            registry, name="x", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example", ca_certificate=broken
+        ),
         "endpoint.ca_certificate",
     )
 
 
 async def test_names_are_unique_per_account(registry):
     await registry.endpoint("acct-1", "ops")
-    error = await expect_error(await create(registry, name="ops", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example"), grpc.StatusCode.ALREADY_EXISTS)
+    error = await expect_error(
+        await create(registry, name="ops", type=pb.ENDPOINT_TYPE_WEBHOOK, target="https://x.example"),
+        grpc.StatusCode.ALREADY_EXISTS,
+    )
     assert "ops" in error.details()
     # Another account may use the same name.
     assert (await registry.endpoint("acct-2", "ops")).name == "ops"
@@ -133,20 +191,31 @@ async def test_list_searches_by_name_and_pages(registry):
     assert [e.name for e in literal.endpoints] == ["ops_100%"]
     names, token = [], ""
     while True:
-        page = await registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=2, page_token=token), metadata=ME)
+        page = await registry.endpoints.ListEndpoints(
+            pb.ListEndpointsRequest(page_size=2, page_token=token), metadata=ME
+        )
         assert len(page.endpoints) <= 2
         names += [e.name for e in page.endpoints]
         token = page.next_page_token
         if not token:
             break
     assert names == ["Alpha-ops", "beta", "delta", "gamma-OPS", "ops_100%"]
-    assert len((await registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=5000), metadata=ME)).endpoints) == 5
-    await expect_invalid(registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=-5), metadata=ME), "page_size")
-    await expect_invalid(registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_token="%%%garbled"), metadata=ME), "page_token")
+    assert (
+        len((await registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=5000), metadata=ME)).endpoints)
+        == 5
+    )
+    await expect_invalid(
+        registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=-5), metadata=ME), "page_size"
+    )
+    await expect_invalid(
+        registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_token="%%%garbled"), metadata=ME), "page_token"
+    )
     first = await registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=1), metadata=ME)
     # A token only works for the query it came from.
     await expect_invalid(
-        registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_token=first.next_page_token, name_contains="ops"), metadata=ME),
+        registry.endpoints.ListEndpoints(
+            pb.ListEndpointsRequest(page_token=first.next_page_token, name_contains="ops"), metadata=ME
+        ),
         "page_token",
     )
 
@@ -182,7 +251,9 @@ async def test_update_with_masks(registry):
 
     # Naming `secret` with no value rotates it; with a value sets it.
     await registry.endpoints.UpdateEndpoint(
-        pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id=endpoint.id), update_mask=field_mask_pb2.FieldMask(paths=["secret"])),
+        pb.UpdateEndpointRequest(
+            endpoint=pb.Endpoint(id=endpoint.id), update_mask=field_mask_pb2.FieldMask(paths=["secret"])
+        ),
         metadata=ME,
     )
     rotated = await secret_of(registry, endpoint.id)
@@ -191,7 +262,9 @@ async def test_update_with_masks(registry):
     for path in ["nonsense", "id", "secret_hint", "create_time", "type"]:
         violations = await expect_invalid(
             registry.endpoints.UpdateEndpoint(
-                pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id=endpoint.id), update_mask=field_mask_pb2.FieldMask(paths=[path])),
+                pb.UpdateEndpointRequest(
+                    endpoint=pb.Endpoint(id=endpoint.id), update_mask=field_mask_pb2.FieldMask(paths=[path])
+                ),
                 metadata=ME,
             ),
             "update_mask",
@@ -199,22 +272,32 @@ async def test_update_with_masks(registry):
         assert path in violations["update_mask"]
     await expect_invalid(
         registry.endpoints.UpdateEndpoint(
-            pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id=endpoint.id, type=pb.ENDPOINT_TYPE_SLACK, name="ops2", target="https://x.example")),
+            pb.UpdateEndpointRequest(
+                endpoint=pb.Endpoint(
+                    id=endpoint.id, type=pb.ENDPOINT_TYPE_SLACK, name="ops2", target="https://x.example"
+                )
+            ),
             metadata=ME,
         ),
         "endpoint.type",
     )
     await expect_invalid(
         registry.endpoints.UpdateEndpoint(
-            pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id=endpoint.id, target="ftp://x"), update_mask=field_mask_pb2.FieldMask(paths=["target"])),
+            pb.UpdateEndpointRequest(
+                endpoint=pb.Endpoint(id=endpoint.id, target="ftp://x"),
+                update_mask=field_mask_pb2.FieldMask(paths=["target"]),
+            ),
             metadata=ME,
         ),
         "endpoint.target",
     )
-    await expect_invalid(registry.endpoints.UpdateEndpoint(pb.UpdateEndpointRequest(endpoint=pb.Endpoint()), metadata=ME), "endpoint.id")
+    await expect_invalid(
+        registry.endpoints.UpdateEndpoint(pb.UpdateEndpointRequest(endpoint=pb.Endpoint()), metadata=ME), "endpoint.id"
+    )
     await expect_error(
         registry.endpoints.UpdateEndpoint(
-            pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id="missing", name="x", target="https://x.example")), metadata=ME
+            pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id="missing", name="x", target="https://x.example")),
+            metadata=ME,
         ),
         grpc.StatusCode.NOT_FOUND,
     )
@@ -226,7 +309,9 @@ async def test_update_with_masks(registry):
     await registry.endpoint("acct-1", "taken")
     await expect_error(
         registry.endpoints.UpdateEndpoint(
-            pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id=endpoint.id, name="taken"), update_mask=field_mask_pb2.FieldMask(paths=["name"])),
+            pb.UpdateEndpointRequest(
+                endpoint=pb.Endpoint(id=endpoint.id, name="taken"), update_mask=field_mask_pb2.FieldMask(paths=["name"])
+            ),
             metadata=ME,
         ),
         grpc.StatusCode.ALREADY_EXISTS,
@@ -241,7 +326,8 @@ async def headers_of(registry, endpoint_id: str) -> dict[str, str]:
 def update_headers(registry, endpoint_id: str, paths: list[str], headers: dict[str, str] | None = None):
     return registry.endpoints.UpdateEndpoint(
         pb.UpdateEndpointRequest(
-            endpoint=pb.Endpoint(id=endpoint_id, headers=headers or {}), update_mask=field_mask_pb2.FieldMask(paths=paths)
+            endpoint=pb.Endpoint(id=endpoint_id, headers=headers or {}),
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
         ),
         metadata=ME,
     )
@@ -256,14 +342,18 @@ async def test_header_values_are_write_only_and_updated_by_name(registry):
     for seen in (got, listed):
         assert not seen.headers and dict(seen.header_hints) == {"Authorization": "cdef", "X-Team": ""}
         assert token not in str(seen)
-    disabled = await registry.routing.DisableEndpoint(r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="gone"))
+    disabled = await registry.routing.DisableEndpoint(
+        r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="gone")
+    )
     assert not disabled.endpoint.headers
 
     # headers.<name>: that header alone, in any case; the others keep values the caller never resends.
     updated = await update_headers(registry, endpoint.id, ["headers.x-team"], {"X-Team": "sre"})
     assert dict(updated.endpoint.header_hints) == {"Authorization": "cdef", "X-Team": ""}
     assert await headers_of(registry, endpoint.id) == {"Authorization": token, "X-Team": "sre"}
-    await update_headers(registry, endpoint.id, ["headers.X-Extra", "headers.`x-team`"], {"x-extra": "1", "X-Team": "dev"})
+    await update_headers(
+        registry, endpoint.id, ["headers.X-Extra", "headers.`x-team`"], {"x-extra": "1", "X-Team": "dev"}
+    )
     assert await headers_of(registry, endpoint.id) == {"Authorization": token, "x-extra": "1", "X-Team": "dev"}
     # Named but absent from the map: removed. Present but not named: left alone (the mask decides).
     await update_headers(registry, endpoint.id, ["headers.x-extra", "description"], {"X-Team": "ignored"})
@@ -277,7 +367,9 @@ async def test_header_values_are_write_only_and_updated_by_name(registry):
     # What a header update may not do: name no header, name a reserved one, exceed the count.
     for path in ["headers.", "headers.bad name"]:
         await expect_invalid(update_headers(registry, endpoint.id, [path]), "update_mask")
-    await expect_invalid(update_headers(registry, endpoint.id, ["headers.host"], {"Host": "x"}), "endpoint.headers['Host']")
+    await expect_invalid(
+        update_headers(registry, endpoint.id, ["headers.host"], {"Host": "x"}), "endpoint.headers['Host']"
+    )
     await update_headers(registry, endpoint.id, ["headers"], {f"X-{i}": "v" for i in range(20)})
     await expect_invalid(update_headers(registry, endpoint.id, ["headers.x-more"], {"X-More": "v"}), "endpoint.headers")
     assert len(await headers_of(registry, endpoint.id)) == 20
@@ -285,12 +377,18 @@ async def test_header_values_are_write_only_and_updated_by_name(registry):
 
 async def test_reenabling_clears_the_disabled_reason(registry):
     endpoint = await registry.endpoint("acct-1", "ops")
-    disabled = await registry.routing.DisableEndpoint(r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="410 Gone"))
+    disabled = await registry.routing.DisableEndpoint(
+        r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="410 Gone")
+    )
     assert disabled.changed and not disabled.endpoint.enabled and disabled.endpoint.disabled_reason == "410 Gone"
-    again = await registry.routing.DisableEndpoint(r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="still gone"))
+    again = await registry.routing.DisableEndpoint(
+        r_pb.DisableEndpointRequest(endpoint_id=endpoint.id, reason="still gone")
+    )
     assert not again.changed and again.endpoint.disabled_reason == "410 Gone"
     enabled = await registry.endpoints.UpdateEndpoint(
-        pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id=endpoint.id, enabled=True), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])),
+        pb.UpdateEndpointRequest(
+            endpoint=pb.Endpoint(id=endpoint.id, enabled=True), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])
+        ),
         metadata=ME,
     )
     assert enabled.endpoint.enabled and enabled.endpoint.disabled_reason == ""
@@ -302,17 +400,30 @@ async def test_delete_removes_the_endpoint_from_filters(registry):
     both = await registry.filter("acct-1", [gone.id, keep.id])
     only = await registry.filter("acct-1", [gone.id])
     await registry.endpoints.DeleteEndpoint(pb.DeleteEndpointRequest(id=gone.id), metadata=ME)
-    await expect_error(registry.endpoints.GetEndpoint(pb.GetEndpointRequest(id=gone.id), metadata=ME), grpc.StatusCode.NOT_FOUND)
-    await expect_error(registry.endpoints.DeleteEndpoint(pb.DeleteEndpointRequest(id=gone.id), metadata=ME), grpc.StatusCode.NOT_FOUND)
-    assert list((await registry.filters.GetFilter(f_pb.GetFilterRequest(id=both.id), metadata=ME)).filter.endpoint_ids) == [keep.id]
-    assert list((await registry.filters.GetFilter(f_pb.GetFilterRequest(id=only.id), metadata=ME)).filter.endpoint_ids) == []
-    routes = await registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test"))
+    await expect_error(
+        registry.endpoints.GetEndpoint(pb.GetEndpointRequest(id=gone.id), metadata=ME), grpc.StatusCode.NOT_FOUND
+    )
+    await expect_error(
+        registry.endpoints.DeleteEndpoint(pb.DeleteEndpointRequest(id=gone.id), metadata=ME), grpc.StatusCode.NOT_FOUND
+    )
+    assert list(
+        (await registry.filters.GetFilter(f_pb.GetFilterRequest(id=both.id), metadata=ME)).filter.endpoint_ids
+    ) == [keep.id]
+    assert (
+        list((await registry.filters.GetFilter(f_pb.GetFilterRequest(id=only.id), metadata=ME)).filter.endpoint_ids)
+        == []
+    )
+    routes = await registry.routing.ResolveRoutes(
+        r_pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test")
+    )
     assert [r.endpoint_id for r in routes.routes] == [keep.id]
 
 
 async def test_public_calls_need_an_identity(registry):
     for call in [
-        registry.endpoints.CreateEndpoint(pb.CreateEndpointRequest(endpoint=pb.Endpoint(name="x", type=1, target="https://x.example"))),
+        registry.endpoints.CreateEndpoint(
+            pb.CreateEndpointRequest(endpoint=pb.Endpoint(name="x", type=1, target="https://x.example"))
+        ),
         registry.endpoints.GetEndpoint(pb.GetEndpointRequest(id="x")),
         registry.endpoints.ListEndpoints(pb.ListEndpointsRequest()),
         registry.endpoints.UpdateEndpoint(pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id="x"))),

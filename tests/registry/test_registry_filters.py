@@ -73,14 +73,20 @@ async def test_references_must_exist(catalog):
     # Another account's endpoint reads exactly like one that does not exist.
     assert violations["filter.endpoint_ids[1]"] == f"no endpoint {theirs.id!r} in your account"
     assert violations["filter.endpoint_ids[2]"] == "no endpoint 'no-such-endpoint' in your account"
-    await expect_invalid(registry.filters.CreateFilter(pb.CreateFilterRequest(filter=pb.Filter(enabled=True)), metadata=ME), "filter.endpoint_ids")
+    await expect_invalid(
+        registry.filters.CreateFilter(pb.CreateFilterRequest(filter=pb.Filter(enabled=True)), metadata=ME),
+        "filter.endpoint_ids",
+    )
     listed = await registry.filters.ListFilters(pb.ListFiltersRequest(), metadata=ME)
     assert not listed.filters  # nothing stored by the failed calls
 
 
 async def test_matching_matrix(catalog):
     registry = catalog
-    ep = {name: await registry.endpoint("acct-1", name) for name in ["all", "app", "et", "lvl", "or", "and", "off", "dead"]}
+    ep = {
+        name: await registry.endpoint("acct-1", name)
+        for name in ["all", "app", "et", "lvl", "or", "and", "off", "dead"]
+    }
     f_all = await registry.filter("acct-1", [ep["all"].id])
     f_app = await registry.filter("acct-1", [ep["app"].id], applications=["advisor"])
     f_et = await registry.filter("acct-1", [ep["et"].id], event_types=[("policies", "resolved")])
@@ -99,7 +105,11 @@ async def test_matching_matrix(catalog):
     assert await resolve(registry, "policies", "triggered", "high") == {"all": [f_all.id, f_dead.id], "lvl": [f_lvl.id]}
     assert await resolve(registry, "policies", "triggered", "low") == {"all": [f_all.id, f_dead.id], "or": [f_or.id]}
     assert await resolve(registry, "policies", "resolved") == {"all": [f_all.id, f_dead.id], "et": [f_et.id]}
-    assert await resolve(registry, "advisor", "new-rec", "critical") == {"all": [f_all.id, f_dead.id], "app": [f_app.id], "or": [f_or.id]}
+    assert await resolve(registry, "advisor", "new-rec", "critical") == {
+        "all": [f_all.id, f_dead.id],
+        "app": [f_app.id],
+        "or": [f_or.id],
+    }
     assert await resolve(registry, "advisor", "resolved") == {"all": [f_all.id, f_dead.id], "app": [f_app.id]}
     assert await resolve(registry, "policies", "triggered", "high", account="acct-3") == {}
 
@@ -109,14 +119,23 @@ async def test_matching_matrix(catalog):
 
     # Disabling a filter and re-enabling an endpoint take effect at once.
     await registry.filters.UpdateFilter(
-        pb.UpdateFilterRequest(filter=pb.Filter(id=f_all.id, enabled=False), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])),
+        pb.UpdateFilterRequest(
+            filter=pb.Filter(id=f_all.id, enabled=False), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])
+        ),
         metadata=ME,
     )
     await registry.endpoints.UpdateEndpoint(
-        ep_pb.UpdateEndpointRequest(endpoint=ep_pb.Endpoint(id=ep["dead"].id, enabled=True), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])),
+        ep_pb.UpdateEndpointRequest(
+            endpoint=ep_pb.Endpoint(id=ep["dead"].id, enabled=True),
+            update_mask=field_mask_pb2.FieldMask(paths=["enabled"]),
+        ),
         metadata=ME,
     )
-    assert await resolve(registry, "advisor", "resolved") == {"dead": [f_dead.id], "all": [f_dead.id], "app": [f_app.id]}
+    assert await resolve(registry, "advisor", "resolved") == {
+        "dead": [f_dead.id],
+        "all": [f_dead.id],
+        "app": [f_app.id],
+    }
 
 
 async def test_unregistered_events(catalog):
@@ -159,13 +178,19 @@ async def test_get_list_update_delete(catalog):
     assert names == ["first", "second", "third"]  # oldest first
     by_endpoint = await registry.filters.ListFilters(pb.ListFiltersRequest(endpoint_id=a.id), metadata=ME)
     assert [f.id for f in by_endpoint.filters] == [first.id, third.id]
-    await expect_invalid(registry.filters.ListFilters(pb.ListFiltersRequest(page_token="bad"), metadata=ME), "page_token")
+    await expect_invalid(
+        registry.filters.ListFilters(pb.ListFiltersRequest(page_token="bad"), metadata=ME), "page_token"
+    )
     await expect_invalid(registry.filters.ListFilters(pb.ListFiltersRequest(page_size=-1), metadata=ME), "page_size")
 
     updated = (
         await registry.filters.UpdateFilter(
             pb.UpdateFilterRequest(
-                filter=pb.Filter(id=first.id, levels=[pb.LevelRef(application="policies", event_type="triggered", level="high")], endpoint_ids=[b.id]),
+                filter=pb.Filter(
+                    id=first.id,
+                    levels=[pb.LevelRef(application="policies", event_type="triggered", level="high")],
+                    endpoint_ids=[b.id],
+                ),
                 update_mask=field_mask_pb2.FieldMask(paths=["levels", "endpoint_ids"]),
             ),
             metadata=ME,
@@ -175,26 +200,38 @@ async def test_get_list_update_delete(catalog):
     assert [lv.level for lv in updated.levels] == ["high"] and list(updated.endpoint_ids) == [b.id]
     # Empty mask: every writable field.
     replaced = (
-        await registry.filters.UpdateFilter(pb.UpdateFilterRequest(filter=pb.Filter(id=first.id, endpoint_ids=[a.id])), metadata=ME)
+        await registry.filters.UpdateFilter(
+            pb.UpdateFilterRequest(filter=pb.Filter(id=first.id, endpoint_ids=[a.id])), metadata=ME
+        )
     ).filter
     assert replaced.name == "" and not replaced.enabled and not replaced.applications and not replaced.levels
     for path in ["bogus", "id", "create_time"]:
         await expect_invalid(
             registry.filters.UpdateFilter(
-                pb.UpdateFilterRequest(filter=pb.Filter(id=first.id), update_mask=field_mask_pb2.FieldMask(paths=[path])), metadata=ME
+                pb.UpdateFilterRequest(
+                    filter=pb.Filter(id=first.id), update_mask=field_mask_pb2.FieldMask(paths=[path])
+                ),
+                metadata=ME,
             ),
             "update_mask",
         )
     await expect_invalid(
         registry.filters.UpdateFilter(
-            pb.UpdateFilterRequest(filter=pb.Filter(id=first.id, endpoint_ids=[]), update_mask=field_mask_pb2.FieldMask(paths=["endpoint_ids"])),
+            pb.UpdateFilterRequest(
+                filter=pb.Filter(id=first.id, endpoint_ids=[]),
+                update_mask=field_mask_pb2.FieldMask(paths=["endpoint_ids"]),
+            ),
             metadata=ME,
         ),
         "filter.endpoint_ids",
     )
     await registry.filters.DeleteFilter(pb.DeleteFilterRequest(id=second.id), metadata=ME)
-    await expect_error(registry.filters.GetFilter(pb.GetFilterRequest(id=second.id), metadata=ME), grpc.StatusCode.NOT_FOUND)
-    await expect_error(registry.filters.DeleteFilter(pb.DeleteFilterRequest(id=second.id), metadata=ME), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.filters.GetFilter(pb.GetFilterRequest(id=second.id), metadata=ME), grpc.StatusCode.NOT_FOUND
+    )
+    await expect_error(
+        registry.filters.DeleteFilter(pb.DeleteFilterRequest(id=second.id), metadata=ME), grpc.StatusCode.NOT_FOUND
+    )
     await expect_error(registry.filters.ListFilters(pb.ListFiltersRequest()), grpc.StatusCode.UNAUTHENTICATED)
 
 

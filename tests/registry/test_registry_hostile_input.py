@@ -38,7 +38,9 @@ async def test_resolve_routes_refuses_control_characters_before_any_query(regist
             request = r_pb.ResolveRoutesRequest(**{**good, field: f"{good[field]}{control}x"})
             violations = await expect_invalid(registry.routing.ResolveRoutes(request), field)
             assert "control character" in violations[field]
-    await expect_invalid(registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(**{**good, "account_id": "a" * 65})), "account_id")
+    await expect_invalid(
+        registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(**{**good, "account_id": "a" * 65})), "account_id"
+    )
     # The registry is fine afterwards: the refusals were the caller's, not an outage.
     assert (await registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(**good))).registered
 
@@ -49,11 +51,16 @@ async def test_no_stored_text_takes_a_control_character(registry):
         app.event_types.add(id="order", title=f"Order{control}").levels.add(id="big", title=f"Big{control}")
         await expect_invalid(
             registry.apps.RegisterApplication(apps_pb.RegisterApplicationRequest(application=app)),
-            "application.title", "application.event_types[0].title", "application.event_types[0].levels[0].title",
+            "application.title",
+            "application.event_types[0].title",
+            "application.event_types[0].levels[0].title",
         )
-        await expect_invalid(registry.endpoints.CreateEndpoint(endpoint(name=f"ops{control}"), metadata=ME), "endpoint.name")
         await expect_invalid(
-            registry.endpoints.CreateEndpoint(endpoint(description=f"pager{control}"), metadata=ME), "endpoint.description"
+            registry.endpoints.CreateEndpoint(endpoint(name=f"ops{control}"), metadata=ME), "endpoint.name"
+        )
+        await expect_invalid(
+            registry.endpoints.CreateEndpoint(endpoint(description=f"pager{control}"), metadata=ME),
+            "endpoint.description",
         )
         await expect_invalid(
             registry.endpoints.CreateEndpoint(endpoint(target=f"https://hooks.example.com/{control}"), metadata=ME),
@@ -61,17 +68,23 @@ async def test_no_stored_text_takes_a_control_character(registry):
         )
         await expect_invalid(
             registry.endpoints.CreateEndpoint(
-                endpoint(ca_certificate=f"-----BEGIN CERTIFICATE-----\n{control}\n-----END CERTIFICATE-----\n"), metadata=ME
+                endpoint(ca_certificate=f"-----BEGIN CERTIFICATE-----\n{control}\n-----END CERTIFICATE-----\n"),
+                metadata=ME,
             ),
             "endpoint.ca_certificate",
         )
         await expect_invalid(
-            registry.filters.CreateFilter(f_pb.CreateFilterRequest(filter=f_pb.Filter(name=f"f{control}")), metadata=ME),
+            registry.filters.CreateFilter(
+                f_pb.CreateFilterRequest(filter=f_pb.Filter(name=f"f{control}")), metadata=ME
+            ),
             "filter.name",
         )
     # Nothing was stored.
     assert not (await registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(), metadata=ME)).endpoints
-    assert [a.name for a in (await registry.apps.ListApplications(apps_pb.ListApplicationsRequest(), metadata=ME)).applications] == ["hooks"]
+    assert [
+        a.name
+        for a in (await registry.apps.ListApplications(apps_pb.ListApplicationsRequest(), metadata=ME)).applications
+    ] == ["hooks"]
     # Free text for people may span lines.
     made = await registry.endpoint("acct-1", "ops", description="first line\n\tsecond line")
     assert made.description == "first line\n\tsecond line"
@@ -84,14 +97,23 @@ async def test_lookups_with_control_characters_are_refused_not_taken_for_an_outa
     await expect_invalid(registry.endpoints.GetEndpoint(ep_pb.GetEndpointRequest(id=nul), metadata=ME), "id")
     await expect_invalid(registry.endpoints.DeleteEndpoint(ep_pb.DeleteEndpointRequest(id=nul), metadata=ME), "id")
     await expect_invalid(
-        registry.endpoints.UpdateEndpoint(ep_pb.UpdateEndpointRequest(endpoint=ep_pb.Endpoint(id=nul)), metadata=ME), "endpoint.id"
+        registry.endpoints.UpdateEndpoint(ep_pb.UpdateEndpointRequest(endpoint=ep_pb.Endpoint(id=nul)), metadata=ME),
+        "endpoint.id",
     )
-    await expect_invalid(registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(name_contains=nul), metadata=ME), "name_contains")
+    await expect_invalid(
+        registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(name_contains=nul), metadata=ME), "name_contains"
+    )
     await expect_invalid(registry.filters.GetFilter(f_pb.GetFilterRequest(id=nul), metadata=ME), "id")
-    await expect_invalid(registry.filters.ListFilters(f_pb.ListFiltersRequest(endpoint_id=nul), metadata=ME), "endpoint_id")
+    await expect_invalid(
+        registry.filters.ListFilters(f_pb.ListFiltersRequest(endpoint_id=nul), metadata=ME), "endpoint_id"
+    )
     await expect_invalid(registry.apps.GetApplication(apps_pb.GetApplicationRequest(name=nul), metadata=ME), "name")
-    await expect_invalid(registry.routing.GetDeliveryTarget(r_pb.GetDeliveryTargetRequest(endpoint_id=nul)), "endpoint_id")
-    await expect_invalid(registry.routing.DisableEndpoint(r_pb.DisableEndpointRequest(endpoint_id=mine.id, reason=nul)), "reason")
+    await expect_invalid(
+        registry.routing.GetDeliveryTarget(r_pb.GetDeliveryTargetRequest(endpoint_id=nul)), "endpoint_id"
+    )
+    await expect_invalid(
+        registry.routing.DisableEndpoint(r_pb.DisableEndpointRequest(endpoint_id=mine.id, reason=nul)), "reason"
+    )
     await expect_invalid(
         registry.filters.CreateFilter(
             f_pb.CreateFilterRequest(
@@ -104,14 +126,21 @@ async def test_lookups_with_control_characters_are_refused_not_taken_for_an_outa
             ),
             metadata=ME,
         ),
-        "filter.applications[0]", "filter.event_types[0]", "filter.levels[0]", "filter.endpoint_ids[1]",
+        "filter.applications[0]",
+        "filter.event_types[0]",
+        "filter.levels[0]",
+        "filter.endpoint_ids[1]",
     )
     # Page tokens are not signed: what they carry is input like any other.
     for after in ([nul, mine.id], "[" * 1400):
         document = json.dumps({"a": after, "q": "x"}) if isinstance(after, list) else after
         token = base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
-        await expect_invalid(registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(page_token=token), metadata=ME), "page_token")
-    assert [e.id for e in (await registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(), metadata=ME)).endpoints] == [mine.id]
+        await expect_invalid(
+            registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(page_token=token), metadata=ME), "page_token"
+        )
+    assert [
+        e.id for e in (await registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(), metadata=ME)).endpoints
+    ] == [mine.id]
 
 
 async def test_patterns_refuse_a_trailing_newline(registry):
@@ -123,13 +152,18 @@ async def test_patterns_refuse_a_trailing_newline(registry):
     for (name, event_type, level), field in cases:
         app = apps_pb.Application(name=name, title="Shop")
         app.event_types.add(id=event_type, title="Order").levels.add(id=level, title="Big")
-        violations = await expect_invalid(registry.apps.RegisterApplication(apps_pb.RegisterApplicationRequest(application=app)))
+        violations = await expect_invalid(
+            registry.apps.RegisterApplication(apps_pb.RegisterApplicationRequest(application=app))
+        )
         assert list(violations) == [field]
     await expect_invalid(
-        registry.endpoints.CreateEndpoint(endpoint(headers={"X-Team\n": "ops"}), metadata=ME), "endpoint.headers['X-Team\\n']"
+        registry.endpoints.CreateEndpoint(endpoint(headers={"X-Team\n": "ops"}), metadata=ME),
+        "endpoint.headers['X-Team\\n']",
     )
     await expect_invalid(
-        registry.endpoints.CreateEndpoint(endpoint(type=ep_pb.ENDPOINT_TYPE_EMAIL, target="ops@example.com\n"), metadata=ME),
+        registry.endpoints.CreateEndpoint(
+            endpoint(type=ep_pb.ENDPOINT_TYPE_EMAIL, target="ops@example.com\n"), metadata=ME
+        ),
         "endpoint.target",
     )
     assert not (await registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(), metadata=ME)).endpoints
@@ -149,7 +183,8 @@ async def test_header_values_hold_no_control_character_but_tab(registry):
     await expect_invalid(
         registry.endpoints.UpdateEndpoint(
             ep_pb.UpdateEndpointRequest(
-                endpoint=ep_pb.Endpoint(id=made.id, headers={"X-Team": "a\x01b"}), update_mask=field_mask_pb2.FieldMask(paths=["headers"])
+                endpoint=ep_pb.Endpoint(id=made.id, headers={"X-Team": "a\x01b"}),
+                update_mask=field_mask_pb2.FieldMask(paths=["headers"]),
             ),
             metadata=ME,
         ),
@@ -158,8 +193,14 @@ async def test_header_values_hold_no_control_character_but_tab(registry):
 
 
 async def test_targets_with_credentials_are_refused_without_echoing_them(registry):
-    for target in ["https://user:s3cret-pw@hooks.example.com/x", "https://token-abc@hooks.example.com/x", "http://:s3cret-pw@hooks.example.com/"]:
-        violations = await expect_invalid(registry.endpoints.CreateEndpoint(endpoint(target=target), metadata=ME), "endpoint.target")
+    for target in [
+        "https://user:s3cret-pw@hooks.example.com/x",
+        "https://token-abc@hooks.example.com/x",
+        "http://:s3cret-pw@hooks.example.com/",
+    ]:
+        violations = await expect_invalid(
+            registry.endpoints.CreateEndpoint(endpoint(target=target), metadata=ME), "endpoint.target"
+        )
         description = violations["endpoint.target"]
         assert "credentials" in description and "header" in description
         assert "s3cret-pw" not in description and "token-abc" not in description
@@ -178,4 +219,6 @@ async def test_targets_with_credentials_are_refused_without_echoing_them(registr
     got = (await registry.endpoints.GetEndpoint(ep_pb.GetEndpointRequest(id=made.id), metadata=ME)).endpoint
     assert got.target == made.target
     # An '@' in the path or query is not a credential.
-    assert (await registry.endpoint("acct-1", "at", target="https://hooks.example.com/to/ops@example.com?who=a@b")).name == "at"
+    assert (
+        await registry.endpoint("acct-1", "at", target="https://hooks.example.com/to/ops@example.com?who=a@b")
+    ).name == "at"

@@ -27,42 +27,67 @@ async def test_account_b_learns_nothing_about_account_a(registry):
 
     # Endpoints: not found, same words as for an id that never existed.
     for endpoint_id, missing in [(endpoint.id, "00000000-0000-4000-8000-000000000000")]:
-        got = await details(registry.endpoints.GetEndpoint(ep_pb.GetEndpointRequest(id=endpoint_id), metadata=B), grpc.StatusCode.NOT_FOUND)
-        never = await details(registry.endpoints.GetEndpoint(ep_pb.GetEndpointRequest(id=missing), metadata=B), grpc.StatusCode.NOT_FOUND)
+        got = await details(
+            registry.endpoints.GetEndpoint(ep_pb.GetEndpointRequest(id=endpoint_id), metadata=B),
+            grpc.StatusCode.NOT_FOUND,
+        )
+        never = await details(
+            registry.endpoints.GetEndpoint(ep_pb.GetEndpointRequest(id=missing), metadata=B), grpc.StatusCode.NOT_FOUND
+        )
         assert got.replace(endpoint_id, "ID") == never.replace(missing, "ID")
     await expect_error(
         registry.endpoints.UpdateEndpoint(
-            ep_pb.UpdateEndpointRequest(endpoint=ep_pb.Endpoint(id=endpoint.id, enabled=False), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])),
+            ep_pb.UpdateEndpointRequest(
+                endpoint=ep_pb.Endpoint(id=endpoint.id, enabled=False),
+                update_mask=field_mask_pb2.FieldMask(paths=["enabled"]),
+            ),
             metadata=B,
         ),
         grpc.StatusCode.NOT_FOUND,
     )
-    await expect_error(registry.endpoints.DeleteEndpoint(ep_pb.DeleteEndpointRequest(id=endpoint.id), metadata=B), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.endpoints.DeleteEndpoint(ep_pb.DeleteEndpointRequest(id=endpoint.id), metadata=B),
+        grpc.StatusCode.NOT_FOUND,
+    )
     assert not (await registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(), metadata=B)).endpoints
-    assert not (await registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(name_contains="secret"), metadata=B)).endpoints
+    assert not (
+        await registry.endpoints.ListEndpoints(ep_pb.ListEndpointsRequest(name_contains="secret"), metadata=B)
+    ).endpoints
     # B may use the same name: names are per account.
     await registry.endpoint("acct-b", "secret-ops")
 
     # Filters.
-    await expect_error(registry.filters.GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=B), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.filters.GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=B), grpc.StatusCode.NOT_FOUND
+    )
     await expect_error(
         registry.filters.UpdateFilter(
-            f_pb.UpdateFilterRequest(filter=f_pb.Filter(id=flt.id, enabled=False), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])),
+            f_pb.UpdateFilterRequest(
+                filter=f_pb.Filter(id=flt.id, enabled=False), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])
+            ),
             metadata=B,
         ),
         grpc.StatusCode.NOT_FOUND,
     )
-    await expect_error(registry.filters.DeleteFilter(f_pb.DeleteFilterRequest(id=flt.id), metadata=B), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.filters.DeleteFilter(f_pb.DeleteFilterRequest(id=flt.id), metadata=B), grpc.StatusCode.NOT_FOUND
+    )
     assert not (await registry.filters.ListFilters(f_pb.ListFiltersRequest(), metadata=B)).filters
-    assert not (await registry.filters.ListFilters(f_pb.ListFiltersRequest(endpoint_id=endpoint.id), metadata=B)).filters
+    assert not (
+        await registry.filters.ListFilters(f_pb.ListFiltersRequest(endpoint_id=endpoint.id), metadata=B)
+    ).filters
 
     # Referencing A's endpoint in B's filter: invalid, worded like a made-up id.
     violations = await expect_invalid(
-        registry.filters.CreateFilter(f_pb.CreateFilterRequest(filter=f_pb.Filter(endpoint_ids=[endpoint.id, "made-up"])), metadata=B),
+        registry.filters.CreateFilter(
+            f_pb.CreateFilterRequest(filter=f_pb.Filter(endpoint_ids=[endpoint.id, "made-up"])), metadata=B
+        ),
         "filter.endpoint_ids[0]",
         "filter.endpoint_ids[1]",
     )
-    assert violations["filter.endpoint_ids[0]"].replace(endpoint.id, "ID") == violations["filter.endpoint_ids[1]"].replace("made-up", "ID")
+    assert violations["filter.endpoint_ids[0]"].replace(endpoint.id, "ID") == violations[
+        "filter.endpoint_ids[1]"
+    ].replace("made-up", "ID")
 
     # A's things are intact.
     still = (await registry.endpoints.GetEndpoint(ep_pb.GetEndpointRequest(id=endpoint.id), metadata=A)).endpoint
@@ -81,7 +106,9 @@ async def test_concurrent_route_lookups_of_many_accounts_each_get_their_own(regi
     internals.resolver._tables.clear()  # every lookup below misses the cache and is batched together
     responses = await asyncio.gather(
         *(
-            registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(account_id=account, application="hooks", event_type="test"))
+            registry.routing.ResolveRoutes(
+                r_pb.ResolveRoutesRequest(account_id=account, application="hooks", event_type="test")
+            )
             for account in [*owners, *owners, "acct-nobody"]
         )
     )

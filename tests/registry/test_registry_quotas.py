@@ -92,10 +92,13 @@ async def test_endpoints_per_filter_on_create_and_update(small):
         "endpoints_per_filter",
         3,
     )
-    assert list((await small.filters.GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=ME)).filter.endpoint_ids) == [mine[0].id]
+    assert list((await small.filters.GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=ME)).filter.endpoint_ids) == [
+        mine[0].id
+    ]
     updated = await small.filters.UpdateFilter(
         f_pb.UpdateFilterRequest(
-            filter=f_pb.Filter(id=flt.id, endpoint_ids=[e.id for e in mine]), update_mask=field_mask_pb2.FieldMask(paths=["endpoint_ids"])
+            filter=f_pb.Filter(id=flt.id, endpoint_ids=[e.id for e in mine]),
+            update_mask=field_mask_pb2.FieldMask(paths=["endpoint_ids"]),
         ),
         metadata=ME,
     )

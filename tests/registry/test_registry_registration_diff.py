@@ -21,14 +21,20 @@ from hooks_client.registration import schema_version
 from services.common.identity import identity_metadata
 
 ME = identity_metadata("acct-1")
-ORDER_SCHEMA = {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "string", "maxLength": 40}}}
+ORDER_SCHEMA = {
+    "type": "object",
+    "required": ["order_id"],
+    "properties": {"order_id": {"type": "string", "maxLength": 40}},
+}
 
 
 def app(event_types, title="Shop", schemas=None) -> pb.Application:
     """event_types: [(id, [level ids])]; schemas: {event type id: schema}."""
     message = pb.Application(name="shop", title=title)
     for et_id, levels in event_types:
-        et = message.event_types.add(id=et_id, title=et_id.title(), levels=[pb.Level(id=lv, title=lv.title()) for lv in levels])
+        et = message.event_types.add(
+            id=et_id, title=et_id.title(), levels=[pb.Level(id=lv, title=lv.title()) for lv in levels]
+        )
         if schemas and et_id in schemas:
             et.schema.update(schemas[et_id])
     return message
@@ -58,7 +64,11 @@ async def test_the_diff_says_what_changes_and_the_same_definition_again_changes_
 
     second = pb.Application(name="shop", title="Shop 2")
     second.event_types.add(id="shipped", title="Sent")
-    second.event_types.add(id="placed", title="Placed", levels=[pb.Level(id="small", title="Tiny"), pb.Level(id="big", title="Big"), pb.Level(id="huge", title="Huge")])
+    second.event_types.add(
+        id="placed",
+        title="Placed",
+        levels=[pb.Level(id="small", title="Tiny"), pb.Level(id="big", title="Big"), pb.Level(id="huge", title="Huge")],
+    )
     second.event_types.add(id="returned", title="Returned")
     answer = await call(registry, second)
     assert answer.diff.previous_title == "Shop" and answer.diff.event_types_reordered and not answer.diff.unchanged
@@ -86,7 +96,9 @@ async def test_a_dry_run_changes_nothing_and_counts_what_filters_would_lose(regi
     assert (dry.diff.filters_losing_references, dry.diff.filters_disabled, dry.diff.accounts) == (2, 1, 2)
     assert [et.id for et in dry.application.event_types] == ["placed"]  # as it would be
     assert await stored(registry) == before
-    assert (await registry.filters.GetFilter(f_pb.GetFilterRequest(id=only_shipped.id), metadata=ME)).filter == only_shipped
+    assert (
+        await registry.filters.GetFilter(f_pb.GetFilterRequest(id=only_shipped.id), metadata=ME)
+    ).filter == only_shipped
 
     # For real, without allowing removals: refused, naming what would be lost, nothing changed.
     refused = await expect_error(call(registry, app([("placed", ["big"])])), grpc.StatusCode.FAILED_PRECONDITION)
@@ -101,7 +113,9 @@ async def test_a_dry_run_changes_nothing_and_counts_what_filters_would_lose(regi
     assert (allowed.diff.filters_losing_references, allowed.diff.filters_disabled) == (2, 1)
     after = (await registry.filters.GetFilter(f_pb.GetFilterRequest(id=only_shipped.id), metadata=ME)).filter
     assert not after.enabled and not after.event_types
-    kept = (await registry.filters.GetFilter(f_pb.GetFilterRequest(id=small.id), metadata=identity_metadata("acct-2"))).filter
+    kept = (
+        await registry.filters.GetFilter(f_pb.GetFilterRequest(id=small.id), metadata=identity_metadata("acct-2"))
+    ).filter
     assert kept.enabled and [lv.level for lv in kept.levels] == ["big"]
 
 
@@ -138,14 +152,20 @@ async def test_resolve_routes_names_the_schema_version_and_answers_the_schema_wh
     placed = await registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(event_type="placed", **question))
     assert placed.schema_version == (await stored(registry)).event_types[0].schema_version
     assert placed.schema_version and not placed.HasField("schema")
-    asked = await registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(event_type="placed", with_schema=True, **question))
+    asked = await registry.routing.ResolveRoutes(
+        r_pb.ResolveRoutesRequest(event_type="placed", with_schema=True, **question)
+    )
     assert asked.schema_version == placed.schema_version and json_format.MessageToDict(asked.schema) == ORDER_SCHEMA
-    shipped = await registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(event_type="shipped", with_schema=True, **question))
+    shipped = await registry.routing.ResolveRoutes(
+        r_pb.ResolveRoutesRequest(event_type="shipped", with_schema=True, **question)
+    )
     assert shipped.schema_version == "" and not shipped.HasField("schema")
 
     looser = {**ORDER_SCHEMA, "required": []}
     await call(registry, app([("placed", []), ("shipped", [])], schemas={"placed": looser}))
-    again = await registry.routing.ResolveRoutes(r_pb.ResolveRoutesRequest(event_type="placed", with_schema=True, **question))
+    again = await registry.routing.ResolveRoutes(
+        r_pb.ResolveRoutesRequest(event_type="placed", with_schema=True, **question)
+    )
     assert again.schema_version == (await stored(registry)).event_types[0].schema_version != placed.schema_version
     assert json_format.MessageToDict(again.schema) == looser
 
@@ -154,20 +174,29 @@ async def test_resolve_routes_names_the_schema_version_and_answers_the_schema_wh
     ("schema", "says"),
     [
         ({"type": "objekt"}, "is not a valid JSON Schema"),
-        ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"}, "only https://json-schema.org/draft/2020-12/schema"),
+        (
+            {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"},
+            "only https://json-schema.org/draft/2020-12/schema",
+        ),
         ({"description": "x" * (70 * 1024)}, "more than the limit of 65536"),
         # Valid in shape, but the matcher could not apply them: refused now, not at every message.
         ({"$ref": "#/$defs/missing"}, "cannot be applied to messages: Pointer '/$defs/missing' does not exist"),
         # A remote $ref is never fetched (by the registry or the matcher): no request goes out for it.
-        ({"$ref": "http://127.0.0.1:9/schema.json"}, "is not fetched: a schema's $ref may only point inside the schema"),
+        (
+            {"$ref": "http://127.0.0.1:9/schema.json"},
+            "is not fetched: a schema's $ref may only point inside the schema",
+        ),
     ],
 )
 async def test_a_bad_schema_is_refused_naming_the_event_type(registry, schema, says):
     violations = await expect_invalid(
-        call(registry, app([("placed", []), ("shipped", [])], schemas={"shipped": schema})), "application.event_types[1].schema"
+        call(registry, app([("placed", []), ("shipped", [])], schemas={"shipped": schema})),
+        "application.event_types[1].schema",
     )
     assert says in violations["application.event_types[1].schema"]
-    await expect_error(registry.apps.GetApplication(pb.GetApplicationRequest(name="shop"), metadata=ME), grpc.StatusCode.NOT_FOUND)
+    await expect_error(
+        registry.apps.GetApplication(pb.GetApplicationRequest(name="shop"), metadata=ME), grpc.StatusCode.NOT_FOUND
+    )
 
 
 async def test_hooks_client_register_is_idempotent_and_refuses_removals(registry, tmp_path):

@@ -34,12 +34,17 @@ async def test_a_filter_of_100_large_endpoints_resolves_small(registry):
     assert CA_BYTES <= len(ca) <= 64 * 1024
     headers = {f"X-Large-{i}": chr(ord("a") + i) * 2000 for i in range(20)}
     made = await asyncio.gather(
-        *(registry.endpoint("acct-1", f"large-{i:03}", ca_certificate=ca, headers=headers, description=f"number {i}") for i in range(100))
+        *(
+            registry.endpoint("acct-1", f"large-{i:03}", ca_certificate=ca, headers=headers, description=f"number {i}")
+            for i in range(100)
+        )
     )
     flt = await registry.filter("acct-1", [e.id for e in made])
     assert len(ca) * 100 + 40_000 * 100 > 4 * 1024 * 1024  # whole endpoints would not fit in one answer
 
-    answer = await registry.routing.ResolveRoutes(pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test"))
+    answer = await registry.routing.ResolveRoutes(
+        pb.ResolveRoutesRequest(account_id="acct-1", application="hooks", event_type="test")
+    )
     assert answer.registered
     assert [r.endpoint_id for r in answer.routes] == [e.id for e in made]
     assert all(list(r.filter_ids) == [flt.id] for r in answer.routes)
@@ -54,7 +59,12 @@ async def test_a_filter_of_100_large_endpoints_resolves_small(registry):
     for route in dry_run.routes:
         summary, stored = route.endpoint, by_id[route.endpoint_id]
         assert (summary.id, summary.name, summary.type, summary.target, summary.enabled, summary.description) == (
-            stored.id, stored.name, ep_pb.ENDPOINT_TYPE_WEBHOOK, stored.target, True, stored.description,
+            stored.id,
+            stored.name,
+            ep_pb.ENDPOINT_TYPE_WEBHOOK,
+            stored.target,
+            True,
+            stored.description,
         )
         assert not summary.headers and not summary.ca_certificate and not summary.secret and not summary.secret_hint
 

@@ -54,7 +54,9 @@ async def test_a_replaced_secret_signs_for_the_grace_period(registry):
     assert (target.endpoint.secret, target.previous_secret) == (NEW, OLD)
     assert target.endpoint.previous_secret_expire_time == rotated.previous_secret_expire_time
     got = (await registry.endpoints.GetEndpoint(pb.GetEndpointRequest(id=endpoint.id), metadata=ME)).endpoint
-    assert got.previous_secret_hint == OLD[-4:] and got.previous_secret_expire_time == rotated.previous_secret_expire_time
+    assert (
+        got.previous_secret_hint == OLD[-4:] and got.previous_secret_expire_time == rotated.previous_secret_expire_time
+    )
 
     # Rotating again within the grace period: the secret just replaced is the one kept; the older stops.
     again = (await rotate(registry, endpoint.id)).endpoint
@@ -64,10 +66,13 @@ async def test_a_replaced_secret_signs_for_the_grace_period(registry):
 
     # The same secret again is no rotation; other changes leave the rotation as it is.
     same = (await rotate(registry, endpoint.id, target.endpoint.secret)).endpoint
-    assert same.previous_secret_hint == NEW[-4:] and same.previous_secret_expire_time == again.previous_secret_expire_time
+    assert (
+        same.previous_secret_hint == NEW[-4:] and same.previous_secret_expire_time == again.previous_secret_expire_time
+    )
     described = await registry.endpoints.UpdateEndpoint(
         pb.UpdateEndpointRequest(
-            endpoint=pb.Endpoint(id=endpoint.id, description="pager"), update_mask=field_mask_pb2.FieldMask(paths=["description"])
+            endpoint=pb.Endpoint(id=endpoint.id, description="pager"),
+            update_mask=field_mask_pb2.FieldMask(paths=["description"]),
         ),
         metadata=ME,
     )

@@ -45,7 +45,11 @@ async def test_health_and_reflection(registry):
         response = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert response.status == health_pb2.HealthCheckResponse.SERVING
     listed = await asyncio.to_thread(
-        subprocess.run, [str(GRPCURL), "-plaintext", registry.target, "list"], capture_output=True, text=True, timeout=60
+        subprocess.run,
+        [str(GRPCURL), "-plaintext", registry.target, "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert listed.returncode == 0, listed.stderr
     for service in [*SERVICES, "grpc.health.v1.Health"]:
@@ -53,7 +57,9 @@ async def test_health_and_reflection(registry):
     described = await asyncio.to_thread(
         subprocess.run,
         [str(GRPCURL), "-plaintext", registry.target, "describe", "hooks.registry.v1.RoutingService"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "ResolveRoutes" in described.stdout and "WatchChanges" in described.stdout
 
@@ -72,7 +78,9 @@ async def test_cli_registers_the_seed_example_then_a_changed_version(registry, t
     printed = json.loads(result.stdout)
     assert printed["created"] is True
     assert [et["id"] for et in printed["application"]["event_types"]] == ["policy-triggered", "policy-changed"]
-    app = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
+    app = (
+        await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))
+    ).application
     assert app.title == "Policies"
     assert [(et.id, [lv.id for lv in et.levels]) for et in app.event_types] == [
         ("policy-triggered", []),
@@ -82,7 +90,9 @@ async def test_cli_registers_the_seed_example_then_a_changed_version(registry, t
     result = await asyncio.to_thread(run_cli, ["apps", "register", str(second)], registry.target)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["created"] is False
-    app = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
+    app = (
+        await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))
+    ).application
     assert app.title == "Policy engine"
     assert [et.id for et in app.event_types] == ["policy-changed"]
     routes = await registry.routing.ResolveRoutes(
@@ -98,7 +108,9 @@ async def test_cli_registers_the_seed_example_then_a_changed_version(registry, t
 
 async def test_cli_reports_bad_documents(registry, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("application:\n  name: 'no spaces allowed'\n  title: T\nevent_types:\n  - id: a\n    title: A\n  - id: a\n    title: Again\n")
+    bad.write_text(
+        "application:\n  name: 'no spaces allowed'\n  title: T\nevent_types:\n  - id: a\n    title: A\n  - id: a\n    title: Again\n"
+    )
     result = await asyncio.to_thread(run_cli, ["apps", "register", str(bad)], registry.target)
     assert result.exit_code == 1
     assert "nothing was registered" in result.output
@@ -114,8 +126,14 @@ async def test_cli_reports_bad_documents(registry, tmp_path):
 #: Typos of the seed example (examples/policies.yaml), each with what `hooks apps register` must say.
 TYPOS = [
     (("event_types:", "event_type:"), ["event_type: unknown key; did you mean 'event_types'?"]),
-    (("    levels:\n      - id: low", "    level:\n      - id: low"), ["event_types[1].level: unknown key; did you mean 'levels'?"]),
-    (("  title: Policies", "  tilte: Policies"), ["application.tilte: unknown key; did you mean 'title'?", "application.title: is required"]),
+    (
+        ("    levels:\n      - id: low", "    level:\n      - id: low"),
+        ["event_types[1].level: unknown key; did you mean 'levels'?"],
+    ),
+    (
+        ("  title: Policies", "  tilte: Policies"),
+        ["application.tilte: unknown key; did you mean 'title'?", "application.title: is required"],
+    ),
 ]
 
 
@@ -125,9 +143,16 @@ async def test_cli_refuses_unknown_keys_naming_them_and_changes_nothing(registry
     seed = tmp_path / "app.yaml"
     seed.write_text(SEED_EXAMPLE)
     assert (await asyncio.to_thread(run_cli, ["apps", "register", str(seed)], registry.target)).exit_code == 0
-    before = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
+    before = (
+        await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))
+    ).application
     endpoint = await registry.endpoint("a", "ops")
-    flt = await registry.filter("a", [endpoint.id], event_types=[("policies", "policy-changed")], levels=[("policies", "policy-changed", "high")])
+    flt = await registry.filter(
+        "a",
+        [endpoint.id],
+        event_types=[("policies", "policy-changed")],
+        levels=[("policies", "policy-changed", "high")],
+    )
 
     for (right, wrong), lines in TYPOS:
         assert right in SEED_EXAMPLE
@@ -155,7 +180,9 @@ async def test_cli_refuses_unknown_keys_naming_them_and_changes_nothing(registry
     ]:
         assert line in result.output, result.output
 
-    after = (await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))).application
+    after = (
+        await registry.apps.GetApplication(pb.GetApplicationRequest(name="policies"), metadata=identity_metadata("a"))
+    ).application
     assert after == before
     kept = (await registry.filters.GetFilter(f_pb.GetFilterRequest(id=flt.id), metadata=identity_metadata("a"))).filter
     assert kept.enabled and kept == flt
@@ -190,8 +217,13 @@ async def test_python_dash_m_serves_and_drains_on_sigterm(tmp_path):
         "HOOKS_LOG_FORMAT": "json",
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.registry", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "services.registry",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with channel(f"127.0.0.1:{port}") as ch:

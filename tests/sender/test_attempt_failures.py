@@ -21,7 +21,9 @@ async def store_behind_the_registrys_back(database_url: str, endpoint_id: str, *
     engine = create_engine(database_url)
     try:
         async with engine.begin() as connection:
-            await connection.execute(update(Endpoint.__table__).where(Endpoint.__table__.c.id == endpoint_id).values(**values))
+            await connection.execute(
+                update(Endpoint.__table__).where(Endpoint.__table__.c.id == endpoint_id).values(**values)
+            )
     finally:
         await engine.dispose()
 

@@ -21,7 +21,9 @@ from tests.sender.conftest import (
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
 
-async def deliver_batches(sender, *batches: list[deliveries_pb2.DeliverRequest]) -> list[deliveries_pb2.DeliverResponse]:
+async def deliver_batches(
+    sender, *batches: list[deliveries_pb2.DeliverRequest]
+) -> list[deliveries_pb2.DeliverResponse]:
     """Sends each list as one DeliverBatchRequest on one stream; returns every answer, flattened."""
     messages = [deliveries_pb2.DeliverBatchRequest(requests=batch) for batch in batches]
     call = sender.deliveries.DeliverBatch(iter(messages), timeout=30)

@@ -49,7 +49,9 @@ async def send(sender, account: str, endpoint_id: str, text: str) -> str:
 
 async def test_a_recipient_outside_the_allowed_domains_gets_nothing(registry, sqlite_url, inbox):
     # The registry allowed any domain when these endpoints were made; the sender's policy is narrower now.
-    async with running_sender(sqlite_url, registry, sender_smtp_port=inbox.port, email_allowed_domains="example.com") as sender:
+    async with running_sender(
+        sqlite_url, registry, sender_smtp_port=inbox.port, email_allowed_domains="example.com"
+    ) as sender:
         account = new_account()
         outside = await create_endpoint(sender, account, "owner@elsewhere.example", type=EMAIL)
         inside = await create_endpoint(sender, account, "owner@eu.example.com", type=EMAIL)
@@ -65,7 +67,9 @@ async def test_a_recipient_outside_the_allowed_domains_gets_nothing(registry, sq
 
 async def test_an_account_over_its_email_rate_limit_waits_its_turn(registry, sqlite_url, inbox):
     # 2 e-mails per 6 s: a burst of 2, then one every 3 s.
-    async with running_sender(sqlite_url, registry, sender_smtp_port=inbox.port, sender_email_rate_limit="2/6s") as sender:
+    async with running_sender(
+        sqlite_url, registry, sender_smtp_port=inbox.port, sender_email_rate_limit="2/6s"
+    ) as sender:
         busy, other = new_account(), new_account()
         busy_endpoint = await create_endpoint(sender, busy, "busy@example.com", type=EMAIL)
         other_endpoint = await create_endpoint(sender, other, "other@example.com", type=EMAIL)

@@ -103,8 +103,14 @@ async def test_bad_input_and_missing_deliveries_get_their_codes(sender):
     cases = [
         (sender.deliveries.GetDelivery(deliveries_pb2.GetDeliveryRequest(), metadata=metadata), "INVALID_ARGUMENT"),
         (sender.deliveries.GetDelivery(deliveries_pb2.GetDeliveryRequest(id="nope"), metadata=metadata), "NOT_FOUND"),
-        (sender.deliveries.RetryDelivery(deliveries_pb2.RetryDeliveryRequest(id="nope"), metadata=metadata), "NOT_FOUND"),
-        (sender.deliveries.ListDeliveries(deliveries_pb2.ListDeliveriesRequest(status=42), metadata=metadata), "INVALID_ARGUMENT"),
+        (
+            sender.deliveries.RetryDelivery(deliveries_pb2.RetryDeliveryRequest(id="nope"), metadata=metadata),
+            "NOT_FOUND",
+        ),
+        (
+            sender.deliveries.ListDeliveries(deliveries_pb2.ListDeliveriesRequest(status=42), metadata=metadata),
+            "INVALID_ARGUMENT",
+        ),
     ]
     for call, code in cases:
         with pytest.raises(grpc.aio.AioRpcError) as error:

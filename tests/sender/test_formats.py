@@ -36,7 +36,11 @@ def database_url(request, sqlite_url):
 async def test_webhook_is_signed_per_standard_webhooks(sender, receiver):
     account = new_account()
     endpoint = await create_endpoint(
-        sender, account, receiver.url("hook"), secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", headers={"X-Team": "ops"}
+        sender,
+        account,
+        receiver.url("hook"),
+        secret="whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        headers={"X-Team": "ops"},
     )
     event = make_event(account, {"disk": "/var", "used": 97})
     [response] = await deliver(sender, request_for(event, endpoint.id, traceparent=TRACEPARENT))
@@ -105,9 +109,7 @@ async def test_email_is_sent_over_smtp(registry, sqlite_url, smtp):
         sqlite_url, registry, sender_smtp_port=inbox.port, sender_smtp_from="alerts@hooks.example"
     ) as sender:
         account = new_account()
-        endpoint = await create_endpoint(
-            sender, account, "owner@example.com", type=endpoints_pb2.ENDPOINT_TYPE_EMAIL
-        )
+        endpoint = await create_endpoint(sender, account, "owner@example.com", type=endpoints_pb2.ENDPOINT_TYPE_EMAIL)
         [response] = await deliver(sender, request_for(make_event(account, "disk /var is 97% full"), endpoint.id))
         delivery = await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
         assert delivery.attempts[0].succeeded

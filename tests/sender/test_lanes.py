@@ -38,6 +38,7 @@ async def test_a_fast_endpoint_is_served_within_seconds_despite_another_accounts
     """A's endpoint answers after 2 s and has 5,000 deliveries queued; B's 500 all arrive within 5 s
     (before lanes, the last of B's arrived after 460 s: A's rows filled the backlog and the poller
     claimed the oldest due rows, A's)."""
+
     async def slow(_request, _count):
         await asyncio.sleep(2)  # the endpoint's own answer time
         return web.Response(text="ok")
@@ -54,9 +55,7 @@ async def test_a_fast_endpoint_is_served_within_seconds_despite_another_accounts
         assert all(r.status.code == code_pb2.OK for r in responses)
         await wait_until(lambda: len(receiver.on("b")) >= 500, timeout=5)
         assert time.monotonic() - started < 5
-        assert sorted(r.headers["webhook-id"] for r in receiver.on("b")) == sorted(
-            r.delivery_ids[0] for r in responses
-        )
+        assert sorted(r.headers["webhook-id"] for r in receiver.on("b")) == sorted(r.delivery_ids[0] for r in responses)
 
 
 async def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_owners_outcome(database_url, registry):

@@ -206,6 +206,4 @@ async def test_deliveries_beyond_the_workers_backlog_wait_in_the_database_and_ar
     assert all(r.status.code == code_pb2.OK for r in responses)
     for response in responses:
         await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
-    assert sorted(r.headers["webhook-id"] for r in receiver.on("many")) == sorted(
-        r.delivery_ids[0] for r in responses
-    )
+    assert sorted(r.headers["webhook-id"] for r in receiver.on("many")) == sorted(r.delivery_ids[0] for r in responses)

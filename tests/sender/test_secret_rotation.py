@@ -61,7 +61,8 @@ async def test_both_secrets_verify_during_the_grace_period_and_only_the_new_one_
     endpoint = await create_endpoint(sender, account, receiver.url("hook"), secret=OLD)
     rotated = await sender.endpoints.UpdateEndpoint(
         endpoints_pb2.UpdateEndpointRequest(
-            endpoint=endpoints_pb2.Endpoint(id=endpoint.id, secret=NEW), update_mask=field_mask_pb2.FieldMask(paths=["secret"])
+            endpoint=endpoints_pb2.Endpoint(id=endpoint.id, secret=NEW),
+            update_mask=field_mask_pb2.FieldMask(paths=["secret"]),
         ),
         metadata=identity_metadata(account),
     )

@@ -43,14 +43,18 @@ def database_url(request, sqlite_url):
 
 async def open_watch(sender, account: str) -> grpc.aio.UnaryStreamCall:
     """A WatchDeliveries stream, once the sender has taken it (its initial metadata has come)."""
-    call = sender.deliveries.WatchDeliveries(deliveries_pb2.WatchDeliveriesRequest(), metadata=identity_metadata(account))
+    call = sender.deliveries.WatchDeliveries(
+        deliveries_pb2.WatchDeliveriesRequest(), metadata=identity_metadata(account)
+    )
     await call.initial_metadata()
     return call
 
 
 async def refused_watch(sender, account: str) -> grpc.aio.AioRpcError:
     """The error a WatchDeliveries stream ends with (the test fails if it streams anything)."""
-    call = sender.deliveries.WatchDeliveries(deliveries_pb2.WatchDeliveriesRequest(), metadata=identity_metadata(account))
+    call = sender.deliveries.WatchDeliveries(
+        deliveries_pb2.WatchDeliveriesRequest(), metadata=identity_metadata(account)
+    )
     with pytest.raises(grpc.aio.AioRpcError) as error:
         async for change in call:
             raise AssertionError(f"streamed {change}")

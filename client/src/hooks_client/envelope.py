@@ -54,6 +54,8 @@ class TimestampOutOfRange(ValueError):
 
     def __init__(self) -> None:
         super().__init__("is out of range: in UTC it must fall within the years 0001 to 9999")
+
+
 #: The fields every message must have (`id` is optional).
 REQUIRED = ("application", "event_type", "level", "message", "timestamp", "account_id")
 #: The names and ids among them, checked by `limits.string_problem`.
@@ -119,7 +121,9 @@ def parse_timestamp(value: str) -> datetime:
 def format_timestamp(value: datetime) -> str:
     """`value` (timezone-aware) as RFC 3339 in UTC with microseconds: 2026-01-02T03:04:05.000006Z."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise Rejected(INVALID_TIMESTAMP, "field 'timestamp' must be timezone-aware (a naive datetime has no zone)", "timestamp")
+        raise Rejected(
+            INVALID_TIMESTAMP, "field 'timestamp' must be timezone-aware (a naive datetime has no zone)", "timestamp"
+        )
     try:
         in_utc = _in_utc(value)
     except TimestampOutOfRange as exc:

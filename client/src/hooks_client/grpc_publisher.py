@@ -109,7 +109,9 @@ class GrpcPublisher:
         timeout: float = 30.0,
     ):
         self.target = target or os.environ.get("HOOKS_MATCHER_TARGET") or DEFAULT_MATCHER_TARGET
-        self._channel = grpc.secure_channel(self.target, credentials) if credentials else grpc.insecure_channel(self.target)
+        self._channel = (
+            grpc.secure_channel(self.target, credentials) if credentials else grpc.insecure_channel(self.target)
+        )
         self._stub = matcher_pb2_grpc.MatcherServiceStub(self._channel)
         self._metadata = tuple(metadata)
         self.max_message_bytes = max_message_bytes
@@ -196,7 +198,9 @@ class AsyncGrpcPublisher:
         )  # fmt: skip
         metadata = ((IDENTITY_HEADER, identity_header(account_id)), *self._metadata)
         try:
-            response = await self._stub().PublishMessage(request, metadata=metadata, timeout=self.timeout, wait_for_ready=True)
+            response = await self._stub().PublishMessage(
+                request, metadata=metadata, timeout=self.timeout, wait_for_ready=True
+            )
         except grpc.RpcError as error:
             raise _failure(error) from None
         return _published(response)

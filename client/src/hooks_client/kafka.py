@@ -50,7 +50,11 @@ class RecordProducer:
     `config` adds or overrides librdkafka settings (security.protocol, sasl.*, ssl.ca.location...)."""
 
     def __init__(
-        self, *, bootstrap_servers: str | None = None, config: dict[str, Any] | None = None, delivery_timeout: float = 30.0
+        self,
+        *,
+        bootstrap_servers: str | None = None,
+        config: dict[str, Any] | None = None,
+        delivery_timeout: float = 30.0,
     ):
         self.last_error: str = ""
         settings: dict[str, Any] = {

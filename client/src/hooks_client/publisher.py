@@ -75,7 +75,9 @@ class Publisher:
         self.topic = topic_or_default(topic)
         self.max_message_bytes = max_message_bytes
         self.delivery_timeout = delivery_timeout
-        self._producer = RecordProducer(bootstrap_servers=bootstrap_servers, config=config, delivery_timeout=delivery_timeout)
+        self._producer = RecordProducer(
+            bootstrap_servers=bootstrap_servers, config=config, delivery_timeout=delivery_timeout
+        )
 
     @property
     def bootstrap_servers(self) -> str:

@@ -146,7 +146,9 @@ def check_schema(problems: Problems, field: str, schema: Mapping[str, Any]) -> i
         return size
     dialect = schema.get("$schema")
     if dialect is not None and dialect not in (SCHEMA_DIALECT, SCHEMA_DIALECT + "#"):
-        problems.add(field, f"declares $schema {str(dialect)[:200]!r}; only {SCHEMA_DIALECT} (Draft 2020-12) is supported")
+        problems.add(
+            field, f"declares $schema {str(dialect)[:200]!r}; only {SCHEMA_DIALECT} (Draft 2020-12) is supported"
+        )
         return size
     if Draft202012Validator is not None:
         try:
@@ -172,7 +174,9 @@ def check_application(application: applications_pb2.Application) -> list[tuple[s
         where = f"application.event_types[{i}]"
         check_name(problems, f"{where}.id", event_type.id)
         if event_type.id and event_type.id in seen_types:
-            problems.add(f"{where}.id", f"duplicates application.event_types[{seen_types[event_type.id]}].id {event_type.id!r}")
+            problems.add(
+                f"{where}.id", f"duplicates application.event_types[{seen_types[event_type.id]}].id {event_type.id!r}"
+            )
         seen_types.setdefault(event_type.id, i)
         check_title(problems, f"{where}.title", event_type.title)
         schema = schema_of(event_type)
@@ -185,11 +189,16 @@ def check_application(application: applications_pb2.Application) -> list[tuple[s
         for j, level in enumerate(event_type.levels):
             check_name(problems, f"{where}.levels[{j}].id", level.id)
             if level.id and level.id in seen_levels:
-                problems.add(f"{where}.levels[{j}].id", f"duplicates {where}.levels[{seen_levels[level.id]}].id {level.id!r}")
+                problems.add(
+                    f"{where}.levels[{j}].id", f"duplicates {where}.levels[{seen_levels[level.id]}].id {level.id!r}"
+                )
             seen_levels.setdefault(level.id, j)
             check_title(problems, f"{where}.levels[{j}].title", level.title)
     if schemas_bytes > MAX_SCHEMAS_BYTES:
-        problems.add("application.event_types", f"schemas total {schemas_bytes} bytes, more than the limit of {MAX_SCHEMAS_BYTES}")
+        problems.add(
+            "application.event_types",
+            f"schemas total {schemas_bytes} bytes, more than the limit of {MAX_SCHEMAS_BYTES}",
+        )
     return problems
 
 
@@ -289,7 +298,9 @@ def parse_registration(document: Any) -> applications_pb2.Application:
     return result
 
 
-def load_registration(source: str | Path | Mapping[str, Any] | applications_pb2.Application) -> applications_pb2.Application:
+def load_registration(
+    source: str | Path | Mapping[str, Any] | applications_pb2.Application,
+) -> applications_pb2.Application:
     """The definition from a YAML file's path, a decoded document, or an Application message (checked
     with `check_application`); raises InvalidRegistration, or OSError for an unreadable file."""
     if isinstance(source, applications_pb2.Application):

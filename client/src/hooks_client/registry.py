@@ -73,7 +73,9 @@ class Registration:
         return describe_diff(self.diff, created=self.created, dry_run=self.dry_run)
 
 
-def describe_diff(diff: applications_pb2.RegistrationDiff, *, created: bool = False, dry_run: bool = False) -> list[str]:
+def describe_diff(
+    diff: applications_pb2.RegistrationDiff, *, created: bool = False, dry_run: bool = False
+) -> list[str]:
     """One line per change, then what it does to filters: what `hooks apps register` prints."""
     would = "would be " if dry_run else ""
     if diff.unchanged:
@@ -99,7 +101,7 @@ def describe_diff(diff: applications_pb2.RegistrationDiff, *, created: bool = Fa
 
 def _details(error: grpc.RpcError) -> list[Any]:
     """The google.rpc.Status details of an error, as the protobuf Any messages they are."""
-    for key, value in (error.trailing_metadata() or ()):  # type: ignore[attr-defined]
+    for key, value in error.trailing_metadata() or ():  # type: ignore[attr-defined]
         if key == "grpc-status-details-bin":
             return list(status_pb2.Status.FromString(value).details)
     return []

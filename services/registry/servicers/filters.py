@@ -46,7 +46,9 @@ class FilterServicer(filters_pb2_grpc.FilterServiceServicer):
         self, request: filters_pb2.UpdateFilterRequest, context: grpc.aio.ServicerContext
     ) -> filters_pb2.UpdateFilterResponse:
         account = await require_account(context)
-        row = await filters.update_filter(self.database, account, request.filter, request.update_mask, quotas=self.quotas)
+        row = await filters.update_filter(
+            self.database, account, request.filter, request.update_mask, quotas=self.quotas
+        )
         return filters_pb2.UpdateFilterResponse(filter=filter_message(row))
 
     async def DeleteFilter(

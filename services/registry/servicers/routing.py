@@ -45,8 +45,12 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         if violations:
             raise violations
         return await self.resolver.resolve(
-            request.account_id, request.application, request.event_type, request.level,
-            with_endpoints=request.with_endpoints, with_schema=request.with_schema,
+            request.account_id,
+            request.application,
+            request.event_type,
+            request.level,
+            with_endpoints=request.with_endpoints,
+            with_schema=request.with_schema,
         )
 
     async def WatchChanges(
