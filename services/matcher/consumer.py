@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from google.rpc import code_pb2
 
 from hooks.sender.v1 import deliveries_pb2
+from services.common.backoff import backoff_delays
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.matcher import metrics
@@ -31,7 +32,7 @@ from services.matcher.dead_letters import DeadLetters
 from services.matcher.events import identity_of, new_traceparent, to_event
 from services.matcher.offsets import PartitionWatermark, Watermarks
 from services.matcher.poison import OwnFailures
-from services.matcher.routes import RegistryFailed, RegistryRejected, Resolution, RouteCache, backoff_delays
+from services.matcher.routes import RegistryFailed, RegistryRejected, Resolution, RouteCache
 from services.matcher.schemas import SchemaValidators
 from services.matcher.senders import SenderPool, SenderUnavailable, Unsendable
 from services.matcher.settings import MatcherSettings

@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 
 from confluent_kafka import KafkaError, KafkaException, Message
 
+from services.common.backoff import backoff_delays
 from services.common.logging import get_logger
 from services.matcher.producer import AsyncProducer
-from services.matcher.routes import backoff_delays
 from services.matcher.validation import Rejected
 
 log = get_logger(__name__)

@@ -23,7 +23,6 @@ also moves messages to the new schema (services.matcher.schemas asks for a schem
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -31,6 +30,8 @@ from typing import TypeVar
 import grpc
 
 from hooks.registry.v1 import routing_pb2, routing_pb2_grpc
+from services.common.backoff import backoff_delays
+from services.common.change_stream import ChangeFollower
 from services.common.logging import get_logger
 from services.matcher import metrics
 from services.matcher.poison import Successes, is_outage
@@ -104,14 +105,6 @@ async def one_at_a_time(inflight: dict[K, asyncio.Future[V]], key: K, ask: Calla
     return answer
 
 
-def backoff_delays(initial: float = 0.1, maximum: float = 5.0):
-    """Exponential delays with jitter, capped at `maximum`."""
-    delay = initial
-    while True:
-        yield delay * random.uniform(0.5, 1.0)
-        delay = min(maximum, delay * 2)
-
-
 class RouteCache:
     def __init__(
         self,
@@ -128,20 +121,20 @@ class RouteCache:
         self._inflight: dict[RouteKey, asyncio.Future[Resolution]] = {}
         self._global_epoch = 0
         self._account_epochs: dict[str, int] = {}
-        self._live = False  # the change stream is connected: caching is safe
-        self._sequence = 0
+        # While its stream is live, caching is safe.
+        self._changes = ChangeFollower(
+            self._stub, "routes", on_change=self._invalidate, on_broken=self._clear, max_backoff=max_backoff
+        )
         self._watch_task: asyncio.Task | None = None
         self._stopping = False
         self._probe: asyncio.Task | None = None
         #: Every ResolveRoutes the registry answered (the evidence that it serves others).
         self.answers = Successes()
-        #: How many changes the cache has applied (tests wait on it).
-        self.changes_applied = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._watch_task = asyncio.create_task(self._follow_changes(), name="route-cache-watch")
+        self._watch_task = asyncio.create_task(self._changes.run(), name="route-cache-watch")
 
     async def stop(self) -> None:
         self._stopping = True
@@ -156,12 +149,17 @@ class RouteCache:
 
     @property
     def live(self) -> bool:
-        return self._live
+        return self._changes.live
+
+    @property
+    def changes_applied(self) -> int:
+        """How many changes the cache has applied (tests wait on it)."""
+        return self._changes.changes_applied
 
     @property
     def sequence(self) -> int:
         """The last change sequence applied (tests wait on it)."""
-        return self._sequence
+        return self._changes.sequence
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -180,7 +178,7 @@ class RouteCache:
 
         async def ask() -> Resolution:
             resolution = Resolution.of(await self._ask_until_answered(key))
-            if self._live and epochs == (self._global_epoch, self._account_epochs.get(account, 0)):
+            if self._changes.live and epochs == (self._global_epoch, self._account_epochs.get(account, 0)):
                 if len(self._entries) >= self._max_entries:
                     self._entries.clear()
                 self._entries[key] = resolution
@@ -278,38 +276,3 @@ class RouteCache:
         self._global_epoch += 1
         self._entries.clear()
         self._inflight.clear()
-
-    async def _follow_changes(self) -> None:
-        delays = backoff_delays(maximum=self._max_backoff)
-        while not self._stopping:
-            call = self._stub.WatchChanges(routing_pb2.WatchChangesRequest(after_sequence=self._sequence))
-            try:
-                async for change in call:
-                    if change.heartbeat:
-                        if not self._live:
-                            log.info("following registry changes", after_sequence=change.sequence)
-                        # A resumed stream starts after what we saw; a fresh one (0) from now on.
-                        if self._sequence == 0 or change.sequence < self._sequence:
-                            self._sequence = change.sequence
-                        self._live = True
-                        delays = backoff_delays(maximum=self._max_backoff)
-                        continue
-                    if change.sequence > self._sequence:
-                        self._sequence = change.sequence
-                    self._invalidate(change)
-                    self.changes_applied += 1
-                problem = "ended"
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
-            except grpc.aio.AioRpcError as exc:
-                problem = exc.code().name
-                if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
-                    self._sequence = 0  # the changes after ours were pruned: start afresh (the cache is dropped)
-            was_live = self._live
-            self._live = False
-            self._clear()
-            delay = next(delays)
-            if was_live:
-                log.warning("registry change stream broke; cache cleared", problem=problem, retry_in=round(delay, 2))
-            await asyncio.sleep(delay)

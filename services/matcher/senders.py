@@ -36,9 +36,9 @@ import grpc
 from google.rpc import code_pb2
 
 from hooks.sender.v1 import deliveries_pb2
+from services.common.backoff import backoff_delays
 from services.common.logging import get_logger
 from services.matcher.poison import Successes, is_outage
-from services.matcher.routes import backoff_delays
 
 log = get_logger(__name__)
 

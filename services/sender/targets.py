@@ -1,9 +1,9 @@
 """Endpoint details at attempt time, from the registry's RoutingService.GetDeliveryTarget, through a
 cache that follows the registry's change stream: a change touching an endpoint drops it, so a retry
 hours later honours what the account changed since. The cache is used only while the stream is up;
-when it breaks, the cache is emptied and the stream reopened after the last sequence seen (as the
-matcher's route cache does, services/matcher/routes.py), so a change made while it was down still
-comes down it. A lookup is cached only if the stream was up from before it began until it ended
+when it breaks, the cache is emptied and the stream reopened after the last sequence seen
+(services/common/change_stream.py, as for the matcher's route cache), so a change made while it was
+down still comes down it. A lookup is cached only if the stream was up from before it began until it ended
 (nothing it might have missed can be lost between the two)."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 import grpc
 
 from hooks.registry.v1 import endpoints_pb2, routing_pb2, routing_pb2_grpc
+from services.common.change_stream import ChangeFollower
 from services.common.logging import get_logger
 from services.common.lru import LruCache
 
 log = get_logger(__name__)
 
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 #: Endpoints kept (the least recently used dropped beyond): their ids come from tenants' filters.
 CACHE_SIZE = 4096
 
@@ -53,15 +53,14 @@ class TargetCache:
         self._call_timeout = call_timeout
         self._targets: LruCache[str, Target] = LruCache(size)
         self._generation = 0  # bumped on every drop: a lookup that raced one is not cached
-        self._watching = False
+        self._changes = ChangeFollower(
+            routing, "endpoints", on_change=self._apply, on_broken=self._clear, on_live=self._live
+        )
         self._task: asyncio.Task | None = None
         self._lookups: dict[str, asyncio.Future[Target]] = {}
-        self._sequence = 0
-        #: Changes received from the stream (tests wait on it).
-        self.changes_applied = 0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow_changes(), name="sender-target-cache")
+        self._task = asyncio.create_task(self._changes.run(), name="sender-target-cache")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -89,7 +88,7 @@ class TargetCache:
             done.exception()  # seen, even when every caller has gone
 
     async def _look_up(self, endpoint_id: str) -> Target:
-        generation = self._generation if self._watching else None
+        generation = self._generation if self._changes.live else None
         try:
             response = await self._routing.GetDeliveryTarget(
                 routing_pb2.GetDeliveryTargetRequest(endpoint_id=endpoint_id), timeout=self._call_timeout
@@ -99,19 +98,19 @@ class TargetCache:
                 raise EndpointDeleted(endpoint_id) from exc
             raise
         target = Target(response.endpoint, response.account_id, response.previous_secret)
-        if self._watching and generation == self._generation:
+        if self._changes.live and generation == self._generation:
             self._targets.put(endpoint_id, target)
         return target
 
     @property
     def sequence(self) -> int:
         """The last change sequence seen: where the stream resumes after a break."""
-        return self._sequence
+        return self._changes.sequence
 
     @property
     def watching(self) -> bool:
         """Whether the registry's change stream is up: only then are endpoints cached."""
-        return self._watching
+        return self._changes.live
 
     def __len__(self) -> int:
         """How many endpoints are cached."""
@@ -122,41 +121,19 @@ class TargetCache:
         self._targets.pop(endpoint_id)
         self._lookups.pop(endpoint_id, None)  # a lookup begun before the change is not shared after it
 
+    @property
+    def changes_applied(self) -> int:
+        """Changes received from the stream (tests wait on it)."""
+        return self._changes.changes_applied
+
+    def _live(self) -> None:
+        self._generation += 1  # a lookup begun before the stream was up is not cached
+
+    def _apply(self, change: routing_pb2.WatchChangesResponse) -> None:
+        if change.kind == routing_pb2.RESOURCE_KIND_ENDPOINT:
+            self.drop(change.resource_id)
+
     def _clear(self) -> None:
-        self._watching = False
         self._generation += 1
         self._lookups.clear()
         self._targets.clear()
-
-    async def _follow_changes(self) -> None:
-        failures = 0
-        while True:
-            try:
-                request = routing_pb2.WatchChangesRequest(after_sequence=self._sequence)
-                stream = self._routing.WatchChanges(request)
-                async for change in stream:
-                    if change.heartbeat:
-                        # A resumed stream starts after what we saw; a fresh one (0) from now on.
-                        if self._sequence == 0 or change.sequence < self._sequence:
-                            self._sequence = change.sequence
-                        self._generation += 1  # a lookup begun before the stream was up is not cached
-                        self._watching = True
-                        failures = 0
-                        continue
-                    self._sequence = max(self._sequence, change.sequence)
-                    self.changes_applied += 1
-                    if change.kind == routing_pb2.RESOURCE_KIND_ENDPOINT:
-                        self.drop(change.resource_id)
-                log.info("registry change stream ended; reconnecting")
-            except asyncio.CancelledError:
-                self._clear()
-                raise
-            except grpc.aio.AioRpcError as exc:
-                log.info("registry change stream broke; reconnecting", code=exc.code().name)
-                if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
-                    self._sequence = 0  # the changes after ours were pruned: start afresh (the cache is emptied)
-            except Exception:
-                log.exception("registry change stream failed; reconnecting")
-            self._clear()
-            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
-            failures += 1

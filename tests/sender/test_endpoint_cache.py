@@ -33,7 +33,7 @@ async def test_the_cache_is_emptied_when_the_registry_stream_breaks(sqlite_url, 
     try:
         async with running_sender(sqlite_url, f"127.0.0.1:{port}") as sender:
             targets = sender.server.sender.targets
-            await wait_until(lambda: targets._watching)
+            await wait_until(lambda: targets.watching)
             seen = targets._generation
             endpoint = await create_endpoint(sender, account, receiver.url("first"))
             # The creation comes down the change stream too (and drops the endpoint): once it has,
@@ -44,11 +44,11 @@ async def test_the_cache_is_emptied_when_the_registry_stream_breaks(sqlite_url, 
             assert endpoint.id in targets._targets
 
             await registry.stop(0.1)
-            await wait_until(lambda: not targets._watching and not targets._targets)
+            await wait_until(lambda: not targets.watching and not targets._targets)
 
             registry = await build_registry(settings)  # back, on the same address and database
             await registry.start(f"127.0.0.1:{port}")
-            await wait_until(lambda: targets._watching)
+            await wait_until(lambda: targets.watching)
             endpoint.target = receiver.url("second")
             await sender.endpoints.UpdateEndpoint(
                 endpoints_pb2.UpdateEndpointRequest(endpoint=endpoint, update_mask={"paths": ["target"]}),
