@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, replace
 
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, Message
 
+from hooks_client.kafka import PublishError, RecordProducer
 from services.common.backoff import backoff_delays
 from services.common.logging import get_logger
-from services.matcher.producer import AsyncProducer
 from services.matcher.validation import Rejected
 
 log = get_logger(__name__)
@@ -111,7 +111,7 @@ class DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, producer: AsyncProducer, topic: str, max_backoff: float = 5.0):
+    def __init__(self, producer: RecordProducer, topic: str, max_backoff: float = 5.0):
         self._producer = producer
         self._topic = topic
         self._max_backoff = max_backoff
@@ -123,11 +123,10 @@ class DeadLetters:
         delays = backoff_delays(maximum=self._max_backoff)
         while True:
             try:
-                await self._producer.produce(self._topic, record.value, key=record.key, headers=record.headers)
+                await self._producer.send(self._topic, record.value, key=record.key, headers=record.headers)
                 break
-            except KafkaException as exc:
-                error = exc.args[0]
-                if isinstance(error, KafkaError) and error.code() in TOO_LARGE_ERRORS:
+            except PublishError as exc:
+                if exc.error is not None and exc.error.code() in TOO_LARGE_ERRORS:
                     smaller = record.smaller(self._producer.max_message_bytes)
                     if smaller is not None:
                         log.warning(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from hooks.matcher.v1 import matcher_pb2, matcher_pb2_grpc
+from hooks_client.kafka import RecordProducer
 from services.common.broker import ensure_topics
 from services.common.channels import channel
 from services.common.logging import get_logger
@@ -20,7 +21,6 @@ from services.common.server import GrpcServer
 from services.common.settings import KafkaSettings
 from services.matcher.consumer import OutboxConsumer
 from services.matcher.dead_letters import DeadLetters
-from services.matcher.producer import AsyncProducer
 from services.matcher.routes import RouteCache
 from services.matcher.schemas import SchemaValidators
 from services.matcher.senders import SenderPool
@@ -50,7 +50,7 @@ class Matcher:
             max_backoff=settings.matcher_max_backoff_seconds,
             max_message_bytes=settings.grpc_max_message_bytes,
         )
-        self.producer = AsyncProducer(kafka.client_config())
+        self.producer = RecordProducer(config=kafka.client_config())
         self.consumer = OutboxConsumer(
             settings,
             kafka,
@@ -77,7 +77,9 @@ class Matcher:
         """Closes what the consumer and the RPCs used; after `stop_consuming` and the gRPC server's stop."""
         await self.senders.stop()
         await self.routes.stop()
-        await self.producer.close()
+        unacknowledged = await asyncio.to_thread(self.producer.close, 10.0)
+        if unacknowledged:
+            log.warning("producer closed with undelivered records", count=unacknowledged)
         await self.registry_channel.close()
         await self.sender_channel.close()
 

@@ -19,12 +19,12 @@ from google.protobuf import json_format
 from hooks.matcher.v1 import matcher_pb2, matcher_pb2_grpc
 from hooks.registry.v1 import routing_pb2
 from hooks_client.envelope import Rejected, incoming_json
+from hooks_client.kafka import RecordProducer
 from services.common.errors import FieldViolations, abort, abort_invalid
 from services.common.identity import require_account
 from services.common.limits import json_value_problem, string_problem
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
-from services.matcher.producer import AsyncProducer
 from services.matcher.routes import RegistryFailed, RegistryRejected, RouteCache
 from services.matcher.schemas import SchemaValidators
 from services.matcher.validation import unregistered
@@ -43,7 +43,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
     def __init__(
         self,
         routes: RouteCache,
-        producer: AsyncProducer,
+        producer: RecordProducer,
         kafka: KafkaSettings,
         max_message_bytes: int,
         *,
@@ -131,13 +131,13 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         except (RegistryRejected, RegistryFailed):  # asking for a schema not compiled yet
             await abort(context, grpc.StatusCode.UNAVAILABLE, "the registry is unavailable; try again")
         try:
-            record = await self._producer.produce(self._kafka.topic, body, key=account.encode())
+            record = await self._producer.send(self._kafka.topic, body, key=account.encode(), id=identity)
         except Exception as exc:  # noqa: BLE001 - the broker did not acknowledge it
             log.warning("publish failed", error=str(exc))
             await abort(context, grpc.StatusCode.UNAVAILABLE, "the message could not be published; try again")
-        log.info("message published", id=identity, partition=record.partition(), offset=record.offset())
+        log.info("message published", id=identity, partition=record.partition, offset=record.offset)
         return matcher_pb2.PublishMessageResponse(
-            id=identity, topic=record.topic(), partition=record.partition(), offset=record.offset()
+            id=identity, topic=record.topic, partition=record.partition, offset=record.offset
         )
 
     async def MatchMessage(self, request: matcher_pb2.MatchMessageRequest, context) -> matcher_pb2.MatchMessageResponse:

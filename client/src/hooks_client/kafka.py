@@ -3,11 +3,14 @@ through, and what tools use to re-publish records exactly as they are (a dead-le
 
 `RecordProducer.produce()` returns a `concurrent.futures.Future` that is settled when the broker
 acknowledged the record (acks=all, idempotent: librdkafka's own retries never duplicate it), or
-failed with `PublishError` when it did not within `delivery_timeout` seconds.
+failed with `PublishError` when it did not within `delivery_timeout` seconds. `await send()` is the
+same for asyncio code (the matcher's dead letters and PublishMessage, the sender's outbox): it never
+blocks the event loop, not even while librdkafka's local queue is full.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from concurrent.futures import Future
@@ -22,8 +25,17 @@ DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 DEFAULT_TOPIC = "hooks.outbox"
 
 
+#: librdkafka's default `message.max.bytes`: the largest record a producer sends unless told otherwise.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
+
+
 class PublishError(Exception):
-    """The message was not accepted: the broker did not acknowledge it (or hooks refused it over gRPC)."""
+    """The message was not accepted: the broker did not acknowledge it (or hooks refused it over gRPC).
+    `error` is librdkafka's, where it gave one (its `code()` says e.g. that the record is too large)."""
+
+    def __init__(self, description: str, error: KafkaError | None = None):
+        super().__init__(description)
+        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,8 @@ class RecordProducer:
         }
         settings.update(config or {})
         self.bootstrap_servers = settings["bootstrap.servers"]
+        #: The largest record this producer sends (its `message.max.bytes`); a broker may take less.
+        self.max_message_bytes = int(settings.get("message.max.bytes", DEFAULT_MAX_MESSAGE_BYTES))
         try:
             self._producer = Producer(settings)
         except KafkaException as exc:
@@ -94,25 +108,56 @@ class RecordProducer:
         id: str = "",
     ) -> Future[Published]:
         """Queues one record; the future is its acknowledgement (a `Published` naming `id`)."""
+        while True:
+            try:
+                return self._queue(topic, value, key, headers, partition, id)
+            except BufferError:  # the local queue is full: wait for acknowledgements to drain it
+                self._producer.flush(0.1)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        id: str = "",
+    ) -> Published:
+        """Produces one record and returns once the broker acknowledged it; raises PublishError."""
+        while True:
+            try:
+                future = self._queue(topic, value, key, headers, partition, id)
+                break
+            except BufferError:  # the local queue is full: let the callback thread drain it
+                await asyncio.sleep(0.05)
+        return await asyncio.wrap_future(future)
+
+    def _queue(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        partition: int | None,
+        id: str,
+    ) -> Future[Published]:
         if self._closed.is_set():
             raise PublishError("the producer is closed")
         future: Future[Published] = Future()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is not None:
-                future.set_exception(PublishError(f"not acknowledged by the broker: {error}"))
+                future.set_exception(PublishError(f"not acknowledged by the broker: {error}", error))
             else:
                 future.set_result(Published(id, message.topic(), message.partition(), message.offset()))
 
         where = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery, **where)
-                return future
-            except BufferError:  # the local queue is full: wait for acknowledgements to drain it
-                self._producer.flush(0.1)
-            except KafkaException as exc:  # e.g. a record larger than message.max.bytes
-                raise PublishError(f"refused by the producer: {exc}") from exc
+        try:
+            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery, **where)
+        except KafkaException as exc:  # e.g. a record larger than message.max.bytes
+            raise PublishError(f"refused by the producer: {exc}", exc.args[0] if exc.args else None) from exc
+        return future
 
     def flush(self, timeout: float = 30.0) -> int:
         """Waits until every queued record is acknowledged or failed; returns how many are still queued."""
