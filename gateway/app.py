@@ -25,13 +25,13 @@ from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
+from gateway import http_routes as routes_module
 from gateway import proto_comments, sse, transcoder
-from gateway import routes as routes_module
 from gateway.errors import GatewayError, rpc_error_response
 from gateway.health import check_services
+from gateway.http_routes import Route, Router
 from gateway.metrics import UNMATCHED, GatewayMetrics
 from gateway.openapi import build_openapi
-from gateway.routes import Route, Router
 from gateway.settings import GatewaySettings
 from services.common.channels import channel as make_channel
 from services.common.identity import IDENTITY_HEADER, IdentityError, parse_identity

@@ -16,7 +16,7 @@ from google.protobuf import descriptor as _descriptor
 from google.rpc import status_pb2
 
 from gateway import path_template
-from gateway.routes import Route
+from gateway.http_routes import Route
 from gateway.transcoder import SCALAR_LIKE_MESSAGES
 
 FD = _descriptor.FieldDescriptor

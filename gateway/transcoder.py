@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 
 from gateway import json_render
 from gateway.errors import bad_request
-from gateway.routes import Route
+from gateway.http_routes import Route
 
 FD = _descriptor.FieldDescriptor
 

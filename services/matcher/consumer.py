@@ -32,7 +32,7 @@ from services.matcher.dead_letters import DeadLetters
 from services.matcher.events import identity_of, new_traceparent, to_event
 from services.matcher.offsets import PartitionWatermark, Watermarks
 from services.matcher.poison import OwnFailures
-from services.matcher.routes import RegistryFailed, RegistryRejected, Resolution, RouteCache
+from services.matcher.route_cache import RegistryFailed, RegistryRejected, Resolution, RouteCache
 from services.matcher.schemas import SchemaValidators
 from services.matcher.senders import SenderPool, SenderUnavailable, Unsendable
 from services.matcher.settings import MatcherSettings

@@ -8,7 +8,7 @@ registry outages waited out as for routes), compiled into a Draft 2020-12 valida
 (services.common.json_schemas: linear-time patterns, so no message holds the matcher up), and kept in
 an LRU of `size` versions (versions come from producers' registrations: the
 LRU bounds them). Re-registering an application with another schema changes the version; the
-registry's change stream drops the cached routes (services.matcher.routes), so the next messages are
+registry's change stream drops the cached routes (services.matcher.route_cache), so the next messages are
 checked against the new one.
 
 A message that breaks its schema raises Rejected with reason `schema_violation`, a description naming
@@ -27,7 +27,7 @@ from google.protobuf import json_format
 
 from services.common.json_schemas import SchemaError, Validator, compile_schema, schema_error_text
 from services.common.lru import LruCache
-from services.matcher.routes import RouteCache, RouteKey, one_at_a_time
+from services.matcher.route_cache import RouteCache, RouteKey, one_at_a_time
 from services.matcher.validation import PROCESSING_ERROR, SCHEMA_VIOLATION, Rejected
 
 #: Compiled schema versions kept (least recently used dropped first).

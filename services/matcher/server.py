@@ -21,7 +21,7 @@ from services.common.server import GrpcServer
 from services.common.settings import KafkaSettings
 from services.matcher.consumer import OutboxConsumer
 from services.matcher.dead_letters import DeadLetters
-from services.matcher.routes import RouteCache
+from services.matcher.route_cache import RouteCache
 from services.matcher.schemas import SchemaValidators
 from services.matcher.senders import SenderPool
 from services.matcher.servicer import MatcherServicer

@@ -25,7 +25,7 @@ from services.common.identity import require_account
 from services.common.limits import json_value_problem, string_problem
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
-from services.matcher.routes import RegistryFailed, RegistryRejected, RouteCache
+from services.matcher.route_cache import RegistryFailed, RegistryRejected, RouteCache
 from services.matcher.schemas import SchemaValidators
 from services.matcher.validation import unregistered
 

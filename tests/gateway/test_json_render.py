@@ -12,8 +12,8 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from gateway.http_routes import default_file_descriptors
 from gateway.json_render import to_json
-from gateway.routes import default_file_descriptors
 
 FD = _descriptor.FieldDescriptor
 STRINGS = ["", "plain", "ünïcødé ✓", 'quote " and \\ backslash', "\x00\x1f"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from openapi_spec_validator import validate
 
 from gateway.app import GATEWAY_KEY
-from gateway.routes import default_file_descriptors
+from gateway.http_routes import default_file_descriptors
 from services.common.identity import encode_identity
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.app import default_targets
-from gateway.routes import build_routes, default_file_descriptors
+from gateway.http_routes import build_routes, default_file_descriptors
 from gateway.settings import GatewaySettings
 from tests.gateway.harness import identity
 

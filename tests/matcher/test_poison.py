@@ -15,7 +15,7 @@ import pytest
 from hooks.registry.v1 import routing_pb2_grpc
 from services.common.channels import channel
 from services.matcher.poison import OWN_FAILURES_LIMIT
-from services.matcher.routes import PROBE_ACCOUNT
+from services.matcher.route_cache import PROBE_ACCOUNT
 from tests.matcher.conftest import Sender, message, running_matcher, wait_until
 
 POISONED = "000666"  # an account the registry proxy fails on
