@@ -5,7 +5,8 @@ Bad input is INVALID_ARGUMENT with `google.rpc.BadRequest` field violations nami
 tenant over a quota is RESOURCE_EXHAUSTED with a `google.rpc.QuotaFailure` naming the limit. Domain
 code raises `FieldViolations` or a `Problem`; `status_of_exception` turns whatever a handler raised
 into the status its caller gets, and `services.common.server` applies it to every call (unary and
-streaming) so that no caller ever sees UNKNOWN, a Python class name or a stack trace.
+streaming) so that no caller ever sees UNKNOWN, a Python class name or a stack trace. Every status
+goes out through `grpc_status`, which keeps it small enough for any gRPC client to read.
 """
 
 from __future__ import annotations
@@ -13,9 +14,67 @@ from __future__ import annotations
 from typing import NoReturn
 
 import grpc
+from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+
+#: gRPC clients refuse an answer whose trailers pass 8 KiB at random (the soft limit; always at 16 KiB),
+#: and then see RESOURCE_EXHAUSTED instead of the error. A description that quotes a tenant's value
+#: could pass it (grpc-message is percent-encoded: a byte outside printable ASCII takes three), so the
+#: message and the details are each cut to a budget well under it.
+MAX_MESSAGE_WIRE_BYTES = 2048
+MAX_DETAILS_BYTES = 3072  # serialized; base64 in grpc-status-details-bin makes it 4 KiB
+#: A field violation's description is cut to this many UTF-8 bytes when the details are over budget.
+MAX_DESCRIPTION_BYTES = 256
+ELLIPSIS = "…"
+
+
+def _wire_bytes(text: str) -> int:
+    return sum(1 if 0x20 <= byte < 0x7F and byte != 0x25 else 3 for byte in text.encode())
+
+
+def _cut(text: str, wire_budget: int) -> str:
+    """`text`, cut to fit `wire_budget` bytes as grpc-message sends it, ending with an ellipsis if cut."""
+    if _wire_bytes(text) <= wire_budget:
+        return text
+    size, kept = _wire_bytes(ELLIPSIS), []
+    for char in text:
+        size += _wire_bytes(char)
+        if size > wire_budget:
+            break
+        kept.append(char)
+    return "".join(kept) + ELLIPSIS
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[: limit - len(ELLIPSIS.encode())].decode(errors="ignore") + ELLIPSIS
+
+
+def grpc_status(status: status_pb2.Status) -> grpc.Status:
+    """`status` as gRPC sends it, cut to fit what every client reads: the message to
+    MAX_MESSAGE_WIRE_BYTES, the details to MAX_DETAILS_BYTES (field violations keep every field, their
+    descriptions shortened; beyond that, violations and then other details are left out)."""
+    status.message = _cut(status.message, MAX_MESSAGE_WIRE_BYTES)
+    if status.ByteSize() - len(status.message.encode()) > MAX_DETAILS_BYTES:
+        details = [any_pb2.Any(type_url=d.type_url, value=d.value) for d in status.details]
+        del status.details[:]
+        for detail in details:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                for violation in bad.field_violations:
+                    violation.field = _cut_bytes(violation.field, MAX_DESCRIPTION_BYTES)
+                    violation.description = _cut_bytes(violation.description, MAX_DESCRIPTION_BYTES)
+                while bad.field_violations and bad.ByteSize() > MAX_DETAILS_BYTES:
+                    del bad.field_violations[-1]
+                detail.Pack(bad)
+            if sum(d.ByteSize() for d in status.details) + detail.ByteSize() <= MAX_DETAILS_BYTES:
+                status.details.append(detail)
+    return rpc_status.to_status(status)
 
 
 class FieldViolations(Exception):
@@ -50,13 +109,13 @@ async def abort_invalid(
 ) -> NoReturn:
     if not isinstance(violations, FieldViolations):
         violations = FieldViolations(violations)
-    await context.abort_with_status(rpc_status.to_status(violations.to_status()))
+    await context.abort_with_status(grpc_status(violations.to_status()))
     raise AssertionError("unreachable")
 
 
 async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
     status = status_pb2.Status(code=code.value[0], message=message)
-    await context.abort_with_status(rpc_status.to_status(status))
+    await context.abort_with_status(grpc_status(status))
     raise AssertionError("unreachable")
 
 

@@ -21,9 +21,8 @@ import structlog
 import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from grpc_status import rpc_status
 
-from services.common.errors import FieldViolations, status_of_exception
+from services.common.errors import FieldViolations, grpc_status, status_of_exception
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import MetricsInterceptor, serve_metrics
 from services.common.settings import CommonSettings
@@ -85,7 +84,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
     async def _abort(self, context, exc: BaseException) -> None:
         status = status_of_exception(exc, self._service, log)
-        await context.abort_with_status(rpc_status.to_status(status))
+        await context.abort_with_status(grpc_status(status))
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
