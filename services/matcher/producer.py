@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -42,7 +43,7 @@ class AsyncProducer:
         topic: str,
         value: bytes | None,
         key: bytes | str | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
     ) -> Message:
         """Produces one record and waits for the broker's acknowledgement; raises KafkaException (also
         at once, for a record larger than `max_message_bytes`)."""
@@ -62,7 +63,13 @@ class AsyncProducer:
 
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=None if headers is None else list(headers),
+                    on_delivery=on_delivery,
+                )
                 break
             except BufferError:  # the local queue is full: let it drain
                 await asyncio.sleep(0.05)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -104,7 +104,7 @@ async def one_at_a_time(inflight: dict[K, asyncio.Future[V]], key: K, ask: Calla
     return answer
 
 
-def backoff_delays(initial: float = 0.1, maximum: float = 5.0):
+def backoff_delays(initial: float = 0.1, maximum: float = 5.0) -> Iterator[float]:
     """Exponential delays with jitter, capped at `maximum`."""
     delay = initial
     while True:
