@@ -17,9 +17,11 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import grpc
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
@@ -44,7 +46,10 @@ OPENAPI_PATH = "/api/hooks/v1/openapi.json"
 #: HTTP headers passed on to the services as gRPC metadata.
 FORWARDED_HEADERS = (IDENTITY_HEADER, "traceparent", "tracestate")
 
-GATEWAY_KEY = web.AppKey("gateway", "Gateway")
+#: The generic client of one method (Gateway.callable_for).
+MultiCallable: TypeAlias = grpc.aio.UnaryUnaryMultiCallable | grpc.aio.UnaryStreamMultiCallable
+
+GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
 #: The route template a request matched, for the metrics' labels.
 ROUTE_LABEL = web.RequestKey("route_label", str)
 
@@ -65,7 +70,7 @@ class Gateway:
     openapi: dict
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
-    callables: dict[tuple[str, str], object] = field(default_factory=dict)
+    callables: dict[tuple[str, str], MultiCallable] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.router = Router(self.routes)
@@ -76,7 +81,7 @@ class Gateway:
             self.channels[target] = make_channel(target, self.settings.grpc_max_message_bytes, tls=self.settings.tls)
         return self.channels[target]
 
-    def callable_for(self, route: Route):
+    def callable_for(self, route: Route) -> MultiCallable:
         """The generic client of the route's method: its path and message classes, nothing generated."""
         key = (route.target, route.grpc_path)
         if key not in self.callables:
@@ -106,7 +111,7 @@ class Gateway:
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler):
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Counts and times every request by its route template (see gateway.metrics)."""
     gateway = request.app[GATEWAY_KEY]
     started = time.perf_counter()
@@ -132,7 +137,7 @@ async def metrics_middleware(request: web.Request, handler):
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error as a google.rpc.Status JSON body, whoever raised it."""
     try:
         return await handler(request)
@@ -152,7 +157,7 @@ async def error_middleware(request: web.Request, handler):
 
 
 @web.middleware
-async def identity_middleware(request: web.Request, handler):
+async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Calls under /api/ need a readable x-rh-identity; the services decide what it may see."""
     if request.path.startswith(API_PREFIX) and request.path != OPENAPI_PATH:
         try:

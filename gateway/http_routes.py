@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 
 from gateway import path_template
 from gateway.path_template import PathTemplate
@@ -41,8 +42,8 @@ class Route:
     target: str
     #: Unique per binding: "Service_Method" with "_1", "_2"... for additional bindings.
     operation_id: str
-    request_class: type = field(compare=False)
-    response_class: type = field(compare=False)
+    request_class: type[Message] = field(compare=False)
+    response_class: type[Message] = field(compare=False)
 
     @property
     def grpc_path(self) -> str:
@@ -137,14 +138,17 @@ def _route(method: _descriptor.MethodDescriptor, rule: http_pb2.HttpRule, target
     )
 
 
-def _resolve(message: _descriptor.Descriptor, field_path: str, method) -> _descriptor.FieldDescriptor:
+def _resolve(
+    message: _descriptor.Descriptor, field_path: str, method: _descriptor.MethodDescriptor
+) -> _descriptor.FieldDescriptor:
     """The (leaf) field a dotted path names; every step but the last must be a singular message."""
     current = message
     names = field_path.split(".")
     for depth, name in enumerate(names):
-        field_descriptor = current.fields_by_name.get(name)
-        if field_descriptor is None:
+        found = current.fields_by_name.get(name)
+        if found is None:
             raise RouteError(f"{method.full_name}: {field_path!r} is not a field of {message.full_name}")
+        field_descriptor = found
         last = depth == len(names) - 1
         if field_descriptor.is_repeated:
             raise RouteError(f"{method.full_name}: path variable {field_path!r} is repeated")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,7 @@ def to_json(message: Message) -> Any:
 @functools.cache
 def _renderer(descriptor: _descriptor.Descriptor) -> Callable[[Message], Any]:
     if descriptor.full_name in _AS_STRING:
-        return lambda message: message.ToJsonString()
+        return operator.methodcaller("ToJsonString")  # the well-known type's own (Message declares none)
     if descriptor.full_name.startswith("google.protobuf."):
         return lambda message: json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     plan: list[tuple[str, str, bool, Callable[[Any], Any]]] = []

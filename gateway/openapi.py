@@ -8,7 +8,7 @@ enums as names, 64-bit integers and well-known types as strings); descriptions a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from google.api import field_behavior_pb2
@@ -59,7 +59,7 @@ def schema_name(descriptor: _descriptor.Descriptor | _descriptor.EnumDescriptor)
     return descriptor.full_name
 
 
-def ref(descriptor) -> dict[str, str]:
+def ref(descriptor: _descriptor.Descriptor | _descriptor.EnumDescriptor) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{schema_name(descriptor)}"}
 
 
@@ -115,7 +115,9 @@ class OpenApiBuilder:
             schema = {"nullable": True, "enum": [None]}
         self.schemas[name] = schema
 
-    def _referred(self, field: _descriptor.FieldDescriptor):
+    def _referred(
+        self, field: _descriptor.FieldDescriptor
+    ) -> Iterator[_descriptor.Descriptor | _descriptor.EnumDescriptor]:
         if field.enum_type is not None:
             yield field.enum_type
         if field.message_type is not None:
@@ -318,9 +320,8 @@ def _links(create: Route, routes: list[Route]) -> dict[str, Any]:
     custom verbs, sub-collections), the variable taking that `id`."""
     if create.http_method != "POST" or create.template.variables or create.server_streaming:
         return {}
-    answer = create.method.output_type
-    if create.response_body:
-        answer = answer.fields_by_name[create.response_body].message_type
+    output = create.method.output_type
+    answer = output.fields_by_name[create.response_body].message_type if create.response_body else output
     if answer is None or "id" not in answer.fields_by_name:
         return {}
     prefix = create.template.template + "/{"
@@ -351,16 +352,18 @@ def _name_of(route: Route, response: _descriptor.Descriptor) -> str:
 
 def _leaf(message: _descriptor.Descriptor, dotted: str) -> _descriptor.FieldDescriptor:
     field = None
+    current: _descriptor.Descriptor | None = message
     for name in dotted.split("."):
-        field = message.fields_by_name[name]
-        message = field.message_type
+        assert current is not None  # routes._resolve checked the path: only its leaf is not a message
+        field = current.fields_by_name[name]
+        current = field.message_type
     assert field is not None
     return field
 
 
 def _query_fields(
     message: _descriptor.Descriptor, bound: set[str], body: str, path: str = "", json_path: str = "", depth: int = 0
-):
+) -> Iterator[tuple[str, _descriptor.FieldDescriptor]]:
     """(dotted lowerCamelCase name, leaf field) of every field settable from a query string: those
     neither in the body nor bound by the path."""
     for field in message.fields:

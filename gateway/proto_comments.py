@@ -63,13 +63,13 @@ def comments_of_file(file: descriptor_pb2.FileDescriptorProto) -> dict[str, str]
             note(f"{full}.{field.name}", (*path, _MESSAGE_FIELD, i))
         for i, nested in enumerate(proto.nested_type):
             message(f"{full}.{nested.name}", nested, (*path, _MESSAGE_NESTED, i))
-        for i, nested in enumerate(proto.enum_type):
-            enum(f"{full}.{nested.name}", nested, (*path, _MESSAGE_ENUM, i))
+        for i, nested_enum in enumerate(proto.enum_type):
+            enum(f"{full}.{nested_enum.name}", nested_enum, (*path, _MESSAGE_ENUM, i))
 
     for i, proto in enumerate(file.message_type):
         message(prefix + proto.name, proto, (_FILE_MESSAGE, i))
-    for i, proto in enumerate(file.enum_type):
-        enum(prefix + proto.name, proto, (_FILE_ENUM, i))
+    for i, enum_proto in enumerate(file.enum_type):
+        enum(prefix + enum_proto.name, enum_proto, (_FILE_ENUM, i))
     for i, service in enumerate(file.service):
         full = prefix + service.name
         note(full, (_FILE_SERVICE, i))

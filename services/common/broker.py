@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from services.common.kafka_messages import headers_of, position_of
 from services.common.processes import die_with_parent
 
 
@@ -101,7 +102,7 @@ def wait_for_broker(bootstrap: str, timeout: float = 30.0, process: subprocess.P
 
 def ensure_topics(config: dict[str, str], topics: list[str], partitions: int = 4, timeout: float = 30.0) -> None:
     """Creates the topics that do not exist yet, and waits until they are visible."""
-    admin = AdminClient(config)
+    admin = AdminClient(dict(config))
     existing = set(admin.list_topics(timeout=10).topics)
     missing = [t for t in topics if t not in existing]
     if missing:
@@ -212,23 +213,24 @@ def read_topic(
                 raise TimeoutError(f"reading {topic}: no answer from the broker for {timeout}s")
             for message in batch:
                 error = message.error()
+                _, partition, offset = position_of(message)
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        open_partitions.discard(message.partition())
+                        open_partitions.discard(partition)
                         continue
                     raise KafkaException(error)
-                if message.partition() not in open_partitions:
+                if partition not in open_partitions:
                     continue
                 _, stamp = message.timestamp()
                 records.append(
                     Record(
                         topic=topic,
-                        partition=message.partition(),
-                        offset=message.offset(),
+                        partition=partition,
+                        offset=offset,
                         timestamp_ms=max(stamp, 0),
                         key=message.key(),
                         value=message.value(),
-                        headers=tuple((name, value or b"") for name, value in message.headers() or ()),
+                        headers=tuple((name, value or b"") for name, value in headers_of(message)),
                     )
                 )
                 if limit is not None and len(records) >= limit:
@@ -294,6 +296,11 @@ class BrokerSnapshot:
         if not self.path.exists():
             return 0
         failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
         producer = Producer({**self.config, "acks": "all", "enable.idempotence": True, "linger.ms": 5, "log_level": 0})
         metadata = producer.list_topics(timeout=10).topics
         count = 0
@@ -312,7 +319,7 @@ class BrokerSnapshot:
                         value=_decode(saved["value"]),
                         key=_decode(saved["key"]),
                         headers=[(name, _decode(value)) for name, value in saved["headers"]],
-                        on_delivery=lambda error, _message: error is not None and failures.append(str(error)),
+                        on_delivery=on_delivery,
                         **extra,
                     )
                     break

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 # Constraint names that are stable across databases, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -46,7 +49,7 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **kwargs) -> AsyncEngine:
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = async_url(url)
     if is_sqlite(url):
         database = make_url(url).database
@@ -55,7 +58,9 @@ def create_engine(url: str, **kwargs) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+        def _sqlite_pragmas(
+            dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry
+        ) -> None:  # pragma: no cover
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 import grpc
+import structlog
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -192,7 +193,7 @@ def _is_data_error(exc: DBAPIError) -> bool:
     return state[:2] in ("22", "23")
 
 
-def status_of_exception(exc: BaseException, service: str, log) -> status_pb2.Status:
+def status_of_exception(exc: BaseException, service: str, log: structlog.stdlib.BoundLogger) -> status_pb2.Status:
     """The status a caller gets for what a handler raised (logged when it is not the caller's doing).
 
     - FieldViolations: INVALID_ARGUMENT with the field violations.

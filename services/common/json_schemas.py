@@ -13,7 +13,6 @@ a schema the matcher could not apply is refused when registered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import jsonschema_rs
@@ -26,7 +25,7 @@ def _no_retrieval(uri: str) -> Any:
     raise ValueError(f"{uri} is not fetched: a schema's $ref may only point inside the schema")
 
 
-def compile_schema(schema: Mapping[str, Any]) -> Validator:
+def compile_schema(schema: dict[str, Any]) -> Validator:
     """The validator of `schema`; raises SchemaError (a ValueError) for one it cannot apply: a `$ref`
     to nothing or outside the schema, a pattern that is not a regular expression..."""
     return jsonschema_rs.Draft202012Validator(schema, validate_formats=True, retriever=_no_retrieval)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
@@ -40,7 +41,7 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-def _code_of(context, failed: bool) -> str:
+def _code_of(context: grpc.aio.ServicerContext, failed: bool) -> str:
     code = context.code()
     if code is None:
         return "UNKNOWN" if failed else "OK"
@@ -50,20 +51,24 @@ def _code_of(context, failed: bool) -> str:
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts every call by method and code when it ends; times unary calls."""
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         service, method = _split(handler_call_details.method)
 
-        def count(context, failed: bool) -> None:
+        def count(context: grpc.aio.ServicerContext, failed: bool) -> None:
             GRPC_HANDLED.labels(service, method, _code_of(context, failed)).inc()
 
         if handler.unary_unary or handler.stream_unary:
             kind = "unary_unary" if handler.unary_unary else "stream_unary"
             inner = getattr(handler, kind)
 
-            async def unary_response(request_or_iterator, context):
+            async def unary_response(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
                 start = time.perf_counter()
                 failed = True
                 try:
@@ -79,7 +84,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         kind = "unary_stream" if handler.unary_stream else "stream_stream"
         inner = getattr(handler, kind)
 
-        async def streamed_response(request_or_iterator, context):
+        async def streamed_response(
+            request_or_iterator: object, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[object]:
             # A streaming handler is an async generator, or a coroutine that calls context.write().
             failed = True
             try:

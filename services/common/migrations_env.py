@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import MetaData, pool, text
+from sqlalchemy import Connection, MetaData, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
@@ -18,8 +18,10 @@ def run(target_metadata: MetaData) -> None:
     config = context.config
     version_table = config.attributes.get("version_table", "alembic_version")
     url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # services.common.db.migrate sets it
+        raise RuntimeError("the Alembic configuration names no sqlalchemy.url")
 
-    def do_run(connection) -> None:
+    def do_run(connection: Connection) -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,

@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import signal
 import sys
+from collections.abc import Callable
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -13,7 +14,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def die_with_parent():
+def die_with_parent() -> Callable[[], None] | None:
     """A `preexec_fn` for subprocess.Popen: on Linux the child gets SIGTERM when the process that
     started it dies, even by SIGKILL, so a killed test run or `hooks run` leaves nothing behind.
     (The signal follows the thread that started the child: start children from the main thread.)"""

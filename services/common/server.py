@@ -13,8 +13,8 @@ import gc
 import inspect
 import signal
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, NoReturn, cast
 
 import grpc
 import structlog
@@ -37,7 +37,11 @@ Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):
     """Binds a request id and the method to the log context of each call; logs failures."""
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         request_id = None
         for key, value in handler_call_details.invocation_metadata or ():
             if key == "x-request-id":
@@ -66,7 +70,7 @@ def _undecodable_request() -> FieldViolations:
     )
 
 
-async def _decoded(requests):
+async def _decoded(requests: AsyncIterable[object]) -> AsyncIterator[object]:
     """A stream's requests, refusing the call as INVALID_ARGUMENT at the first one that cannot be decoded."""
     async for request in requests:
         if isinstance(request, _Undecodable):
@@ -82,18 +86,23 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str):
         self._service = service
 
-    async def _abort(self, context, exc: BaseException) -> None:
+    async def _abort(self, context: grpc.aio.ServicerContext, exc: BaseException) -> NoReturn:
         status = status_of_exception(exc, self._service, log)
         await context.abort_with_status(grpc_status(status))
+        raise AssertionError("unreachable")
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
         deserialize = handler.request_deserializer
         if deserialize is not None:
 
-            def tolerant_deserializer(data: bytes):
+            def tolerant_deserializer(data: bytes) -> object:
                 try:
                     return deserialize(data)
                 except Exception as exc:  # noqa: BLE001 - answered INVALID_ARGUMENT by the handler below
@@ -102,9 +111,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             handler = handler._replace(request_deserializer=tolerant_deserializer)
         streaming_requests = bool(handler.stream_unary or handler.stream_stream)
 
-        def requests_of(request_or_iterator):
+        def requests_of(request_or_iterator: object) -> object:
             if streaming_requests:
-                return _decoded(request_or_iterator)
+                return _decoded(cast(AsyncIterable[object], request_or_iterator))
             if isinstance(request_or_iterator, _Undecodable):
                 raise _undecodable_request()
             return request_or_iterator
@@ -113,7 +122,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             kind = "unary_unary" if handler.unary_unary else "stream_unary"
             inner = getattr(handler, kind)
 
-            async def unary_response(request_or_iterator, context):
+            async def unary_response(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
                 try:
                     return await inner(requests_of(request_or_iterator), context)
                 except (grpc.aio.AbortError, asyncio.CancelledError):
@@ -126,7 +135,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         kind = "unary_stream" if handler.unary_stream else "stream_stream"
         inner = getattr(handler, kind)
 
-        async def streamed_response(request_or_iterator, context):
+        async def streamed_response(
+            request_or_iterator: object, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[object]:
             try:
                 result = inner(requests_of(request_or_iterator), context)
                 if inspect.isawaitable(result):

@@ -21,7 +21,7 @@ next restart (SECURITY.md).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,14 +84,18 @@ class CallerCheck(grpc.aio.ServerInterceptor):
         self._internal = internal
         self._callers = internal_callers
 
-    async def _refusal(self, context, method: str) -> None:
+    async def _refusal(self, context: grpc.aio.ServicerContext, method: str) -> None:
         names = caller_names(context)
         if not names:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a client certificate of hooks' CA is required")
         if self._callers and method in self._internal and not names & self._callers:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this certificate may not call internal methods")
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
@@ -100,7 +104,7 @@ class CallerCheck(grpc.aio.ServerInterceptor):
             kind = "unary_unary" if handler.unary_unary else "stream_unary"
             inner = getattr(handler, kind)
 
-            async def unary_response(request_or_iterator, context):
+            async def unary_response(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
                 await self._refusal(context, method)
                 return await inner(request_or_iterator, context)
 
@@ -109,7 +113,9 @@ class CallerCheck(grpc.aio.ServerInterceptor):
         kind = "unary_stream" if handler.unary_stream else "stream_stream"
         inner = getattr(handler, kind)
 
-        async def streamed_response(request_or_iterator, context):
+        async def streamed_response(
+            request_or_iterator: object, context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[object]:
             await self._refusal(context, method)
             result = inner(request_or_iterator, context)
             if inspect.isawaitable(result):

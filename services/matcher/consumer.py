@@ -22,9 +22,12 @@ import uuid
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.rpc import code_pb2
+from prometheus_client import Counter
 
+from hooks.events.v1 import event_pb2
 from hooks.sender.v1 import deliveries_pb2
 from services.common.backoff import backoff_delays
+from services.common.kafka_messages import position_of
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.matcher import metrics
@@ -115,7 +118,7 @@ class OutboxConsumer:
         self.counters = Counters()
         #: Computes the consumer lag from librdkafka's statistics (and keeps the last figures).
         self.lag = metrics.LagFromStats()
-        self._consumed_metric: dict[str, object] = {}
+        self._consumed_metric: dict[str, Counter] = {}
         #: Set once the group assigned partitions to this consumer (tests wait on it).
         self.assigned = asyncio.Event()
         #: The (topic, partition) pairs assigned now.
@@ -278,10 +281,11 @@ class OutboxConsumer:
                 self._begin(message)
 
     def _begin(self, message: Message) -> None:
-        state = self._watermarks.begin(message.topic(), message.partition(), message.offset())
-        consumed = self._consumed_metric.get(message.topic())
+        topic, partition, offset = position_of(message)
+        state = self._watermarks.begin(topic, partition, offset)
+        consumed = self._consumed_metric.get(topic)
         if consumed is None:  # labels() takes a lock: once per topic is enough
-            consumed = self._consumed_metric[message.topic()] = metrics.MESSAGES_CONSUMED.labels(message.topic())
+            consumed = self._consumed_metric[topic] = metrics.MESSAGES_CONSUMED.labels(topic)
         consumed.inc()
         metrics.IN_FLIGHT.inc()
         task = asyncio.create_task(self._handle(message, state))
@@ -298,17 +302,16 @@ class OutboxConsumer:
     async def _handle(self, message: Message, state: PartitionWatermark) -> None:
         # Each message is its own task: what is bound here is on every log line of its work, no other's.
         structlog.contextvars.clear_contextvars()
+        topic, partition, offset = position_of(message)
         try:
-            with structlog.contextvars.bound_contextvars(
-                topic=message.topic(), partition=message.partition(), offset=message.offset()
-            ):
+            with structlog.contextvars.bound_contextvars(topic=topic, partition=partition, offset=offset):
                 await self._process(message)
         except asyncio.CancelledError:
             return  # not done: its offset is not stored
         except Exception as exc:
-            log.exception("message processing failed", topic=message.topic(), offset=message.offset())
+            log.exception("message processing failed", topic=topic, offset=offset)
             await self._reject(message, Rejected(PROCESSING_ERROR, f"the matcher failed on the message: {exc}"))
-        self._watermarks.finish(state, message.offset())  # stored by the consumer's thread
+        self._watermarks.finish(state, offset)  # stored by the consumer's thread
 
     async def _reject(self, message: Message, rejected: Rejected) -> None:
         await self._dead_letters.send(message, rejected)
@@ -321,7 +324,7 @@ class OutboxConsumer:
         except Rejected as rejected:
             await self._reject(message, rejected)
             return
-        identity = identity_of(incoming, message.topic(), message.partition(), message.offset())
+        identity = identity_of(incoming, *position_of(message))
         traceparent = new_traceparent()
         with structlog.contextvars.bound_contextvars(
             message_id=identity, account_id=incoming.account_id, trace_id=traceparent.split("-")[1]
@@ -336,7 +339,8 @@ class OutboxConsumer:
                 event = to_event(incoming, identity)
             except Exception as exc:  # noqa: BLE001 - e.g. a value protobuf cannot hold
                 raise Rejected(INVALID_VALUE, f"field 'message' cannot be carried: {exc}", "message") from None
-            trial = _Trial(self._routes, self._senders, self._settings.matcher_max_backoff_seconds, message.partition())
+            _, partition, _ = position_of(message)
+            trial = _Trial(self._routes, self._senders, self._settings.matcher_max_backoff_seconds, partition)
             while True:
                 # Routes are resolved again on every attempt: a change meanwhile (an endpoint deleted) counts.
                 resolution = await self._resolve(incoming, trial)
@@ -381,7 +385,7 @@ class OutboxConsumer:
             )
         return resolution
 
-    async def _hand_off(self, event, resolution: Resolution, traceparent: str, trial: _Trial) -> bool:
+    async def _hand_off(self, event: event_pb2.Event, resolution: Resolution, traceparent: str, trial: _Trial) -> bool:
         """Hands the event to a sender for every endpoint at once: True once acknowledged, False to send
         it again; raises Rejected when that would not help."""
         request = deliveries_pb2.DeliverRequest(

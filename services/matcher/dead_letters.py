@@ -20,6 +20,7 @@ from confluent_kafka import KafkaError, Message
 
 from hooks_client.kafka import PublishError, RecordProducer
 from services.common.backoff import backoff_delays
+from services.common.kafka_messages import headers_of, position_of
 from services.common.logging import get_logger
 from services.matcher.validation import Rejected
 
@@ -52,10 +53,11 @@ def error_headers(message: Message, rejected: Rejected) -> list[tuple[str, bytes
     description = rejected.description
     if len(description) > MAX_DESCRIPTION_CHARS:
         description = description[: MAX_DESCRIPTION_CHARS - 1] + "…"
+    topic, partition, offset = position_of(message)
     return [
-        (HEADER_TOPIC, message.topic().encode()),
-        (HEADER_PARTITION, str(message.partition()).encode()),
-        (HEADER_OFFSET, str(message.offset()).encode()),
+        (HEADER_TOPIC, topic.encode()),
+        (HEADER_PARTITION, str(partition).encode()),
+        (HEADER_OFFSET, str(offset).encode()),
         (HEADER_REASON, rejected.reason.encode()),
         (HEADER_MESSAGE, description.encode()),
     ]
@@ -67,7 +69,8 @@ class DeadLetter:
 
     value: bytes | None
     key: bytes | None
-    own_headers: tuple[tuple[str, bytes], ...]
+    #: A header's value is None when the record carries it as null.
+    own_headers: tuple[tuple[str, bytes | None], ...]
     error_headers: tuple[tuple[str, bytes], ...]
     #: The size of the original value when it was cut, else None.
     original_bytes: int | None = None
@@ -76,14 +79,12 @@ class DeadLetter:
 
     @classmethod
     def of(cls, message: Message, rejected: Rejected) -> DeadLetter:
-        return cls(
-            message.value(), message.key(), tuple(message.headers() or ()), tuple(error_headers(message, rejected))
-        )
+        return cls(message.value(), message.key(), tuple(headers_of(message)), tuple(error_headers(message, rejected)))
 
     @property
-    def headers(self) -> list[tuple[str, bytes]]:
+    def headers(self) -> list[tuple[str, bytes | None]]:
         """The record's own headers, then ours."""
-        headers = [*self.own_headers, *self.error_headers]
+        headers: list[tuple[str, bytes | None]] = [*self.own_headers, *self.error_headers]
         if self.original_bytes is not None:
             headers += [(HEADER_TRUNCATED, b"true"), (HEADER_ORIGINAL_BYTES, str(self.original_bytes).encode())]
         if self.original_key_bytes is not None:
@@ -97,7 +98,7 @@ class DeadLetter:
         if self.original_bytes is None:
             # First cut: to the producer's limit less all the rest (our truncation headers included).
             rest = RECORD_OVERHEAD_BYTES + len(self.key or b"") + 64
-            rest += sum(len(name) + len(data) for name, data in self.headers)
+            rest += sum(len(name) + len(data or b"") for name, data in self.headers)
             keep = max(0, min(len(value) - 1, max_bytes - rest))
         elif value:
             keep = len(value) // 2

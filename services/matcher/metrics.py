@@ -74,9 +74,9 @@ class LagFromStats:
         lags = partition_lags(stats)
         self.last = lags
         current = {(topic, str(partition)) for topic, partition in lags}
-        for topic, partition in self._reported - current:
+        for stale_topic, stale_partition in self._reported - current:
             try:
-                CONSUMER_LAG.remove(topic, partition)
+                CONSUMER_LAG.remove(stale_topic, stale_partition)
             except KeyError:
                 pass
         for (topic, partition), lag in lags.items():

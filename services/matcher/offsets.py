@@ -40,7 +40,7 @@ class PartitionWatermark:
 
     def committable(self) -> int | None:
         """The offset to store (the next message to read after a restart), or None when unchanged."""
-        if self._next is None:
+        if self._next is None or self._stored is None:  # both set by the first begin
             return None
         mark = self._pending[0] if self._pending else self._next
         if mark <= self._stored:

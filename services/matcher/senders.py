@@ -178,7 +178,7 @@ class _Stream:
             await asyncio.gather(reader, writer, return_exceptions=True)
         return code, problem, self.answered
 
-    async def _read(self, call, batched: bool) -> None:
+    async def _read(self, call: grpc.aio.StreamStreamCall, batched: bool) -> None:
         async for message in call:
             self.answered = True
             for response in message.responses if batched else (message,):
@@ -186,7 +186,7 @@ class _Stream:
                 if future is not None and not future.done():
                     future.set_result(response)
 
-    async def _write(self, call, batched: bool) -> None:
+    async def _write(self, call: grpc.aio.StreamStreamCall, batched: bool) -> None:
         while True:
             batch = await self._next_batch(MAX_BATCH if batched else 1)
             if batched:
@@ -306,7 +306,9 @@ class SenderPool:
         and not `avoid` (the one that just failed)."""
         if affinity is None:
             start = next(self._turn)
-        elif (start := self._homes.get(affinity)) is None:
+        elif (home := self._homes.get(affinity)) is not None:
+            start = home
+        else:
             start = self._homes[affinity] = next(self._turn)  # partitions spread over the streams in turn
         candidates = self._streams[start:] + self._streams[:start]
         for stream in candidates:

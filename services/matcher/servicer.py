@@ -32,7 +32,9 @@ from services.matcher.validation import unregistered
 log = get_logger(__name__)
 
 
-def _check_names(request, violations: FieldViolations) -> None:
+def _check_names(
+    request: matcher_pb2.PublishMessageRequest | matcher_pb2.MatchMessageRequest, violations: FieldViolations
+) -> None:
     for field in ("application", "event_type", "level"):
         problem = string_problem(field, getattr(request, field))
         if problem:
@@ -81,7 +83,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
         return response
 
     async def PublishMessage(
-        self, request: matcher_pb2.PublishMessageRequest, context
+        self, request: matcher_pb2.PublishMessageRequest, context: grpc.aio.ServicerContext
     ) -> matcher_pb2.PublishMessageResponse:
         account = await require_account(context)
         violations = FieldViolations()
@@ -140,7 +142,9 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServiceServicer):
             id=identity, topic=record.topic, partition=record.partition, offset=record.offset
         )
 
-    async def MatchMessage(self, request: matcher_pb2.MatchMessageRequest, context) -> matcher_pb2.MatchMessageResponse:
+    async def MatchMessage(
+        self, request: matcher_pb2.MatchMessageRequest, context: grpc.aio.ServicerContext
+    ) -> matcher_pb2.MatchMessageResponse:
         account = await require_account(context)
         violations = FieldViolations()
         _check_names(request, violations)

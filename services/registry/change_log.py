@@ -26,10 +26,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.errors import OutOfRange
 from services.common.logging import get_logger
@@ -111,7 +113,7 @@ class ChangeFollower:
             pruned = await self._pruned_through(session)
         return max(newest or 0, pruned)
 
-    async def _pruned_through(self, session) -> int:
+    async def _pruned_through(self, session: AsyncSession) -> int:
         value = (await session.execute(select(ChangeLogState.pruned_through).where(ChangeLogState.id == 1))).scalar()
         return value or 0
 
@@ -254,7 +256,8 @@ class ChangeFollower:
             ).scalar_one()
             if not newest_old:
                 return 0
-            result = await session.execute(delete(Change).where(Change.sequence <= newest_old))
+            # A DELETE's result is a CursorResult (Session.execute is typed for every statement).
+            result = cast(CursorResult[Any], await session.execute(delete(Change).where(Change.sequence <= newest_old)))
             await session.execute(
                 update(ChangeLogState)
                 .where(ChangeLogState.id == 1, ChangeLogState.pruned_through < newest_old)

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -53,7 +54,7 @@ class Write:
 
 
 class Database:
-    def __init__(self, url: str, **engine_kwargs):
+    def __init__(self, url: str, **engine_kwargs: Any):
         self.url = url
         self.engine: AsyncEngine = db.create_engine(url, **engine_kwargs)
         self.sessions = db.sessionmaker(self.engine)

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import timestamp_pb2
+from sqlalchemy import Row
 
 from hooks.registry.v1 import applications_pb2, endpoints_pb2, filters_pb2
 from services.registry.models import Application, Endpoint, Filter, utcnow
@@ -65,15 +67,19 @@ def endpoint_message(endpoint: Endpoint) -> endpoints_pb2.Endpoint:
         secret_hint=secret_hint(endpoint.secret),
         disabled_reason=endpoint.disabled_reason,
         rate_limit=endpoints_pb2.RateLimit(
-            requests=endpoint.rate_limit_requests, period=RATE_LIMIT_PERIOD_NUMBERS.get(endpoint.rate_limit_period, 0)
+            requests=endpoint.rate_limit_requests,
+            period=RATE_LIMIT_PERIOD_NUMBERS.get(
+                endpoint.rate_limit_period, endpoints_pb2.RATE_LIMIT_PERIOD_UNSPECIFIED
+            ),
         ),
         order=DELIVERY_ORDER_NUMBERS.get(endpoint.delivery_order, endpoints_pb2.DELIVERY_ORDER_UNORDERED),
         create_time=timestamp(endpoint.create_time),
         update_time=timestamp(endpoint.update_time),
     )
-    if previous_secret(endpoint):
+    expires = endpoint.previous_secret_expire_time
+    if expires is not None and previous_secret(endpoint):
         message.previous_secret_hint = secret_hint(endpoint.previous_secret)
-        message.previous_secret_expire_time.CopyFrom(timestamp(endpoint.previous_secret_expire_time))
+        message.previous_secret_expire_time.CopyFrom(timestamp(expires))
     return message
 
 
@@ -89,7 +95,7 @@ def previous_secret(endpoint: Endpoint) -> str:
 SUMMARY_COLUMNS = (Endpoint.id, Endpoint.name, Endpoint.type, Endpoint.target, Endpoint.enabled, Endpoint.description)
 
 
-def endpoint_summary(row) -> endpoints_pb2.Endpoint:
+def endpoint_summary(row: Endpoint | Row[Any]) -> endpoints_pb2.Endpoint:
     """An endpoint as a route of the dry run shows it (a row of SUMMARY_COLUMNS, or an Endpoint):
     id, name, type, target, enabled and description; never a secret, header values or a CA
     certificate, so the answer stays small however large the endpoints are."""

@@ -39,8 +39,9 @@ class Quotas:
 
     async def check_new_endpoint(self, session: AsyncSession, account_id: str) -> None:
         """Raises QuotaExceeded when the account already has as many endpoints as it may."""
-        count = await session.scalar(
-            select(func.count()).select_from(Endpoint).where(Endpoint.account_id == account_id)
+        count = (
+            await session.scalar(select(func.count()).select_from(Endpoint).where(Endpoint.account_id == account_id))
+            or 0
         )
         if count >= self.endpoints_per_account:
             raise QuotaExceeded(
@@ -50,7 +51,9 @@ class Quotas:
 
     async def check_new_filter(self, session: AsyncSession, account_id: str) -> None:
         """Raises QuotaExceeded when the account already has as many filters as it may."""
-        count = await session.scalar(select(func.count()).select_from(Filter).where(Filter.account_id == account_id))
+        count = (
+            await session.scalar(select(func.count()).select_from(Filter).where(Filter.account_id == account_id)) or 0
+        )
         if count >= self.filters_per_account:
             raise QuotaExceeded(
                 "filters_per_account",

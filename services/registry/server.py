@@ -33,7 +33,14 @@ async def migrate(database_url: str) -> None:
     await upgrade_async(database_url, MIGRATIONS, version_table=VERSION_TABLE)
 
 
-async def build_server(settings: RegistrySettings) -> GrpcServer:
+class RegistryServer(GrpcServer):
+    """The registry's gRPC server, with what tests and tools look inside (e.g. to prune the change
+    log now)."""
+
+    registry: RegistryInternals
+
+
+async def build_server(settings: RegistrySettings) -> RegistryServer:
     await migrate(settings.registry_database_url)
     database = Database(settings.registry_database_url)
     resolver = RouteResolver(database, max_accounts=settings.registry_route_cache_accounts)
@@ -60,7 +67,7 @@ async def build_server(settings: RegistrySettings) -> GrpcServer:
         await follower.stop()
         await database.dispose()
 
-    server = GrpcServer(
+    server = RegistryServer(
         "registry",
         settings,
         [
@@ -87,8 +94,7 @@ async def build_server(settings: RegistrySettings) -> GrpcServer:
         ],
         on_stop=[close],
     )
-    # For tests and tools that want to look inside (e.g. to prune the change log now).
-    server.registry = RegistryInternals(database, resolver, follower)  # type: ignore[attr-defined]
+    server.registry = RegistryInternals(database, resolver, follower)
     return server
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -23,20 +24,24 @@ def value_to_python(value: struct_pb2.Value) -> object:
     """The JSON value a protobuf `Value` holds, as `json_format.MessageToDict` gives it, except that
     it never raises: a NaN or an infinity is kept as the float it is, for the limits to refuse
     (`services.common.limits.json_value_problem`), and any depth is converted without recursion."""
-    root: list = [None]
-    stack: list[tuple[struct_pb2.Value, list | dict, int | str]] = [(value, root, 0)]
+    root: list[object] = [None]
+    # (value, where it goes, its key there): a list with an int index or a dict with a str key.
+    stack: list[tuple[struct_pb2.Value, Any, int | str]] = [(value, root, 0)]
     while stack:
         item, parent, key = stack.pop()
         kind = item.WhichOneof("kind")
+        result: object
         if kind == "struct_value":
-            result: object = {}
+            fields: dict[str, object] = {}
             for name, child in item.struct_value.fields.items():
-                result[name] = None  # keeps the keys' order; filled in below
-                stack.append((child, result, name))
+                fields[name] = None  # keeps the keys' order; filled in below
+                stack.append((child, fields, name))
+            result = fields
         elif kind == "list_value":
             children = item.list_value.values
-            result = [None] * len(children)
-            stack.extend((child, result, index) for index, child in enumerate(children))
+            values: list[object] = [None] * len(children)
+            stack.extend((child, values, index) for index, child in enumerate(children))
+            result = values
         elif kind is None or kind == "null_value":
             result = None
         else:

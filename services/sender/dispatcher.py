@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError
 
@@ -128,7 +130,7 @@ class Dispatcher:
         """How many more deliveries the backlog takes now (over all lanes)."""
         return 0 if self._closed else max(0, self.backlog - len(self._held))
 
-    def rooms(self, endpoint_ids) -> dict[str, int]:
+    def rooms(self, endpoint_ids: Iterable[str]) -> dict[str, int]:
         """How many more deliveries each of these endpoints' lanes takes now, within the backlog's
         room (none for a lane that has some waiting in the database: those go first)."""
         total = self.room()
@@ -266,30 +268,33 @@ class Dispatcher:
             else:
                 lane.breaker.record(held.succeeded, time.monotonic())
                 if lane.ordered and held.retry_at is not None:
-                    self._hold_back(lane, held, recorded)
+                    self._hold_back(lane, held, held.retry_at, recorded)
                 elif recorded.done():
                     self._release(held)
                 else:
-                    recorded.add_done_callback(lambda _done, held=held: self._release(held))
+                    recorded.add_done_callback(functools.partial(self._release_recorded, held))
             self._offer(lane)
             self._room_freed.set()
 
     def _settled(self, _recorded: asyncio.Future) -> None:
         self._unsettled.release()
 
-    def _hold_back(self, lane: Lane, held: Held, recorded: asyncio.Future) -> None:
+    def _hold_back(self, lane: Lane, held: Held, retry_at: datetime, recorded: asyncio.Future) -> None:
         """An ordered lane's delivery failed and is to be retried: it stays held, at the head of its
         lane, and the later ones wait until it has gone again (claimed anew by id then)."""
         held.delivery = None
-        lane.hold_back(held, time.monotonic() + max(0.0, (held.retry_at - utcnow()).total_seconds()))
+        lane.hold_back(held, time.monotonic() + max(0.0, (retry_at - utcnow()).total_seconds()))
 
-        def recorded_done(_done) -> None:
+        def recorded_done(_done: asyncio.Future) -> None:
             for waiter in held.waiters:
                 if not waiter.done():
                     waiter.set_result(None)
             held.waiters.clear()
 
         recorded.add_done_callback(recorded_done)
+
+    def _release_recorded(self, held: Held, _recorded: asyncio.Future) -> None:
+        self._release(held)
 
     def _release(self, held: Held) -> None:
         """The delivery's outcome is committed (or no attempt was made): it is not held any more."""

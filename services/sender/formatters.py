@@ -148,14 +148,13 @@ def http_request(
     each of `secrets`); ValueError for a type that is not sent over HTTP."""
     if endpoint_type == endpoints_pb2.ENDPOINT_TYPE_WEBHOOK:
         return _with_json_type(webhook(event, delivery_id, secrets, now))
-    if isinstance(event, str):
-        event = json.loads(event)
+    document: dict = json.loads(event) if isinstance(event, str) else event
     if endpoint_type == endpoints_pb2.ENDPOINT_TYPE_SLACK:
-        request = slack(event)
+        request = slack(document)
     elif endpoint_type == endpoints_pb2.ENDPOINT_TYPE_TEAMS:
-        request = teams(event)
+        request = teams(document)
     elif endpoint_type == endpoints_pb2.ENDPOINT_TYPE_GOOGLE_CHAT:
-        request = google_chat(event, delivery_id)
+        request = google_chat(document, delivery_id)
     else:
         raise ValueError(f"endpoint type {endpoints_pb2.EndpointType.Name(endpoint_type)} is not sent over HTTP")
     return _with_json_type(request)

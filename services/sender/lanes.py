@@ -10,11 +10,14 @@ to the deliverer (`Lane.configure`); until its first lookup it runs one attempt 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from hooks.registry.v1 import endpoints_pb2
 from services.sender.store import QueuedDelivery
 
 
@@ -32,9 +35,11 @@ class Held:
         #: The last attempt's verdict and, when it is to be retried, when (wall clock), set by the
         #: deliverer (for the breaker and an ordered lane).
         self.succeeded = False
-        self.retry_at = None
+        self.retry_at: datetime | None = None
         self.lane: Lane | None = None
-        self.waiters: list = []  # futures of callers waiting for this delivery's attempt (run_now)
+        self.waiters: list[
+            asyncio.Future[None]
+        ] = []  # futures of callers waiting for this delivery's attempt (run_now)
 
 
 @dataclass
@@ -196,7 +201,7 @@ class Lane:
         #: it, its waiting deliveries start at once rather than after the attempt under way.
         self.offer: Callable[[], None] | None = None
 
-    def configure(self, endpoint) -> None:
+    def configure(self, endpoint: endpoints_pb2.Endpoint) -> None:
         """Follows the endpoint's rate limit and order (a hooks.registry.v1.Endpoint)."""
         limit = (endpoint.rate_limit.requests, endpoint.rate_limit.period)
         if limit != self.limit:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -13,23 +14,25 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     types,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import metadata
 
 
-class UTCDateTime(types.TypeDecorator):
+class UTCDateTime(types.TypeDecorator[datetime]):
     """Aware UTC datetimes on both databases: timestamptz on PostgreSQL; on SQLite (no time zones)
     naive UTC text, so that comparisons in SQL order correctly."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -37,7 +40,7 @@ class UTCDateTime(types.TypeDecorator):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -51,6 +54,9 @@ class DeliveryState(enum.StrEnum):
 
 class Base(DeclarativeBase):
     metadata = metadata()
+    #: Every model here is mapped to a Table (DeclarativeBase says only FromClause, which insert,
+    #: update and delete do not take).
+    __table__: ClassVar[Table]
 
 
 class Delivery(Base):

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
+from aiohttp.abc import ResolveResult
+from aiohttp.tracing import Trace
 
 from services.common.logging import get_logger
 
@@ -151,13 +154,14 @@ class GuardedConnector(aiohttp.TCPConnector):
     """A TCPConnector that connects only to addresses the policy allows: it filters what a host
     resolved to (IP literals included), and refuses when nothing is left."""
 
-    def __init__(self, policy: NetworkPolicy, **kwargs):
+    def __init__(self, policy: NetworkPolicy, **kwargs: Any):
         super().__init__(**kwargs)
         self._policy = policy
 
-    async def _resolve_host(self, host, port, traces=None):
+    async def _resolve_host(self, host: str, port: int, traces: Sequence[Trace] | None = None) -> list[ResolveResult]:
         resolved = await super()._resolve_host(host, port, traces=traces)
-        allowed, reasons = [], []
+        allowed: list[ResolveResult] = []
+        reasons: list[str] = []
         for entry in resolved:
             reason = self._policy.check(entry["host"])
             if reason is None:

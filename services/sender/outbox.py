@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hooks_client.kafka import RecordProducer
@@ -113,7 +113,9 @@ class Outbox:
                     created_at=now,
                 )
             )
-            row_id = result.inserted_primary_key[0]
+            key = result.inserted_primary_key
+            assert key is not None  # set by a single-row insert
+            row_id = key[0]
         if confirmed and available_in_seconds <= 0:
             self._wake.set()
         return row_id
@@ -267,7 +269,7 @@ def _failed(exc: Exception) -> asyncio.Future:
     return future
 
 
-def _row(row) -> OutboxRow:
+def _row(row: RowMapping) -> OutboxRow:
     return OutboxRow(
         id=row["id"],
         event_id=row["event_id"],

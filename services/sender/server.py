@@ -21,7 +21,7 @@ from services.sender.lanes import BreakerSettings
 from services.sender.network_policy import NetworkPolicy
 from services.sender.outbox import Outbox
 from services.sender.queue_metrics import start_queue_sampler
-from services.sender.retention import start_pruner
+from services.sender.retention import Pruner, start_pruner
 from services.sender.retry_policy import RetrySchedule
 from services.sender.servicer import DeliveryServicer
 from services.sender.settings import SenderSettings
@@ -36,7 +36,15 @@ VERSION_TABLE = "alembic_version_sender"
 SERVICE_NAME = deliveries_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name
 
 
-async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = None) -> GrpcServer:
+class SenderServer(GrpcServer):
+    """The sender's gRPC server, with what tests and tools look at: the servicer (and what hangs off
+    it) and the retention pruner."""
+
+    sender: DeliveryServicer
+    pruner: Pruner
+
+
+async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = None) -> SenderServer:
     kafka = kafka or KafkaSettings()
     await upgrade_async(settings.sender_database_url, MIGRATIONS, VERSION_TABLE)
     engine = create_engine(settings.sender_database_url)
@@ -120,7 +128,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         settings.sender_retention_interval_seconds,
         settings.sender_retention_batch,
     )
-    server = GrpcServer(
+    server = SenderServer(
         "sender",
         settings,
         [(deliveries_pb2_grpc.add_DeliveryServiceServicer_to_server, servicer, SERVICE_NAME)],

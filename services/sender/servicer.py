@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import grpc
 from google.rpc import code_pb2, status_pb2
@@ -49,6 +50,8 @@ TEST_APPLICATION = "hooks"
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 DEFAULT_TEST_MESSAGE = "This is a test notification from hooks."
 _END = object()
+#: A Deliver or DeliverBatch stream message.
+_Message = TypeVar("_Message")
 
 
 def validate_deliver_request(request: deliveries_pb2.DeliverRequest) -> FieldViolations:
@@ -114,7 +117,7 @@ def _single(request: deliveries_pb2.DeliverRequest) -> tuple[deliveries_pb2.Deli
     return (request,)
 
 
-def _requests_of_batch(batch: deliveries_pb2.DeliverBatchRequest):
+def _requests_of_batch(batch: deliveries_pb2.DeliverBatchRequest) -> Iterable[deliveries_pb2.DeliverRequest]:
     return batch.requests
 
 
@@ -140,19 +143,23 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
 
     # -- Deliver ---------------------------------------------------------------------------------
 
-    async def Deliver(self, request_iterator, context):
+    async def Deliver(
+        self, request_iterator: AsyncIterable[deliveries_pb2.DeliverRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[deliveries_pb2.DeliverResponse]:
         """One request per message: the one-request case of DeliverBatch's handler."""
         async for responses in self._serve_deliveries(request_iterator, _single):
             for response in responses:
                 yield response
 
-    async def DeliverBatch(self, request_iterator, context):
+    async def DeliverBatch(
+        self, request_iterator: AsyncIterable[deliveries_pb2.DeliverBatchRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[deliveries_pb2.DeliverBatchResponse]:
         """Several requests per message, answered per request: the same handler as Deliver."""
         async for responses in self._serve_deliveries(request_iterator, _requests_of_batch):
             yield deliveries_pb2.DeliverBatchResponse(responses=responses)
 
     async def _serve_deliveries(
-        self, messages, unpack: Callable[[object], Iterable[deliveries_pb2.DeliverRequest]]
+        self, messages: AsyncIterable[_Message], unpack: Callable[[_Message], Iterable[deliveries_pb2.DeliverRequest]]
     ) -> AsyncIterator[list[deliveries_pb2.DeliverResponse]]:
         """Stores whatever requests have arrived together in one transaction and yields their answers
         after the commit (then hands the new deliveries straight to the workers). `unpack` turns one
@@ -186,8 +193,8 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
                 for _ in batch:
                     room.release()
                 yield await self._store_batch(batch)
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()
+            if reader.done() and not reader.cancelled() and (error := reader.exception()) is not None:
+                raise error
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -321,6 +328,7 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
                 last = row
             else:
                 return response  # the last page
+        assert last is not None  # a page holds at least one delivery
         response.next_page_token = PageCursor.after(last).encode()
         return response
 
@@ -383,10 +391,13 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         new = NewDelivery(account, request.endpoint_id, TEST_APPLICATION, body["id"], encode_event(body))
         ids, created = await self.store.enqueue([new])
         delivery_id = ids[new.key]
-        for delivery in created:
-            self.deliverer.announce(delivery.as_row())
+        for queued in created:
+            self.deliverer.announce(queued.as_row())
         await self.dispatcher.run_now(delivery_id, request.endpoint_id)
-        delivery, attempts = await self.store.get(account, delivery_id)
+        found = await self.store.get(account, delivery_id)
+        if found is None:  # already pruned: a retention shorter than the attempt (services/sender/retention.py)
+            raise NotFound(f"delivery {delivery_id!r} not found")
+        delivery, attempts = found
         return deliveries_pb2.SendTestMessageResponse(delivery=delivery_to_proto(delivery, attempts))
 
 

@@ -18,7 +18,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -453,7 +453,7 @@ class DeliveryStore:
         endpoint_id: str = "",
         status: DeliveryState | None = None,
         event_id: str = "",
-    ) -> AsyncIterator[Delivery]:
+    ) -> AsyncGenerator[Delivery, None]:
         """The account's deliveries after `cursor`, newest first, at most `limit`, read as they are
         taken (a caller that has enough stops reading: close it with contextlib.aclosing)."""
         query = select(Delivery).where(Delivery.account_id == account_id)

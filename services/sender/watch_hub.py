@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hooks.sender.v1 import deliveries_pb2
 from services.common.errors import QuotaExceeded
+
+if TYPE_CHECKING:  # it imports this module
+    from services.sender.watch_relay import WatchRelay
 
 #: Changes queued for one watcher that has not read them yet; beyond, it is cut off ("watch again").
 QUEUE_SIZE = 100
@@ -36,7 +40,7 @@ class WatchHub:
         self._accounts: dict[str, set[Subscription]] = {}
         #: Set by a WatchRelay: told of every change of an account other replicas watch, and of
         #: accounts that begin to be watched here.
-        self.relay = None
+        self.relay: WatchRelay | None = None
 
     def subscribe(self, account_id: str, endpoint_id: str = "") -> Subscription:
         """Raises QuotaExceeded when the account watches `streams_per_account` times already."""

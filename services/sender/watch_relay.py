@@ -155,7 +155,7 @@ class WatchRelay:
                     connection.terminate()
             await asyncio.sleep(RECONNECT_SECONDS)
 
-    def _on_notification(self, _connection, _pid, channel: str, payload: str) -> None:
+    def _on_notification(self, _connection: asyncpg.Connection, _pid: int, channel: str, payload: str) -> None:
         try:
             message = json.loads(payload)
         except ValueError:
@@ -179,7 +179,11 @@ class WatchRelay:
         elif "id" in message:
             task = asyncio.create_task(self._load_and_publish(account, message["id"]))
             self._tasks.append(task)
-            task.add_done_callback(lambda done: done in self._tasks and self._tasks.remove(done))
+            task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
 
     async def _load_and_publish(self, account_id: str, delivery_id: str) -> None:
         try:

@@ -117,6 +117,31 @@ async def test_a_dead_letter_too_large_to_produce_is_produced_cut_down(broker, r
         assert matcher.matcher.consumer.counters.dead_lettered == 1
 
 
+async def test_a_dead_letter_too_large_with_a_null_header_is_produced_cut_down(broker, registry, sender, receiver):
+    """Kafka lets a header be null (confluent-kafka reads it as None). Cutting the dead letter of such
+    a record down measured the header with len(None): the TypeError escaped the dead-lettering, the
+    message was never done and its partition's offset stayed where it was. Now the null header is
+    measured as empty and kept, null, in the dead letter cut down."""
+    endpoint = await registry.endpoint(receiver.url("after-null-header"))
+    await registry.filter([endpoint.id])
+    value = b"{" + b" " * 999_898 + b"}"  # as above: its dead letter is larger than the producer's limit
+    placed = await broker.aproduce(
+        [value, message(message={"text": "next"})], partition=0, headers=[("origin", b"app"), ("empty", None)]
+    )
+
+    async with running_matcher(broker, registry.target, sender.target) as matcher:
+        await wait_until(lambda: "next" in receiver.texts("after-null-header"), message="the next message delivered")
+        (dead,) = await broker.aread(broker.dlq, 1)
+        headers = dict(dead.headers())
+        assert headers["hooks.error.reason"] == b"too_large"
+        assert headers["hooks.error.offset"] == str(placed[0][1]).encode()
+        assert headers["origin"] == b"app"
+        assert "empty" in headers and headers["empty"] is None
+        assert headers["hooks.error.truncated"] == b"true"
+        await wait_until(lambda: matcher.matcher.consumer.in_flight == 0, message="nothing left in flight")
+        assert matcher.matcher.consumer.counters.dead_lettered == 1
+
+
 async def test_a_dead_letter_whose_key_alone_fills_the_limit_is_produced_without_it(broker, registry, sender, receiver):
     """A record's key is the producer's to choose: one of 999,890 bytes with a value that is not JSON
     fits the broker, but not with the error headers beside it, and there is no value or header left to

@@ -103,7 +103,7 @@ class RecordProducer:
         value: bytes | None,
         *,
         key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
         partition: int | None = None,
         id: str = "",
     ) -> Future[Published]:
@@ -120,7 +120,7 @@ class RecordProducer:
         value: bytes | None,
         *,
         key: bytes | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
         partition: int | None = None,
         id: str = "",
     ) -> Published:
@@ -138,7 +138,7 @@ class RecordProducer:
         topic: str,
         value: bytes | None,
         key: bytes | None,
-        headers: list[tuple[str, bytes]] | None,
+        headers: list[tuple[str, bytes | None]] | None,
         partition: int | None,
         id: str,
     ) -> Future[Published]:
