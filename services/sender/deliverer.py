@@ -1,6 +1,7 @@
-"""One attempt of one delivery, start to finish: take the lease, look the endpoint up, format, send,
-judge the outcome, log the attempt and schedule what comes next; disable an endpoint that answered
-410 or has failed for too long, and tell its owner."""
+"""One attempt of one delivery, start to finish, in stages (`Deliverer.deliver`): prepare (take the
+lease, look the endpoint up), attempt (format, send), judge (the outcome's next state), record (the
+attempt recorder writes it in a batch), then what follows once recorded: the log line, the watchers,
+disabling an endpoint that answered 410 or has failed for too long, and telling its owner."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import grpc
@@ -23,6 +26,7 @@ from services.sender.attempt_recorder import AttemptRecorder
 from services.sender.conversion import delivery_to_proto
 from services.sender.disabled_events import EndpointDisabler
 from services.sender.email_policy import EmailPolicy
+from services.sender.lanes import Held
 from services.sender.models import Delivery, DeliveryState
 from services.sender.retry_policy import RetrySchedule, Verdict
 from services.sender.store import AttemptResult, DeliveryStore, QueuedDelivery, utcnow
@@ -39,6 +43,15 @@ REGISTRY_RETRY_SECONDS = 5.0
 USER_AGENT = "hooks-sender/1"
 #: Headers an endpoint's extra headers may not set.
 RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-type", "user-agent"}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt as it went: when it started, how long it took, what came of it."""
+
+    started_at: datetime
+    latency: float
+    outcome: Outcome
 
 
 class Deliverer:
@@ -97,13 +110,31 @@ class Deliverer:
         if delivery is not None and self.hub.wants(delivery.account_id):
             self.hub.publish(delivery.account_id, delivery_to_proto(delivery))
 
-    async def deliver(self, held) -> asyncio.Future | None:
-        """Attempts the delivery once. `held` names it (`held.id`) and carries it as this sender leased
-        it (`held.delivery`, a QueuedDelivery, or None): while enough of that lease is left it is used
-        as is, saving a claim; a (re)claim is put back in `held.delivery`, so the lease renewal sees
-        it. The lease is looked at again right before sending. Returns the future of the attempt's
-        record (done once committed; the attempt's after-effects hang off it), or None when no
-        attempt was made (another sender has it, it is no longer due, or it was settled without one)."""
+    async def deliver(self, held: Held) -> asyncio.Future[datetime | None] | None:
+        """Attempts the delivery once, in four stages: `_prepare` (the lease and the endpoint, or a
+        reason not to send), `_attempt` (format and send), `_judge` (the outcome's next state), then
+        the recorder; `_recorded` does what follows once the record is committed. `held` names it
+        (`held.id`) and carries it as this sender leased it (`held.delivery`, or None). Returns the
+        future of the attempt's record (done once committed), or None when no attempt was made
+        (another sender has it, it is no longer due, or it was settled without one)."""
+        prepared = await self._prepare(held)
+        if prepared is None:
+            return None
+        delivery, target = prepared
+        attempt = await self._attempt(delivery, target)
+        result = self._judge(delivery, attempt)
+        held.succeeded = result.succeeded
+        held.retry_at = result.next_attempt_at
+        recorded = self.recorder.submit(result)
+        recorded.add_done_callback(functools.partial(self._recorded, delivery, target, result, attempt))
+        return recorded
+
+    async def _prepare(self, held: Held) -> tuple[QueuedDelivery, Target] | None:
+        """The delivery under this sender's lease and its endpoint as the registry has it now, or None
+        when it is not to be sent now (settled here when the endpoint is gone or disabled, put off when
+        the registry cannot say or the account's e-mail rate is spent). While enough of the lease
+        `held` carries is left it is used as is, saving a claim; a (re)claim is put back in
+        `held.delivery`, so the lease renewal sees it. The lease is looked at again after the lookup."""
         delivery = held.delivery
         if delivery is None or not self.store.holds_lease(delivery):
             delivery = held.delivery = await self.store.claim(held.id)
@@ -143,16 +174,24 @@ class Deliverer:
                 later = utcnow() + timedelta(seconds=wait)
                 self.announce(await self.store.settle(delivery, DeliveryState.PENDING, self._email_waits, later))
                 return None
+        return delivery, target
 
+    async def _attempt(self, delivery: QueuedDelivery, target: Target) -> Attempt:
+        """Formats and sends it once; counted and timed in the metrics."""
         started_at = utcnow()
         clock = time.perf_counter()
         outcome = await self._send(delivery, target, started_at)
         latency = time.perf_counter() - clock
-        number = delivery.attempt_count + 1
         attempts_metric, seconds_metric = self._metrics(target.endpoint.type, outcome.verdict)
         attempts_metric.inc()
         seconds_metric.observe(latency)
+        return Attempt(started_at, latency, outcome)
 
+    def _judge(self, delivery: QueuedDelivery, attempt: Attempt) -> AttemptResult:
+        """What the attempt makes of the delivery: succeeded, failed for good, or pending until the
+        retry schedule's next attempt (failed once the schedule gives up)."""
+        outcome = attempt.outcome
+        number = delivery.attempt_count + 1
         status, next_at, error = DeliveryState.FAILED, None, outcome.error
         if outcome.verdict is Verdict.SUCCEEDED:
             status = DeliveryState.SUCCEEDED
@@ -162,12 +201,12 @@ class Deliverer:
                 error = f"{outcome.error} (gave up after {number} attempts)"
             else:
                 status, next_at = DeliveryState.PENDING, utcnow() + timedelta(seconds=delay)
-        result = AttemptResult(
+        return AttemptResult(
             delivery_id=delivery.id,
             endpoint_id=delivery.endpoint_id,
             number=number,
-            started_at=started_at,
-            latency_seconds=latency,
+            started_at=attempt.started_at,
+            latency_seconds=attempt.latency,
             http_status=outcome.http_status,
             response_body=outcome.response_body,
             error=error,
@@ -176,20 +215,14 @@ class Deliverer:
             next_attempt_at=next_at,
             lease_generation=delivery.lease_generation,
         )
-        held.succeeded = result.succeeded
-        held.retry_at = next_at
-        recorded = self.recorder.submit(result)
-        recorded.add_done_callback(functools.partial(self._recorded, delivery, target, result, outcome, latency))
-        return recorded
 
     def _recorded(
         self,
         delivery: QueuedDelivery,
         target: Target,
         result: AttemptResult,
-        outcome: Outcome,
-        latency: float,
-        recorded: asyncio.Future,
+        attempt: Attempt,
+        recorded: asyncio.Future[datetime | None],
     ) -> None:
         """After the attempt's record committed: its log line, its watchers, and disabling an
         endpoint that answered 410 or has failed for too long."""
@@ -197,6 +230,7 @@ class Deliverer:
             return  # the recorder logged it; the lease runs out and the delivery is attempted again
         failing_since = recorded.result()
         status, number, error = result.status, result.number, result.error
+        outcome, latency = attempt.outcome, attempt.latency
         # A failed attempt is worth a line at info; a success only at debug (the hot path's level).
         failed = status is not DeliveryState.SUCCEEDED
         if failed or _level_check.isEnabledFor(logging.DEBUG):
@@ -237,7 +271,7 @@ class Deliverer:
                 await self.store.settle(delivery, DeliveryState.FAILED, f"endpoint disabled: {reason}", released=True)
             )
 
-    def _in_background(self, work) -> None:
+    def _in_background(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background_done)
