@@ -131,7 +131,7 @@ class _BulkInsert:
 
     sqlite: _SQLiteStatement
     #: The rows' values in the statement's order (but for the columns given by `constants`).
-    values: Callable[[dict], Any]
+    values: Callable[[dict], tuple]
     #: (position, value): the scalar defaults of the columns the rows leave out, as SQLAlchemy fills them.
     constants: tuple[tuple[int, Any], ...]
     #: The positions of the UTCDateTime columns.
@@ -148,6 +148,15 @@ class _BulkInsert:
                 values[position] = times[values[position]]
             parameters.append(tuple(values))
         return parameters
+
+
+def _getter(keys: Sequence[str]) -> Callable[[dict], tuple]:
+    """A function giving a row's values of `keys`, as a tuple (operator.itemgetter's speed; a tuple
+    for one key too)."""
+    if len(keys) == 1:
+        [key] = keys
+        return lambda row: (row[key],)
+    return operator.itemgetter(*keys)
 
 
 @functools.lru_cache(maxsize=8)
@@ -168,7 +177,7 @@ def _bulk_insert(table: Table, keys: tuple[str, ...]) -> _BulkInsert:
     present = [name for name in statement.names if name in keys]
     return _BulkInsert(
         sqlite=statement,
-        values=operator.itemgetter(*present) if len(present) > 1 else lambda row: (row[present[0]],),
+        values=_getter(present),
         constants=tuple(constants),
         times=tuple(
             position for position, name in enumerate(statement.names) if isinstance(table.c[name].type, UTCDateTime)
