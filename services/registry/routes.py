@@ -21,36 +21,110 @@ account missed at the same moment), so a cold start costs few round trips.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import CompoundSelect, Select, String, bindparam, cast, literal, null, select, union_all
 
 from hooks.registry.v1 import routing_pb2
 from services.registry.database import APPLICATION, ENDPOINT, FILTER, ChangeNote, Database
 from services.registry.messages import SUMMARY_COLUMNS, endpoint_summary
-from services.registry.models import Application, Endpoint
+from services.registry.models import (
+    Application,
+    Base,
+    Endpoint,
+    Filter,
+    FilterApplication,
+    FilterEndpoint,
+    FilterEventType,
+    FilterLevel,
+)
 
-#: An account's enabled filters, oldest first, with their set entries and endpoints: one round trip.
-#: Each row is (account, filter id, kind, ...): "f" the filter itself, "a" an application, "e" an event type,
-#: "l" a level, "p" an endpoint (with its position).
-FILTER_ROWS = text(
-    """
-    WITH f AS (
-        SELECT account_id, id, create_time FROM filters WHERE account_id IN :accounts AND enabled = :enabled
+
+class RowKind(enum.StrEnum):
+    """What a row of FILTER_ROWS is: the filter itself, or one entry of its sets or endpoint list."""
+
+    FILTER = "filter"
+    APPLICATION = "application"
+    EVENT_TYPE = "event_type"
+    LEVEL = "level"
+    ENDPOINT = "endpoint"
+
+
+#: The columns of FILTER_ROWS beside account_id, filter_id, kind and create_time: a row of each kind
+#: fills those of its own table, the rest are NULL (of the column's type, which the UNION needs on
+#: PostgreSQL).
+_ENTRY_COLUMNS = {
+    "application": FilterLevel.application,
+    "event_type": FilterLevel.event_type,
+    "level": FilterLevel.level,
+    "endpoint_id": FilterEndpoint.endpoint_id,
+    "position": FilterEndpoint.position,
+}
+
+
+def _filter_rows() -> CompoundSelect:
+    """The enabled filters of the accounts `accounts` (an expanding parameter), oldest first, each
+    with the entries of its sets and endpoint list, in one round trip: a UNION of one SELECT per
+    table, whose rows say their `kind` and name their columns."""
+    enabled = (
+        select(Filter.account_id, Filter.id, Filter.create_time)
+        .where(Filter.account_id.in_(bindparam("accounts", expanding=True)), Filter.enabled.is_(True))
+        .cte("f")
     )
-    SELECT f.account_id, f.id, 'f', NULL, NULL, NULL, f.create_time FROM f
-    UNION ALL SELECT f.account_id, x.filter_id, 'a', x.application, NULL, NULL, f.create_time
-        FROM filter_applications x JOIN f ON f.id = x.filter_id
-    UNION ALL SELECT f.account_id, x.filter_id, 'e', x.application, x.event_type, NULL, f.create_time
-        FROM filter_event_types x JOIN f ON f.id = x.filter_id
-    UNION ALL SELECT f.account_id, x.filter_id, 'l', x.application, x.event_type, x.level, f.create_time
-        FROM filter_levels x JOIN f ON f.id = x.filter_id
-    UNION ALL SELECT f.account_id, x.filter_id, 'p', x.endpoint_id, CAST(x.position AS VARCHAR(20)), NULL, f.create_time
-        FROM filter_endpoints x JOIN f ON f.id = x.filter_id
-    ORDER BY 7, 2
-    """
-).bindparams(bindparam("accounts", expanding=True))
+
+    def rows(kind: RowKind, entries: type[Base] | None, filter_id: Any, **columns: Any) -> Select:
+        """The rows of `kind`: of the table of `entries` joined to their filter's (None: the
+        filters' own), with `columns` (the rest NULL)."""
+        statement = select(
+            enabled.c.account_id,
+            filter_id.label("filter_id"),
+            literal(kind.value, String, literal_execute=True).label("kind"),
+            *(columns.get(name, cast(null(), column.type)).label(name) for name, column in _ENTRY_COLUMNS.items()),
+            enabled.c.create_time,
+        )
+        if entries is None:
+            return statement
+        return statement.join_from(entries, enabled, enabled.c.id == filter_id)
+
+    union = union_all(
+        rows(RowKind.FILTER, None, enabled.c.id),
+        rows(
+            RowKind.APPLICATION,
+            FilterApplication,
+            FilterApplication.filter_id,
+            application=FilterApplication.application,
+        ),
+        rows(
+            RowKind.EVENT_TYPE,
+            FilterEventType,
+            FilterEventType.filter_id,
+            application=FilterEventType.application,
+            event_type=FilterEventType.event_type,
+        ),
+        rows(
+            RowKind.LEVEL,
+            FilterLevel,
+            FilterLevel.filter_id,
+            application=FilterLevel.application,
+            event_type=FilterLevel.event_type,
+            level=FilterLevel.level,
+        ),
+        rows(
+            RowKind.ENDPOINT,
+            FilterEndpoint,
+            FilterEndpoint.filter_id,
+            endpoint_id=FilterEndpoint.endpoint_id,
+            position=FilterEndpoint.position,
+        ),
+    )
+    return union.order_by(union.selected_columns.create_time, union.selected_columns.filter_id)
+
+
+#: Built once from the models (SQLAlchemy caches its compiled form per dialect).
+FILTER_ROWS = _filter_rows()
 #: At most this many accounts are loaded by one batch of queries.
 LOAD_BATCH = 200
 
@@ -78,6 +152,17 @@ class FilterRule:
             and (not self.event_types or (application, event_type) in self.event_types)
             and (not self.levels or (application, event_type, level) in self.levels)
         )
+
+
+@dataclass
+class _RuleEntries:
+    """A filter's entries as FILTER_ROWS returns them, while a load collects them."""
+
+    applications: set[str] = field(default_factory=set)
+    event_types: set[tuple[str, str]] = field(default_factory=set)
+    levels: set[tuple[str, str, str]] = field(default_factory=set)
+    #: (position, endpoint id)
+    endpoints: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -176,7 +261,13 @@ class RouteResolver:
                 future.cancel()
             self._batch = []
 
-    def _settle(self, account_id: str, future: asyncio.Future, result=None, exception=None) -> None:
+    def _settle(
+        self,
+        account_id: str,
+        future: asyncio.Future,
+        result: RoutingTable | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
         if self._loading.get(account_id) is future:
             del self._loading[account_id]
         if future.done():
@@ -188,20 +279,19 @@ class RouteResolver:
 
     async def _load(self, accounts: list[str]) -> dict[str, RoutingTable]:
         self._changed_while_loading.clear()
-        rules: dict[str, dict[str, dict]] = {account_id: {} for account_id in accounts}
+        rules: dict[str, dict[str, _RuleEntries]] = {account_id: {} for account_id in accounts}
         endpoints: dict[str, set[str]] = {account_id: set() for account_id in accounts}
         async with self.database.engine.connect() as connection:
-            rows = await connection.execute(FILTER_ROWS, {"accounts": accounts, "enabled": True})
-            for account_id, filter_id, kind, first, second, third, _created in rows:
-                rule = rules[account_id].setdefault(filter_id, {"a": set(), "e": set(), "l": set(), "p": []})
-                if kind == "a":
-                    rule["a"].add(first)
-                elif kind == "e":
-                    rule["e"].add((first, second))
-                elif kind == "l":
-                    rule["l"].add((first, second, third))
-                elif kind == "p":
-                    rule["p"].append((int(second), first))
+            for row in await connection.execute(FILTER_ROWS, {"accounts": accounts}):
+                entries = rules[row.account_id].setdefault(row.filter_id, _RuleEntries())
+                if row.kind == RowKind.APPLICATION:
+                    entries.applications.add(row.application)
+                elif row.kind == RowKind.EVENT_TYPE:
+                    entries.event_types.add((row.application, row.event_type))
+                elif row.kind == RowKind.LEVEL:
+                    entries.levels.add((row.application, row.event_type, row.level))
+                elif row.kind == RowKind.ENDPOINT:
+                    entries.endpoints.append((row.position, row.endpoint_id))
             for account_id, endpoint_id in await connection.execute(
                 select(Endpoint.account_id, Endpoint.id).where(
                     Endpoint.account_id.in_(accounts), Endpoint.enabled.is_(True)
@@ -213,12 +303,12 @@ class RouteResolver:
                 rules=tuple(
                     FilterRule(
                         id=filter_id,
-                        applications=frozenset(rule["a"]),
-                        event_types=frozenset(rule["e"]),
-                        levels=frozenset(rule["l"]),
-                        endpoint_ids=tuple(endpoint_id for _, endpoint_id in sorted(rule["p"])),
+                        applications=frozenset(entries.applications),
+                        event_types=frozenset(entries.event_types),
+                        levels=frozenset(entries.levels),
+                        endpoint_ids=tuple(endpoint_id for _, endpoint_id in sorted(entries.endpoints)),
                     )
-                    for filter_id, rule in rules[account_id].items()
+                    for filter_id, entries in rules[account_id].items()
                 ),
                 endpoint_ids=frozenset(endpoints[account_id]),
             )
@@ -237,7 +327,7 @@ class RouteResolver:
     @staticmethod
     def unregistered(
         catalog: dict[str, CatalogEntry], application: str, event_type: str, level: str
-    ) -> tuple[int, str]:
+    ) -> tuple[routing_pb2.Unregistered, str]:
         """Which part of the triple is not registered in `catalog` (routing_pb2.Unregistered) and why,
         or (UNREGISTERED_UNSPECIFIED, "") when it is registered."""
         entry = catalog.get(application)
