@@ -23,6 +23,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from google.rpc import code_pb2
 
+from hooks.events.v1 import event_pb2
 from hooks.sender.v1 import deliveries_pb2
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
@@ -381,7 +382,7 @@ class OutboxConsumer:
             )
         return resolution
 
-    async def _hand_off(self, event, resolution: Resolution, traceparent: str, trial: _Trial) -> bool:
+    async def _hand_off(self, event: event_pb2.Event, resolution: Resolution, traceparent: str, trial: _Trial) -> bool:
         """Hands the event to a sender for every endpoint at once: True once acknowledged, False to send
         it again; raises Rejected when that would not help."""
         request = deliveries_pb2.DeliverRequest(
