@@ -18,7 +18,7 @@ slowly, with 500, or not at all until released, per endpoint. The figures:
 - kill-midstream: 2,000 messages; the sender is killed -9 after 500 have arrived and started again:
   duplicates (target: at most the sender's concurrency) and the longest gap between two receipts: the
   new sender delivers what nobody held at once, and what the killed one held when its lease runs out
-  (HOOKS_SENDER_LEASE, 15 s).
+  (HOOKS_SENDER_LEASE_SECONDS, 15 s).
 - rate-limit: 700 messages to an endpoint limited to 10 requests a second: the rate over the minute
   after the first second's burst (target: within 10 %).
 - single / pair / tenants: 20,000 messages for 1 account x 1 endpoint, 1 account x 2 endpoints,

@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from hooks.registry.v1 import applications_pb2, applications_pb2_grpc
 from hooks_client.registration import InvalidRegistration, document_path, load_registration
@@ -34,7 +37,7 @@ from services.common.identity import identity_metadata
 from services.common.settings import CommonSettings
 
 
-def _print(message) -> None:
+def _print(message: Message) -> None:
     click.echo(
         json.dumps(
             json_format.MessageToDict(
@@ -45,7 +48,7 @@ def _print(message) -> None:
     )
 
 
-def _fail(error: grpc.aio.AioRpcError) -> None:
+def _fail(error: grpc.aio.AioRpcError) -> NoReturn:
     violations = field_violations_of(error)
     if not violations:
         raise click.ClickException(f"{error.code().name}: {error.details()}")
@@ -55,7 +58,7 @@ def _fail(error: grpc.aio.AioRpcError) -> None:
     raise click.ClickException("\n".join(lines))
 
 
-async def _call(target: str, method: str, request, metadata=()):
+async def _call(target: str, method: str, request: Message, metadata: Sequence[tuple[str, str]] = ()) -> Any:
     async with channel(target, tls=CommonSettings().tls) as ch:
         stub = applications_pb2_grpc.ApplicationServiceStub(ch)
         try:
@@ -140,7 +143,7 @@ def get(name: str, target: str, account: str) -> None:
 def list_(target: str, account: str) -> None:
     """List every registered application."""
 
-    async def all_pages():
+    async def all_pages() -> applications_pb2.ListApplicationsResponse:
         result = applications_pb2.ListApplicationsResponse()
         token = ""
         while True:

@@ -3,30 +3,25 @@ apply their own at start; this is for deploy pipelines that migrate first)."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import click
 
 from services.common.db import upgrade
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def _targets() -> list[tuple[str, str, Path, str]]:
-    """(service, database URL, migrations folder, version table) of each service with migrations."""
-    from services.registry.server import MIGRATIONS, VERSION_TABLE
+    """(service, database URL, migrations folder, version table) of each service with migrations.
+    Imported here, when used: the servers pull in much that the other commands do not need."""
+    from services.registry import server as registry
     from services.registry.settings import RegistrySettings
+    from services.sender import server as sender
+    from services.sender.settings import SenderSettings
 
-    targets = [("registry", RegistrySettings().registry_database_url, MIGRATIONS, VERSION_TABLE)]
-    sender_migrations = ROOT / "services" / "sender" / "migrations"
-    if sender_migrations.is_dir():
-        settings = importlib.import_module("services.sender.settings").SenderSettings()
-        version_table = getattr(
-            importlib.import_module("services.sender.server"), "VERSION_TABLE", "alembic_version_sender"
-        )
-        targets.append(("sender", settings.sender_database_url, sender_migrations, version_table))
-    return targets
+    return [
+        ("registry", RegistrySettings().registry_database_url, registry.MIGRATIONS, registry.VERSION_TABLE),
+        ("sender", SenderSettings().sender_database_url, sender.MIGRATIONS, sender.VERSION_TABLE),
+    ]
 
 
 @click.group()

@@ -18,6 +18,7 @@ Reads are bounded: the topic is read from its start (or --since) to its end as t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -130,7 +131,7 @@ def dead_letters(config: dict[str, str], topic: str, since: datetime | None = No
         raise click.ClickException(str(missing)) from None
 
 
-def selection_options(function):
+def selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         [
             click.option("--application", "-a", default=None, help="Only dead letters of this application."),

@@ -7,13 +7,15 @@ http://127.0.0.1:PORT/ and watch deliveries come in.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import click
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
 
-def make_app(secret: str | None, status: int, echo=click.echo) -> web.Application:
+def make_app(secret: str | None, status: int, echo: Callable[[str], Any] = click.echo) -> web.Application:
     verifier = Webhook(secret) if secret else None
 
     async def receive(request: web.Request) -> web.Response:

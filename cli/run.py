@@ -26,18 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from services.common.identity import encode_identity
 from services.common.processes import die_with_parent
+from services.common.settings import MATCHER_ADDRESS, REGISTRY_ADDRESS, SENDER_ADDRESS
+
+if TYPE_CHECKING:  # imported when the broker starts: `hooks` without an embedded broker never needs them
+    from services.common.broker import BrokerSnapshot, EmbeddedBroker
 
 #: Seconds a service may take to answer its health check after it was started (migrations included).
 START_TIMEOUT = 120.0
@@ -66,9 +70,9 @@ class Service:
 
 
 SERVICES = [
-    Service("registry", "services.registry", "127.0.0.1:50051", 9101),
-    Service("sender", "services.sender", "127.0.0.1:50052", 9102),
-    Service("matcher", "services.matcher", "127.0.0.1:50053", 9103),
+    Service("registry", "services.registry", REGISTRY_ADDRESS, 9101),
+    Service("sender", "services.sender", SENDER_ADDRESS, 9102),
+    Service("matcher", "services.matcher", MATCHER_ADDRESS, 9103),
     Service("gateway", "gateway", "127.0.0.1:8080", 9104, health="http"),
 ]
 
@@ -79,14 +83,6 @@ def dial_address(listen_address: str) -> str:
     if host in ("", "0.0.0.0", "[::]", "::", "*"):
         host = "127.0.0.1"
     return f"{host}:{port}"
-
-
-def is_available(service: Service) -> bool:
-    """The gateway is optional: it runs only where its package is installed."""
-    try:
-        return importlib.util.find_spec(f"{service.module}.__main__") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def child_environment(base: dict[str, str], services: list[Service], bootstrap: str, data_dir: Path) -> dict[str, str]:
@@ -156,9 +152,9 @@ class Supervisor:
         self.data_dir = data_dir
         self.grace = grace
         self.environ = environ
-        self.broker = None
-        #: The embedded broker's records kept across a stop (services.common.broker.BrokerSnapshot).
-        self.snapshot = None
+        self.broker: EmbeddedBroker | None = None
+        #: The embedded broker's records kept across a stop.
+        self.snapshot: BrokerSnapshot | None = None
         self.children: list[Child] = []
         self.stop_requested = asyncio.Event()
         #: Set by a second Ctrl-C while stopping: kill what is still draining.
@@ -318,12 +314,8 @@ class Supervisor:
                 await self.start_service(service, env)
         except StartupFailed as exc:
             if self.stop_requested.is_set() and not self._any_died():
-                self.console.say(f"{self.signal_name}: stopping")
-                await self.stop_all()
-                return 0
-            self.console.say(f"cannot start: {exc}")
-            await self.stop_all()
-            return 1
+                return await self._stop_all_saying(f"{self.signal_name}: stopping", 0)
+            return await self._stop_all_saying(f"cannot start: {exc}", 1)
         self.console.say(banner(env, self.children, bootstrap, self.embedded(), self.data_dir))
 
         stop = asyncio.ensure_future(self.stop_requested.wait())
@@ -331,14 +323,20 @@ class Supervisor:
         stop.cancel()
         dead = [child for child in self.children if child.exited.done()]
         if dead and not self.stop_requested.is_set():
-            for child in dead:
-                code = child.process.returncode
-                self.console.say(f"{child.service.name} exited unexpectedly with code {code}; stopping everything")
-            await self.stop_all()
-            return 1
-        self.console.say(f"{self.signal_name}: stopping")
+            return await self._stop_all_saying(
+                "\n".join(
+                    f"{child.service.name} exited unexpectedly with code {child.process.returncode}; stopping everything"
+                    for child in dead
+                ),
+                1,
+            )
+        return await self._stop_all_saying(f"{self.signal_name}: stopping", 0)
+
+    async def _stop_all_saying(self, message: str, exit_code: int) -> int:
+        """Says `message` (one line a line), stops everything, and returns `exit_code` for `hooks run`."""
+        self.console.say(message)
         await self.stop_all()
-        return 0
+        return exit_code
 
     def _any_died(self) -> bool:
         return any(child.exited.done() and child.process.returncode not in (0, None) for child in self.children)
@@ -367,19 +365,19 @@ class Supervisor:
         if self.broker is not None:
             broker, self.broker = self.broker, None
             if self.snapshot is not None:  # after the matcher stopped: its committed offsets are final
-                await self._save_snapshot()
+                await self._save_snapshot(self.snapshot)
             await asyncio.to_thread(broker.stop)
             self.console.line("broker", "stopped")
 
-    async def _save_snapshot(self) -> None:
+    async def _save_snapshot(self, snapshot: BrokerSnapshot) -> None:
         try:
-            saved = await asyncio.to_thread(self.snapshot.save)
+            saved = await asyncio.to_thread(snapshot.save)
         except Exception as exc:  # noqa: BLE001 - the broker may be gone; say so, stop anyway
             self.console.line("broker", f"could not save its unconsumed records: {exc}")
             return
         if saved:
             self.console.line(
-                "broker", f"saved {saved} record(s) not yet done with to {self.snapshot.path} for the next start"
+                "broker", f"saved {saved} record(s) not yet done with to {snapshot.path} for the next start"
             )
 
 
@@ -397,7 +395,7 @@ def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded:
     lines.append(f"  {'data':<9} {data_dir}")
     identity = encode_identity(DEMO_ACCOUNT)
     # The commands to try, with whatever differs from the defaults they assume.
-    registry_env = "" if registry == "127.0.0.1:50051" else f"HOOKS_REGISTRY_TARGET={registry} "
+    registry_env = "" if registry == REGISTRY_ADDRESS else f"HOOKS_REGISTRY_TARGET={registry} "
     kafka_option = "" if bootstrap == DEFAULT_BOOTSTRAP else f" --bootstrap-servers {bootstrap}"
     lines += [
         "",
@@ -447,9 +445,6 @@ def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded:
 @click.option("--no-gateway", is_flag=True, help="Do not start the HTTP gateway.")
 def run(broker_mode: str, data_dir: Path, grace: float, no_gateway: bool) -> None:
     console = Console()
-    services = [s for s in SERVICES if is_available(s) and not (no_gateway and s.name == "gateway")]
-    missing = [s.name for s in SERVICES if s.name != "gateway" and s not in services]
-    if missing:
-        raise click.ClickException(f"not installed: {', '.join(missing)}")
+    services = [s for s in SERVICES if not (no_gateway and s.name == "gateway")]
     supervisor = Supervisor(console, broker_mode, data_dir.resolve(), grace, dict(os.environ))
     sys.exit(asyncio.run(supervisor.run(services)))

@@ -10,6 +10,7 @@ Shared by the Kafka commands (`hooks dlq`, `hooks messages`): the connection opt
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -54,19 +55,25 @@ def describe_topic(config: dict[str, str], topic: str, group: str | None) -> dic
         partitions = partitions_of(consumer, topic)
     finally:
         consumer.close()
-    result = {"topic": topic, "partitions": [], "records": len(records)}
+    rows: list[dict[str, Any]] = []
     for partition in partitions:
         offsets = [r.offset for r in records if r.partition == partition]
         end = offsets[-1] + 1 if offsets else 0
-        row = {"partition": partition, "first": offsets[0] if offsets else None, "end": end, "records": len(offsets)}
+        row: dict[str, Any] = {
+            "partition": partition,
+            "first": offsets[0] if offsets else None,
+            "end": end,
+            "records": len(offsets),
+        }
         if group:
             done = committed.get(partition)
             row["committed"] = done
             row["lag"] = sum(1 for offset in offsets if done is None or offset >= done)
-        result["partitions"].append(row)
+        rows.append(row)
+    result: dict[str, Any] = {"topic": topic, "partitions": rows, "records": len(records)}
     if group:
         result["group"] = group
-        result["lag"] = sum(row["lag"] for row in result["partitions"])
+        result["lag"] = sum(row["lag"] for row in rows)
     return result
 
 

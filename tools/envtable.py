@@ -33,7 +33,9 @@ def _comments(cls: type) -> dict[str, str]:
     lines = source.splitlines()
     tree = ast.parse(source)
     comments: dict[str, str] = {}
-    for node in tree.body[0].body:
+    [class_def] = tree.body
+    assert isinstance(class_def, ast.ClassDef)
+    for node in class_def.body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             text: list[str] = []
             index = node.lineno - 2

@@ -1,9 +1,11 @@
 """Structured logs: JSON when not on a terminal, readable when on one.
 
-Log lines carry whatever is bound in structlog's contextvars (request id, account,
-message id, delivery id, trace id) where known. Never log a secret: besides not logging them,
-database drivers (which narrate statements and their parameters at DEBUG) are kept at WARNING, and
-anything shaped like a Standard Webhooks secret ("whsec_" + base64) is masked on its way out.
+Every line carries the name of the logger that wrote it (`logger`: the module, e.g.
+services.sender.deliverer, or a library's own logger), its level and a UTC timestamp, and whatever is
+bound in structlog's contextvars (request id, account, message id, delivery id, trace id) where known.
+Never log a secret: besides not logging them, database drivers (which narrate statements and their
+parameters at DEBUG) are kept at WARNING, and anything shaped like a Standard Webhooks secret
+("whsec_" + base64) is masked on its way out.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import re
 import sys
 
 import structlog
-
-_configured = False
 
 #: Loggers that would print SQL parameters (an endpoint's secret among them) at DEBUG or INFO.
 QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool")
@@ -31,7 +31,8 @@ class MaskingFormatter(structlog.stdlib.ProcessorFormatter):
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    global _configured
+    """Routes structlog's and the standard library's log lines through one handler on stderr, at
+    `level`, rendered as JSON or for a terminal (`fmt`: "json", "console" or "auto")."""
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
     renderer: structlog.typing.Processor
@@ -41,6 +42,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -69,7 +71,6 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
-    _configured = True
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -35,7 +35,9 @@ Registration = tuple[Callable[[Any, grpc.aio.Server], None], Any, str]
 
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):
-    """Binds a request id and the method to the log context of each call; logs failures."""
+    """Binds a request id (the caller's x-request-id, else a new one) and the method to the log context
+    of each call, so every line logged while serving it carries them (what fails unexpectedly is logged
+    by `ErrorMappingInterceptor`)."""
 
     async def intercept_service(
         self,
@@ -165,7 +167,7 @@ class GrpcServer:
         self.name = name
         self.settings = settings
         self.registrations = list(registrations)
-        self.health = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+        self.health = health.aio.HealthServicer()
         callers = []
         if settings.tls is not None:
             internal = internal_methods(service_name for _, _, service_name in self.registrations)
@@ -239,9 +241,7 @@ class GrpcServer:
     async def _set_health(self, status: int) -> None:
         names = ["", *[name for _, _, name in self.registrations]]
         for name in names:
-            result = self.health.set(name, status)
-            if asyncio.iscoroutine(result):
-                await result
+            await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first (so balancers stop sending), then drain in-flight calls."""

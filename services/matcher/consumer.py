@@ -78,10 +78,11 @@ def consumer_config(settings: MatcherSettings, kafka: KafkaSettings) -> dict[str
 
 
 class Counters:
-    """What became of the messages (logs, tests)."""
+    """What became of the messages (logs, tests). `handed_off`: accepted by a sender (which then
+    delivers to each endpoint, retrying as it must), not yet delivered."""
 
     def __init__(self) -> None:
-        self.delivered = 0
+        self.handed_off = 0
         self.dead_lettered = 0
         self.unrouted = 0
         self.resent = 0
@@ -177,7 +178,7 @@ class OutboxConsumer:
                 await asyncio.to_thread(consumer.close)
         log.info(
             "consumer closed",
-            delivered=self.counters.delivered,
+            handed_off=self.counters.handed_off,
             dead_lettered=self.counters.dead_lettered,
             unrouted=self.counters.unrouted,
         )
@@ -395,7 +396,7 @@ class OutboxConsumer:
             request, trial.avoid, alone=trial.suspect, affinity=trial.partition
         )
         if response is not None:
-            self.counters.delivered += 1
+            self.counters.handed_off += 1
             metrics.MESSAGES_ROUTED.inc()
             metrics.DELIVERIES_HANDED.inc(len(request.endpoint_ids))
             log.info("message handed to a sender", endpoints=len(request.endpoint_ids))

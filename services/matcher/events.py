@@ -1,5 +1,5 @@
-"""From a validated incoming message to the hooks.events.v1.Event the senders receive, and back to the
-incoming JSON shape (what PublishMessage puts on the topic)."""
+"""From a validated incoming message to the hooks.events.v1.Event the senders receive. (The incoming
+JSON itself, what PublishMessage puts on the topic, is built and checked by `hooks_client.envelope`.)"""
 
 from __future__ import annotations
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from services.common.settings import CommonSettings
+from services.common.settings import MATCHER_ADDRESS, CommonSettings
 
 
 class MatcherSettings(CommonSettings):
     #: Where the matcher's gRPC server (MatcherService, health, reflection) listens.
-    matcher_listen_address: str = "127.0.0.1:50053"
+    matcher_listen_address: str = MATCHER_ADDRESS
     #: The Kafka consumer group of every matcher replica on the outbox topic.
     matcher_group_id: str = "hooks-matcher"
     #: Kafka session timeout (ms): how long the group waits for a silent matcher before rebalancing.

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import NonNegativeFloat, PositiveInt
 
 from services.common.email_domains import EmailDomainSettings
-from services.common.settings import CommonSettings
+from services.common.settings import REGISTRY_ADDRESS, CommonSettings
 
 
 class RegistrySettings(CommonSettings, EmailDomainSettings):
     #: Where the registry's gRPC server listens.
-    registry_listen_address: str = "127.0.0.1:50051"
+    registry_listen_address: str = REGISTRY_ADDRESS
     #: The registry's database: sqlite:///path or postgresql://user@host/db.
     registry_database_url: str = "sqlite:///var/registry.db"
     #: Seconds between change-log polls (every poll on SQLite; a safety net beside LISTEN/NOTIFY on PostgreSQL).

@@ -1,6 +1,9 @@
-"""Checks of what callers send, collected as field violations named the way the request names them
-(`application.event_types[1].id`, `endpoint.headers["Host"]`, `filter.endpoint_ids[0]`), so a person
-sees everything wrong at once. References to stored things are checked by the repositories.
+"""Checks of what callers send to the registry, collected as field violations named the way the request
+names them (`application.event_types[1].id`, `endpoint.headers['Host']`, `filter.endpoint_ids[0]`), so a
+person sees every field that is wrong at once (for each, the first thing wrong with it). An application
+definition's rules are `hooks_client.registration`'s; the header names an endpoint may not set are
+`services.common.headers`'; references to stored things (a filter's endpoint ids) are checked where
+they are read (services/registry/filters.py).
 
 What is accepted here must never crash a later stage: patterns match the whole value (`fullmatch`;
 `$` would let a trailing newline through); stored text holds no control characters
@@ -29,6 +32,7 @@ from hooks_client.registration import (  # noqa: F401 - the registry's names for
 )
 from services.common.email_domains import RecipientDomains
 from services.common.errors import FieldViolations
+from services.common.headers import RESERVED_HEADERS
 from services.common.json_schemas import SchemaError, compile_schema, schema_error_text
 from services.common.limits import text_problem
 from services.registry.signing_secrets import normalize_secret
@@ -45,30 +49,6 @@ MAX_HEADER_VALUE = 2000
 MAX_CA_CERTIFICATE = 64 * 1024
 MAX_ID = 100
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-#: Headers hooks sets itself, or that belong to the connection rather than the message.
-RESERVED_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "expect",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "traceparent",
-        "tracestate",
-    }
-)
 EMAIL = re.compile(
     r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
 )

@@ -20,6 +20,7 @@ import structlog
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from hooks.registry.v1 import endpoints_pb2, routing_pb2_grpc
+from services.common.headers import RESERVED_HEADERS
 from services.common.logging import get_logger
 from services.sender import formatters, metrics
 from services.sender.attempt_recorder import AttemptRecorder
@@ -41,8 +42,6 @@ _level_check = logging.getLogger(__name__)
 #: When the registry cannot say where an endpoint is, ask again after this long (no attempt counted).
 REGISTRY_RETRY_SECONDS = 5.0
 USER_AGENT = "hooks-sender/1"
-#: Headers an endpoint's extra headers may not set.
-RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "content-type", "user-agent"}
 
 
 @dataclass(frozen=True, slots=True)

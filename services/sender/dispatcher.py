@@ -118,11 +118,6 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 await self._store.release(left)
 
-    @property
-    def in_flight(self) -> int:
-        """Deliveries held (waiting in their lane, on the wire, or being recorded)."""
-        return len(self._held)
-
     def has_room(self) -> bool:
         return len(self._held) < self.backlog
 

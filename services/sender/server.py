@@ -49,13 +49,13 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
     await upgrade_async(settings.sender_database_url, MIGRATIONS, VERSION_TABLE)
     engine = create_engine(settings.sender_database_url)
     sender_id = f"sender-{uuid.uuid4().hex[:12]}"
-    store = DeliveryStore(engine, sender_id, settings.sender_lease)
+    store = DeliveryStore(engine, sender_id, settings.sender_lease_seconds)
 
     registry_channel = channel(settings.registry_target, tls=settings.tls)
     routing = routing_pb2_grpc.RoutingServiceStub(registry_channel)
     targets = TargetCache(routing)
     http = HttpTransport(
-        NetworkPolicy(settings.allowed_networks), settings.sender_attempt_timeout, settings.sender_concurrency
+        NetworkPolicy(settings.allowed_networks), settings.sender_attempt_timeout_seconds, settings.sender_concurrency
     )
     smtp = SmtpTransport(
         SmtpSettings(
@@ -66,7 +66,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
             password=settings.sender_smtp_password,
             tls=settings.sender_smtp_tls,
         ),
-        settings.sender_attempt_timeout,
+        settings.sender_attempt_timeout_seconds,
     )
     outbox = Outbox(engine, kafka)
     disabler = EndpointDisabler(outbox, routing)
@@ -81,7 +81,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         routing,
         http,
         smtp,
-        RetrySchedule(settings.retry_delays, settings.sender_max_retry_after),
+        RetrySchedule(settings.retry_delays, settings.sender_max_retry_after_seconds),
         settings.disable_after_seconds,
         disabler,
         hub,
@@ -92,7 +92,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         store,
         settings.sender_concurrency,
         settings.sender_per_endpoint_concurrency,
-        settings.sender_poll_interval,
+        settings.sender_poll_interval_seconds,
         lane_backlog=settings.sender_lane_backlog,
         renew_interval=settings.sender_lease_renewal_seconds,
         breaker=BreakerSettings(

@@ -16,6 +16,7 @@ import grpc
 from google.rpc import code_pb2, status_pb2
 
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
+from hooks_client.envelope import build_envelope
 from services.common.errors import FieldViolations, NotFound, Unavailable, abort, status_of_exception
 from services.common.identity import require_account
 from services.common.limits import json_value_problem, string_problem, text_problem
@@ -378,16 +379,15 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             raise Unavailable(f"the registry is unavailable ({exc.code().name}); try again shortly") from exc
         if target is None or target.account_id != account:
             raise NotFound(f"endpoint {request.endpoint_id!r} not found")
-        now = datetime.now(UTC)
-        body = {
-            "id": f"test-{uuid.uuid4()}",
-            "application": TEST_APPLICATION,
-            "event_type": "test",
-            "level": "",
-            "account_id": account,
-            "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "message": request.message or DEFAULT_TEST_MESSAGE,
-        }
+        body = build_envelope(
+            id=f"test-{uuid.uuid4()}",
+            application=TEST_APPLICATION,
+            event_type="test",
+            level="",
+            account_id=account,
+            timestamp=datetime.now(UTC),
+            message=request.message or DEFAULT_TEST_MESSAGE,
+        )
         new = NewDelivery(account, request.endpoint_id, TEST_APPLICATION, body["id"], encode_event(body))
         ids, created = await self.store.enqueue([new])
         delivery_id = ids[new.key]

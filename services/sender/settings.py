@@ -3,42 +3,56 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import field_validator
+from pydantic import PositiveInt
 
 from services.common.email_domains import EmailDomainSettings
-from services.common.settings import CommonSettings
+from services.common.settings import SENDER_ADDRESS, CommonSettings, checked_by
 from services.sender.durations import parse_duration, parse_rate, parse_schedule
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> list[Network]:
+    """Comma-separated CIDRs (a bare address is its own /32 or /128); ValueError naming a bad one."""
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
 
 
 class SenderSettings(CommonSettings, EmailDomainSettings):
+    RENAMED: ClassVar[dict[str, str]] = {
+        "sender_attempt_timeout": "sender_attempt_timeout_seconds",
+        "sender_poll_interval": "sender_poll_interval_seconds",
+        "sender_lease": "sender_lease_seconds",
+        "sender_max_retry_after": "sender_max_retry_after_seconds",
+    }
+
     #: Address the sender's gRPC server listens on.
-    sender_listen_address: str = "127.0.0.1:50052"
+    sender_listen_address: str = SENDER_ADDRESS
     #: The sender's database (its delivery queue and attempt log): sqlite:///path or postgresql://...
     sender_database_url: str = "sqlite:///var/sender.db"
     #: Delays between attempts after the first, comma-separated (ms, s, m, h, d); ±20% jitter is added.
-    sender_retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h"
+    sender_retry_schedule: Annotated[str, checked_by(parse_schedule)] = "5s,5m,30m,2h,5h,10h,10h"
     #: An endpoint whose deliveries fail without a success for this long is disabled (e.g. 5d, 12h).
-    sender_disable_after: str = "5d"
-    #: Seconds one HTTP attempt may take, connection included, before it counts as a timeout.
-    sender_attempt_timeout: float = 15.0
+    sender_disable_after: Annotated[str, checked_by(parse_duration)] = "5d"
+    #: Seconds one HTTP attempt may take, connection included, before it counts as a timeout (formerly HOOKS_SENDER_ATTEMPT_TIMEOUT, still read for one release).
+    sender_attempt_timeout_seconds: float = 15.0
     #: Most attempts in flight at once, over all endpoints.
     sender_concurrency: int = 64
     #: Most attempts in flight at once to one endpoint, so a slow endpoint cannot hold up the others.
     sender_per_endpoint_concurrency: int = 8
     #: CIDRs deliveries may reach although private, loopback or link-local (e.g. 10.0.0.0/8); empty: none.
-    sender_allowed_networks: str = ""
-    #: Seconds between looks in the database for retries that came due and deliveries whose lease expired.
-    sender_poll_interval: float = 1.0
-    #: Seconds a sender's lease of a delivery lasts; renewed while held, so a killed sender's deliveries come back after it.
-    sender_lease: float = 15.0
+    sender_allowed_networks: Annotated[str, checked_by(parse_networks)] = ""
+    #: Seconds between looks in the database for retries that came due and deliveries whose lease expired (formerly HOOKS_SENDER_POLL_INTERVAL, still read for one release).
+    sender_poll_interval_seconds: float = 1.0
+    #: Seconds a sender's lease of a delivery lasts; renewed while held, so a killed sender's deliveries come back after it (formerly HOOKS_SENDER_LEASE, still read for one release).
+    sender_lease_seconds: float = 15.0
     #: Seconds between renewals of the leases a sender holds (one statement each time); at most a quarter of the lease.
     sender_lease_renewal_seconds: float = 5.0
     #: Most deliveries a sender holds in memory for one endpoint (its lane); beyond, they wait in the database.
-    sender_lane_backlog: int = 256
+    sender_lane_backlog: PositiveInt = 256
     #: Consecutive failed attempts to an endpoint that open its circuit breaker (then only probes are sent).
-    sender_breaker_failures: int = 10
+    sender_breaker_failures: PositiveInt = 10
     #: Or: the share of failed attempts over the breaker's window that opens it (with at least 20 attempts in it).
     sender_breaker_failure_ratio: float = 0.5
     #: Seconds of attempts the breaker's failure ratio is taken over.
@@ -47,8 +61,8 @@ class SenderSettings(CommonSettings, EmailDomainSettings):
     sender_breaker_probe_seconds: float = 1.0
     #: Longest wait between an open breaker's probes, in seconds.
     sender_breaker_max_probe_seconds: float = 60.0
-    #: Longest wait a Retry-After answer may impose, in seconds.
-    sender_max_retry_after: float = 3600.0
+    #: Longest wait a Retry-After answer may impose, in seconds (formerly HOOKS_SENDER_MAX_RETRY_AFTER, still read for one release).
+    sender_max_retry_after_seconds: float = 3600.0
     #: Seconds a finished (succeeded or failed) delivery and its attempts are kept, then pruned; default 30 days.
     sender_retention_seconds: float = 30 * 86400.0
     #: Seconds between the pruner's passes over finished deliveries.
@@ -56,7 +70,7 @@ class SenderSettings(CommonSettings, EmailDomainSettings):
     #: Deliveries the pruner deletes per transaction (small, so the hot path never waits long behind it).
     sender_retention_batch: int = 500
     #: Most WatchDeliveries streams one account may have open at once (on one sender); beyond, RESOURCE_EXHAUSTED.
-    sender_watch_streams_per_account: int = 10
+    sender_watch_streams_per_account: PositiveInt = 10
     #: SMTP server e-mail endpoints are sent through.
     sender_smtp_host: str = "127.0.0.1"
     #: Its port.
@@ -70,40 +84,7 @@ class SenderSettings(CommonSettings, EmailDomainSettings):
     #: "none", "starttls" or "tls" (implicit TLS, usually port 465).
     sender_smtp_tls: Literal["none", "starttls", "tls"] = "none"
     #: E-mails one account may be sent per period, as count/duration (e.g. 100/1h, 20/1m), by each sender replica; beyond it they wait for a free slot, in turn, without counting as attempts. Empty: no limit.
-    sender_email_rate_limit: str = "100/1h"
-
-    @field_validator("sender_watch_streams_per_account", "sender_lane_backlog", "sender_breaker_failures")
-    @classmethod
-    def _at_least_one(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("must be at least 1")
-        return value
-
-    @field_validator("sender_retry_schedule")
-    @classmethod
-    def _schedule(cls, value: str) -> str:
-        parse_schedule(value)
-        return value
-
-    @field_validator("sender_disable_after")
-    @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
-    @field_validator("sender_email_rate_limit")
-    @classmethod
-    def _email_rate(cls, value: str) -> str:
-        parse_rate(value)
-        return value
-
-    @field_validator("sender_allowed_networks")
-    @classmethod
-    def _networks(cls, value: str) -> str:
-        for part in value.split(","):
-            if part.strip():
-                ipaddress.ip_network(part.strip(), strict=False)
-        return value
+    sender_email_rate_limit: Annotated[str, checked_by(parse_rate)] = "100/1h"
 
     @property
     def retry_delays(self) -> tuple[float, ...]:
@@ -119,9 +100,5 @@ class SenderSettings(CommonSettings, EmailDomainSettings):
         return parse_rate(self.sender_email_rate_limit)
 
     @property
-    def allowed_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [
-            ipaddress.ip_network(part.strip(), strict=False)
-            for part in self.sender_allowed_networks.split(",")
-            if part.strip()
-        ]
+    def allowed_networks(self) -> list[Network]:
+        return parse_networks(self.sender_allowed_networks)

@@ -54,8 +54,8 @@ async def test_every_message_is_delivered_after_a_service_is_killed_mid_stream(
         "HOOKS_SENDER_ALLOWED_NETWORKS": "127.0.0.0/8",
         # Quick recovery: millisecond retries, a short lease (a dead sender's deliveries come back after it).
         "HOOKS_SENDER_RETRY_SCHEDULE": "50ms,100ms,200ms,400ms,800ms,1s,1s,1s,1s,1s",
-        "HOOKS_SENDER_LEASE": "3",
-        "HOOKS_SENDER_POLL_INTERVAL": "0.2",
+        "HOOKS_SENDER_LEASE_SECONDS": "3",
+        "HOOKS_SENDER_POLL_INTERVAL_SECONDS": "0.2",
         "HOOKS_MATCHER_GROUP_ID": f"e2e-crash-{uuid.uuid4().hex[:8]}",
         "HOOKS_MATCHER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "HOOKS_MATCHER_MAX_BACKOFF_SECONDS": "0.5",

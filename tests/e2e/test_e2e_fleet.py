@@ -85,9 +85,9 @@ async def test_two_senders_and_two_matchers_survive_a_kill_of_one_each(kafka, to
         "HOOKS_SENDER_CONCURRENCY": str(SENDER_CONCURRENCY),
         # Renewed every second; an attempt starts only with half a lease left, so an event loop held up
         # to 3 s (six processes and PostgreSQL on two cores) still never sends what another took over.
-        "HOOKS_SENDER_LEASE": "6",
+        "HOOKS_SENDER_LEASE_SECONDS": "6",
         "HOOKS_SENDER_LEASE_RENEWAL_SECONDS": "1",
-        "HOOKS_SENDER_POLL_INTERVAL": "0.2",
+        "HOOKS_SENDER_POLL_INTERVAL_SECONDS": "0.2",
         "HOOKS_MATCHER_GROUP_ID": f"e2e-fleet-{uuid.uuid4().hex[:8]}",
         "HOOKS_MATCHER_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
         "HOOKS_MATCHER_MAX_BACKOFF_SECONDS": "0.5",

@@ -47,9 +47,9 @@ async def sender_gateway(tmp_path):
                 sender_database_url=f"sqlite:///{tmp_path / 'sender.db'}",
                 registry_target=f"127.0.0.1:{registry_port}",
                 sender_retry_schedule="1h",
-                sender_poll_interval=0.05,
+                sender_poll_interval_seconds=0.05,
                 sender_allowed_networks="127.0.0.0/8",
-                sender_attempt_timeout=5.0,
+                sender_attempt_timeout_seconds=5.0,
                 shutdown_grace_seconds=0.5,
             )
         )

@@ -176,7 +176,7 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
                 sender_database_url=f"sqlite:///{tmp_path / 'sender.db'}",
                 registry_target=registry,
                 sender_allowed_networks="127.0.0.0/8",
-                sender_poll_interval=0.05,
+                sender_poll_interval_seconds=0.05,
                 shutdown_grace_seconds=0.5,
             )
             kafka_settings = KafkaSettings(

@@ -81,7 +81,7 @@ async def test_each_bad_message_is_dead_lettered_and_the_next_one_still_delivere
         await wait_until(lambda: broker.committed(group_of(matcher)) == ends, message=f"committed offsets reach {ends}")
         counters = matcher.matcher.consumer.counters
         assert counters.dead_lettered == len(BAD)
-        assert counters.delivered == len(BAD) + 2
+        assert counters.handed_off == len(BAD) + 2
 
     # Each valid message reached the receiver once, carrying its content and account.
     assert sorted(receiver.texts("all")) == sorted(texts)

@@ -51,7 +51,7 @@ async def test_offset_is_not_committed_past_a_message_not_yet_acknowledged(
     async with running_matcher(broker, registry.target, sender_unstarted.target, matcher_group_id=group) as again:
         await wait_until(lambda: "routed" in receiver.texts("slow"), message="delivered once a sender is up")
         await wait_until(lambda: broker.committed(group)[0] == placed[-1][1] + 1, message="committed to the end")
-        assert again.matcher.consumer.counters.delivered == 1
+        assert again.matcher.consumer.counters.handed_off == 1
         assert again.matcher.consumer.counters.unrouted == 1  # only what was after the committed offset
 
 
@@ -156,7 +156,7 @@ async def test_refused_or_broken_hand_offs_are_sent_again_until_acknowledged(bro
         fake.hold.set()
         await wait_until(lambda: fake.acknowledged == {"event-a", "event-b"})
         await wait_until(lambda: broker.committed(group)[0] == placed[-1][1] + 1, message="committed once acknowledged")
-        assert matcher.matcher.consumer.counters.delivered == 2
+        assert matcher.matcher.consumer.counters.handed_off == 2
 
     for event_id in ("event-a", "event-b"):
         attempts = [r for r in fake.requests if r.event.id == event_id]
@@ -208,7 +208,7 @@ async def test_a_burst_goes_to_the_sender_in_batches_each_request_acknowledged(b
             await wait_until(
                 lambda: broker.committed(group_of(matcher))[0] == placed[-1][1] + 1, message="all committed"
             )
-            assert matcher.matcher.consumer.counters.delivered == len(ids)
+            assert matcher.matcher.consumer.counters.handed_off == len(ids)
         assert sorted(fake.event_ids) == sorted(ids)  # each sent once: each acknowledged on its own
         assert max(fake.batch_sizes) > 1 and len(fake.batch_sizes) < len(ids)
     finally:
@@ -236,7 +236,7 @@ async def test_two_matchers_share_the_partitions_and_every_message_is_delivered(
             tail = await broker.aproduce([message(message={"text": t}) for t in after[:10]], partition=0)
             tail += await broker.aproduce([message(message={"text": t}) for t in after[10:]], partition=1)
             await wait_until(lambda: set(after) <= set(receiver.texts("shared")), message="both matchers deliver")
-            assert first.matcher.consumer.counters.delivered > 0 and second.matcher.consumer.counters.delivered > 0
+            assert first.matcher.consumer.counters.handed_off > 0 and second.matcher.consumer.counters.handed_off > 0
             ends = [tail[9][1] + 1, tail[19][1] + 1]
             await wait_until(lambda: broker.committed(group) == ends, message=f"committed offsets reach {ends}")
 

@@ -24,6 +24,14 @@ def test_lines_are_json_with_the_bound_context(captured_logs):
     assert "message_id" not in after  # unbound when the work ended
 
 
+def test_lines_name_the_logger_that_wrote_them(captured_logs):
+    get_logger("services.sender.deliverer").info("from structlog")
+    logging.getLogger("some.library").warning("from the standard library")
+    structlog_line, library_line = captured_logs.lines()[-2:]
+    assert (structlog_line["event"], structlog_line["logger"]) == ("from structlog", "services.sender.deliverer")
+    assert (library_line["event"], library_line["logger"]) == ("from the standard library", "some.library")
+
+
 def test_a_secret_logged_by_mistake_is_masked(captured_logs):
     get_logger("tests.observability").warning("oops", endpoint={"secret": SECRET})
     logging.getLogger("some.library").error("config: %s", SECRET)

@@ -123,7 +123,7 @@ async def test_a_refused_target_tells_the_tenant_only_that_it_is_not_allowed(sql
                 sender_database_url=f"sqlite:///{tmp_path / 'sender.db'}",
                 registry_target=registry_target,
                 sender_retry_schedule="50ms",
-                sender_poll_interval=0.05,
+                sender_poll_interval_seconds=0.05,
                 shutdown_grace_seconds=0.5,
             ),
             KafkaSettings(bootstrap_servers="127.0.0.1:1"),

@@ -110,7 +110,7 @@ async def test_two_senders_with_a_one_second_lease_never_send_a_delivery_twice(d
 
     receiver.script["slow"] = slow
     account = new_account()
-    settings = dict(sender_lease=1.0, sender_per_endpoint_concurrency=1)
+    settings = dict(sender_lease_seconds=1.0, sender_per_endpoint_concurrency=1)
     async with (
         running_sender(database_url, registry, **settings) as first,
         running_sender(database_url, registry, **settings) as second,

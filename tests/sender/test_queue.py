@@ -104,7 +104,7 @@ async def test_deliveries_stored_but_not_sent_are_sent_by_a_new_sender(database_
     """A sender that stored deliveries and died before sending them: after the lease, another sender
     on the same database sends them."""
     account = new_account()
-    async with running_sender(database_url, registry, sender_lease=0.5) as first:
+    async with running_sender(database_url, registry, sender_lease_seconds=0.5) as first:
         endpoint = await create_endpoint(first, account, receiver.url("later"))
         # Its workers stop, and take deliveries without ever sending them: as if the process died
         # right after storing (the deliveries stay leased to it until the lease runs out).
@@ -114,7 +114,7 @@ async def test_deliveries_stored_but_not_sent_are_sent_by_a_new_sender(database_
         [response] = await deliver(first, request_for(make_event(account), endpoint.id))
         assert response.status.code == code_pb2.OK
     assert receiver.on("later") == []
-    async with running_sender(database_url, registry, sender_lease=0.5) as second:
+    async with running_sender(database_url, registry, sender_lease_seconds=0.5) as second:
         delivery = await wait_for_status(second, account, response.delivery_ids[0], SUCCEEDED)
         assert delivery.attempt_count == 1
     assert len(receiver.on("later")) == 1
@@ -124,7 +124,7 @@ async def test_two_senders_on_one_database_share_the_work_without_doubles(databa
     """Deliveries left by a dead sender come due while two senders poll the same database: each is
     claimed by one of them (SKIP LOCKED on PostgreSQL, an atomic UPDATE on SQLite) and sent once."""
     account = new_account()
-    async with running_sender(database_url, registry, sender_lease=1.0) as first:
+    async with running_sender(database_url, registry, sender_lease_seconds=1.0) as first:
         endpoint = await create_endpoint(first, account, receiver.url("shared"))
         dispatcher = first.server.sender.dispatcher
         await dispatcher.close()

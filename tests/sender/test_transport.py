@@ -141,7 +141,7 @@ async def test_an_attempt_that_takes_too_long_is_retried(registry, sqlite_url, r
         return web.Response(text="ok")
 
     receiver.script["slow"] = slow_first
-    async with running_sender(sqlite_url, registry, sender_attempt_timeout=0.3) as sender:
+    async with running_sender(sqlite_url, registry, sender_attempt_timeout_seconds=0.3) as sender:
         endpoint = await create_endpoint(sender, account, receiver.url("slow"))
         [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
         delivery = await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
