@@ -20,13 +20,12 @@ import grpc
 
 from hooks.registry.v1 import routing_pb2, routing_pb2_grpc
 from hooks_client.envelope import incoming_json
+from services.common import builtin_application
 from services.common.logging import get_logger
 from services.sender.outbox import Outbox, OutboxRow
 
 log = get_logger(__name__)
 
-APPLICATION = "hooks"
-EVENT_TYPE = "endpoint-disabled"
 #: How long an unconfirmed decision waits for its sender before any sender carries it out.
 UNCONFIRMED_SECONDS = 30.0
 REGISTRY_TIMEOUT_SECONDS = 10.0
@@ -38,8 +37,8 @@ def endpoint_disabled_event(
     """The incoming message's checked JSON bytes (the one envelope of hooks_client)."""
     return incoming_json(
         identity=event_id,
-        application=APPLICATION,
-        event_type=EVENT_TYPE,
+        application=builtin_application.NAME,
+        event_type=builtin_application.ENDPOINT_DISABLED,
         level="",
         account_id=account_id,
         timestamp=at or datetime.now(UTC),

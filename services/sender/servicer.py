@@ -17,6 +17,7 @@ from google.rpc import code_pb2, status_pb2
 
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
 from hooks_client.envelope import build_envelope
+from services.common import builtin_application
 from services.common.errors import FieldViolations, NotFound, Unavailable, abort, status_of_exception
 from services.common.identity import require_account
 from services.common.limits import json_value_problem, string_problem, text_problem
@@ -47,7 +48,6 @@ MAX_PAGE_BYTES = 1024 * 1024
 #: The names and ids of an event checked by `services.common.limits.string_problem`.
 EVENT_STRING_FIELDS = ("id", "application", "event_type", "level", "account_id")
 #: The application of the events SendTestMessage sends.
-TEST_APPLICATION = "hooks"
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 DEFAULT_TEST_MESSAGE = "This is a test notification from hooks."
 _END = object()
@@ -381,14 +381,14 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             raise NotFound(f"endpoint {request.endpoint_id!r} not found")
         body = build_envelope(
             id=f"test-{uuid.uuid4()}",
-            application=TEST_APPLICATION,
-            event_type="test",
+            application=builtin_application.NAME,
+            event_type=builtin_application.TEST,
             level="",
             account_id=account,
             timestamp=datetime.now(UTC),
             message=request.message or DEFAULT_TEST_MESSAGE,
         )
-        new = NewDelivery(account, request.endpoint_id, TEST_APPLICATION, body["id"], encode_event(body))
+        new = NewDelivery(account, request.endpoint_id, builtin_application.NAME, body["id"], encode_event(body))
         ids, created = await self.store.enqueue([new])
         delivery_id = ids[new.key]
         for queued in created:
