@@ -8,15 +8,15 @@ reported exactly like one that does not exist, so a filter reveals nothing about
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from google.protobuf import field_mask_pb2
 from sqlalchemy import select
 
 from hooks.registry.v1 import filters_pb2
-from services.common.errors import FieldViolations, NotFound
+from services.common.errors import FieldViolations
+from services.common.paging import Keyset
 from services.registry.database import FILTER, Database
-from services.registry.endpoints import mask_fields
+from services.registry.endpoints import ENDPOINTS, mask_fields
 from services.registry.models import (
     Application,
     Endpoint,
@@ -27,14 +27,13 @@ from services.registry.models import (
     FilterLevel,
     utcnow,
 )
-from services.registry.page_tokens import decode_page_token, encode_page_token, page_size_of
+from services.registry.ownership import Owned, require_id
 from services.registry.quotas import Quotas
 from services.registry.validation import (
     MAX_FILTER_ENTRIES,
     MAX_FILTER_NAME,
     MAX_ID,
     NAME_PATTERN,
-    check_id,
     check_text,
     is_possible_id,
 )
@@ -43,8 +42,10 @@ WRITABLE = ("name", "enabled", "applications", "event_types", "levels", "endpoin
 OUTPUT_ONLY = ("id", "create_time", "update_time")
 
 
-def not_found(filter_id: str) -> NotFound:
-    return NotFound(f"no filter {filter_id!r} in your account")
+#: An account's filters: every get, list, update and delete reads them through this.
+FILTERS = Owned(Filter, account=Filter.account_id, id=Filter.id, noun="filter")
+#: ListFilters' order: oldest first.
+PAGES = Keyset[Filter]("filters", Filter.create_time, Filter.id)
 
 
 async def _check_fields(
@@ -127,7 +128,9 @@ async def _check_fields(
             owned = set(
                 (
                     await session.execute(
-                        select(Endpoint.id).where(Endpoint.account_id == account_id, Endpoint.id.in_(candidates))
+                        ENDPOINTS.statement(account_id)
+                        .with_only_columns(Endpoint.id)
+                        .where(Endpoint.id.in_(candidates))
                     )
                 ).scalars()
             )
@@ -188,20 +191,8 @@ async def create_filter(database: Database, account_id: str, message: filters_pb
     return row
 
 
-async def _owned(session, account_id: str, filter_id: str) -> Filter:
-    row = await session.get(Filter, filter_id) if is_possible_id(filter_id) else None
-    if row is None or row.account_id != account_id:
-        raise not_found(filter_id)
-    return row
-
-
 async def get_filter(database: Database, account_id: str, filter_id: str) -> Filter:
-    violations = FieldViolations()
-    check_id(violations, "id", filter_id)
-    if violations:
-        raise violations
-    async with database.read() as session:
-        return await _owned(session, account_id, filter_id)
+    return await FILTERS.read(database, account_id, filter_id)
 
 
 async def list_filters(
@@ -211,45 +202,24 @@ async def list_filters(
     check_text(violations, "endpoint_id", endpoint_id, limit=MAX_ID)
     if violations:
         raise violations
-    size = page_size_of(page_size)
-    query = {"list": "filters", "endpoint_id": endpoint_id}
-    after = decode_page_token(page_token, query)
-    statement = select(Filter).where(Filter.account_id == account_id)
+    page = PAGES.page(page_size, page_token, {"endpoint_id": endpoint_id})
+    statement = FILTERS.statement(account_id)
     if endpoint_id:
         statement = statement.where(
             Filter.id.in_(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
         )
-    if after:
-        try:
-            created, last_id = datetime.fromisoformat(after[0]), str(after[1])
-        except (TypeError, ValueError, IndexError):
-            raise FieldViolations(
-                [("page_token", "is not a page token of this list; start again without one")]
-            ) from None
-        statement = statement.where(
-            (Filter.create_time > created) | ((Filter.create_time == created) & (Filter.id > last_id))
-        )
-    statement = statement.order_by(Filter.create_time, Filter.id).limit(size + 1)
     async with database.read() as session:
-        rows = list((await session.execute(statement)).scalars())
-    next_token = ""
-    if len(rows) > size:
-        rows = rows[:size]
-        next_token = encode_page_token([rows[-1].create_time.isoformat(), rows[-1].id], query)
-    return rows, next_token
+        return await PAGES.fetch(session, statement, page)
 
 
 async def update_filter(
     database: Database, account_id: str, message: filters_pb2.Filter, mask: field_mask_pb2.FieldMask, *, quotas: Quotas
 ) -> Filter:
-    violations = FieldViolations()
-    check_id(violations, "filter.id", message.id)
-    if violations:
-        raise violations
+    require_id("filter.id", message.id)
     fields = mask_fields(mask, WRITABLE, OUTPUT_ONLY)
     async with database.write() as unit:
         session = unit.session
-        row = await _owned(session, account_id, message.id)
+        row = await FILTERS.one(session, account_id, message.id)
         await _check_fields(session, account_id, message, fields, quotas)
         _apply(row, message, fields)
         row.update_time = utcnow()
@@ -259,11 +229,8 @@ async def update_filter(
 
 
 async def delete_filter(database: Database, account_id: str, filter_id: str) -> None:
-    violations = FieldViolations()
-    check_id(violations, "id", filter_id)
-    if violations:
-        raise violations
+    require_id("id", filter_id)
     async with database.write() as unit:
-        row = await _owned(unit.session, account_id, filter_id)
+        row = await FILTERS.one(unit.session, account_id, filter_id)
         await unit.session.delete(row)
         unit.record(FILTER, filter_id, account_id)

@@ -1,0 +1,51 @@
+"""An account's endpoints and filters: the one scoped statement of each (services.common.tenancy),
+with how the registry reports one that is not the caller's (NOT_FOUND, exactly like one that does
+not exist) and an id that cannot be one (INVALID_ARGUMENT naming the field)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from services.common.errors import FieldViolations, NotFound
+from services.common.tenancy import AccountScoped
+from services.registry.database import Database
+from services.registry.validation import check_id, is_possible_id
+
+T = TypeVar("T")
+
+
+def require_id(field: str, value: str) -> None:
+    """Raises FieldViolations naming `field` when `value` cannot be an id."""
+    violations = FieldViolations()
+    check_id(violations, field, value)
+    if violations:
+        raise violations
+
+
+class Owned(AccountScoped[T]):
+    """A kind of resource that belongs to an account; `noun` names it in errors."""
+
+    def __init__(
+        self, model: type[T], *, account: InstrumentedAttribute[str], id: InstrumentedAttribute[Any], noun: str
+    ):
+        super().__init__(model, account=account, id=id)
+        self.noun = noun
+
+    def not_found(self, resource_id: str) -> NotFound:
+        return NotFound(f"no {self.noun} {resource_id!r} in your account")
+
+    async def one(self, session: AsyncSession, account_id: str, resource_id: str) -> T:
+        """The account's row with this id; NOT_FOUND when there is none (only a possible id is looked up)."""
+        row = await self.get(session, account_id, resource_id) if is_possible_id(resource_id) else None
+        if row is None:
+            raise self.not_found(resource_id)
+        return row
+
+    async def read(self, database: Database, account_id: str, resource_id: str) -> T:
+        """A get: the id checked (field `id`), then the account's row with it."""
+        require_id("id", resource_id)
+        async with database.read() as session:
+            return await self.one(session, account_id, resource_id)
