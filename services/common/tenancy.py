@@ -15,13 +15,13 @@ T = TypeVar("T")
 
 
 class AccountScoped(Generic[T]):
-    """The rows of `model` an account owns: those whose `account` column holds its id; `id` is the
-    column a single row is found by."""
+    """The rows of `model` an account owns: those whose `account_id` column holds its id (a single
+    row is found by its `id`)."""
 
-    def __init__(self, model: type[T], *, account: InstrumentedAttribute[str], id: InstrumentedAttribute[Any]):
+    def __init__(self, model: type[T]):
         self.model = model
-        self.account = account
-        self.id = id
+        self.account: InstrumentedAttribute[str] = getattr(model, "account_id")  # noqa: B009 - any model with one
+        self.id: InstrumentedAttribute[Any] = getattr(model, "id")  # noqa: B009 - any model with one
 
     def statement(self, account_id: str) -> Select[T]:
         """The account's rows: where every read and write of the kind starts."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,9 +77,8 @@ class RemovalsNotAllowed(FailedPrecondition):
         super().__init__(message)
         self.subjects = subjects
 
-    def to_status(self) -> status_pb2.Status:
-        status = super().to_status()
-        status.details.add().Pack(
+    def details(self) -> list[Message]:
+        return [
             error_details_pb2.PreconditionFailure(
                 violations=[
                     error_details_pb2.PreconditionFailure.Violation(
@@ -87,8 +87,7 @@ class RemovalsNotAllowed(FailedPrecondition):
                     for subject, description in self.subjects
                 ]
             )
-        )
-        return status
+        ]
 
 
 def _with_versions(definition: applications_pb2.Application) -> applications_pb2.Application:
@@ -225,9 +224,9 @@ async def register_application(
         _count(diff, losses)
         if losses and not allow_removals:
             raise _refusal(definition.name, removals, losses)
-        if diff.unchanged:
+        if diff.unchanged and before is not None:  # (a new application is never unchanged)
             return Registration(before, False, diff)
-        if created:
+        if app is None:
             app = Application(name=definition.name, title=definition.title, event_types=[])
             session.add(app)
         _apply(app, wanted)

@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hooks.registry.v1 import endpoints_pb2
 from services.common.errors import AlreadyExists, FieldViolations, NotFound
-from services.common.paging import Keyset
-from services.registry.database import ENDPOINT, FILTER, Database
+from services.registry.database import ENDPOINT, FILTER, Database, Write
 from services.registry.endpoint_policy import EndpointPolicy
 from services.registry.models import Endpoint, Filter, FilterEndpoint, utcnow
 from services.registry.ownership import Owned, require_id
@@ -44,10 +43,9 @@ from services.registry.validation import (
     check_text,
 )
 
-#: An account's endpoints: every get, list, update and delete reads them through this.
-ENDPOINTS = Owned(Endpoint, account=Endpoint.account_id, id=Endpoint.id, noun="endpoint")
-#: ListEndpoints' order: by name (unique within an account), then id.
-PAGES = Keyset[Endpoint]("endpoints", Endpoint.name, Endpoint.id)
+#: An account's endpoints: every get, list, update and delete reads them through this; listed by
+#: name (unique within an account), then id.
+ENDPOINTS = Owned(Endpoint, noun="endpoint", order=(Endpoint.name, Endpoint.id))
 
 WRITABLE = ("name", "description", "target", "enabled", "headers", "ca_certificate", "secret", "rate_limit", "order")
 #: The proto's rate limit periods and delivery orders as stored.
@@ -88,7 +86,7 @@ HEADER_PATH = "headers."
 MAX_REASON = 1000
 
 
-def _type_name(violations: FieldViolations, number: int) -> str:
+def _type_name(violations: FieldViolations, number: endpoints_pb2.EndpointType) -> str:
     name = ENDPOINT_TYPES.get(number)
     if name is None:
         violations.add(
@@ -102,6 +100,16 @@ def _type_name(violations: FieldViolations, number: int) -> str:
 
 def _name_taken(name: str) -> AlreadyExists:
     return AlreadyExists(f"your account already has an endpoint named {name!r}; choose another name or update that one")
+
+
+async def _stored(unit: Write, row: Endpoint) -> None:
+    """Writes the endpoint created or changed in `unit` (a name taken meanwhile is ALREADY_EXISTS)
+    and logs the change."""
+    try:
+        await unit.session.flush()
+    except IntegrityError:
+        raise _name_taken(row.name) from None
+    unit.record(ENDPOINT, row.id, row.account_id)
 
 
 async def _name_is_taken(session: AsyncSession, account_id: str, name: str) -> bool:
@@ -155,31 +163,16 @@ async def create_endpoint(
         )
         _set_delivery_options(row, message, set(WRITABLE))
         session.add(row)
-        try:
-            await session.flush()
-        except IntegrityError:
-            raise _name_taken(message.name) from None
-        unit.record(ENDPOINT, row.id, account_id)
+        await _stored(unit, row)
     return row
-
-
-async def get_endpoint(database: Database, account_id: str, endpoint_id: str) -> Endpoint:
-    return await ENDPOINTS.read(database, account_id, endpoint_id)
 
 
 async def list_endpoints(
     database: Database, account_id: str, page_size: int, page_token: str, name_contains: str
 ) -> tuple[list[Endpoint], str]:
-    violations = FieldViolations()
-    check_text(violations, "name_contains", name_contains, limit=MAX_ENDPOINT_NAME)
-    if violations:
-        raise violations
-    page = PAGES.page(page_size, page_token, {"name_contains": name_contains})
-    statement = ENDPOINTS.statement(account_id)
-    if name_contains:
-        statement = statement.where(func.lower(Endpoint.name).contains(name_contains.lower(), autoescape=True))
-    async with database.read() as session:
-        return await PAGES.fetch(session, statement, page)
+    named = func.lower(Endpoint.name).contains(name_contains.lower(), autoescape=True)
+    parameter = ("name_contains", name_contains, MAX_ENDPOINT_NAME)
+    return await ENDPOINTS.list(database, account_id, page_size, page_token, parameter=parameter, where=named)
 
 
 def mask_fields(
@@ -293,11 +286,7 @@ async def update_endpoint(
             row.enabled = message.enabled
         _set_delivery_options(row, message, fields)
         row.update_time = utcnow()
-        try:
-            await session.flush()
-        except IntegrityError:
-            raise _name_taken(message.name) from None
-        unit.record(ENDPOINT, row.id, account_id)
+        await _stored(unit, row)
     return row
 
 

@@ -11,10 +11,10 @@ import uuid
 
 from google.protobuf import field_mask_pb2
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hooks.registry.v1 import filters_pb2
 from services.common.errors import FieldViolations
-from services.common.paging import Keyset
 from services.registry.database import FILTER, Database
 from services.registry.endpoints import ENDPOINTS, mask_fields
 from services.registry.models import (
@@ -42,14 +42,12 @@ WRITABLE = ("name", "enabled", "applications", "event_types", "levels", "endpoin
 OUTPUT_ONLY = ("id", "create_time", "update_time")
 
 
-#: An account's filters: every get, list, update and delete reads them through this.
-FILTERS = Owned(Filter, account=Filter.account_id, id=Filter.id, noun="filter")
-#: ListFilters' order: oldest first.
-PAGES = Keyset[Filter]("filters", Filter.create_time, Filter.id)
+#: An account's filters: every get, list, update and delete reads them through this; listed oldest first.
+FILTERS = Owned(Filter, noun="filter", order=(Filter.create_time, Filter.id))
 
 
 async def _check_fields(
-    session, account_id: str, message: filters_pb2.Filter, fields: set[str], quotas: Quotas
+    session: AsyncSession, account_id: str, message: filters_pb2.Filter, fields: set[str], quotas: Quotas
 ) -> None:
     violations = FieldViolations()
     if "name" in fields:
@@ -64,7 +62,7 @@ async def _check_fields(
         quotas.check_endpoints_of_filter(len(message.endpoint_ids))
 
     catalog: dict[str, dict[str, set[str]]] = {}
-    wanted_apps = set()
+    wanted_apps: set[str] = set()
     if "applications" in fields:
         wanted_apps.update(message.applications)
     if "event_types" in fields:
@@ -103,22 +101,22 @@ async def _check_fields(
             seen_types.add((ref.application, ref.event_type))
     if "levels" in fields:
         seen_levels: set[tuple[str, str, str]] = set()
-        for i, ref in enumerate(message.levels):
+        for i, level in enumerate(message.levels):
             where = f"filter.levels[{i}]"
-            if not ref.application or not ref.event_type or not ref.level:
+            if not level.application or not level.event_type or not level.level:
                 violations.add(where, "needs application, event_type and level")
-            elif ref.application not in catalog:
-                violations.add(where, f"no application {ref.application!r} is registered")
-            elif ref.event_type not in catalog[ref.application]:
-                violations.add(where, f"application {ref.application!r} has no event type {ref.event_type!r}")
-            elif ref.level not in catalog[ref.application][ref.event_type]:
+            elif level.application not in catalog:
+                violations.add(where, f"no application {level.application!r} is registered")
+            elif level.event_type not in catalog[level.application]:
+                violations.add(where, f"application {level.application!r} has no event type {level.event_type!r}")
+            elif level.level not in catalog[level.application][level.event_type]:
                 violations.add(
                     where,
-                    f"event type {ref.event_type!r} of application {ref.application!r} has no level {ref.level!r}",
+                    f"event type {level.event_type!r} of application {level.application!r} has no level {level.level!r}",
                 )
-            elif (ref.application, ref.event_type, ref.level) in seen_levels:
+            elif (level.application, level.event_type, level.level) in seen_levels:
                 violations.add(where, "is listed twice")
-            seen_levels.add((ref.application, ref.event_type, ref.level))
+            seen_levels.add((level.application, level.event_type, level.level))
     if "endpoint_ids" in fields:
         if not message.endpoint_ids:
             violations.add("filter.endpoint_ids", "needs at least one endpoint of your account")
@@ -191,25 +189,12 @@ async def create_filter(database: Database, account_id: str, message: filters_pb
     return row
 
 
-async def get_filter(database: Database, account_id: str, filter_id: str) -> Filter:
-    return await FILTERS.read(database, account_id, filter_id)
-
-
 async def list_filters(
     database: Database, account_id: str, page_size: int, page_token: str, endpoint_id: str
 ) -> tuple[list[Filter], str]:
-    violations = FieldViolations()
-    check_text(violations, "endpoint_id", endpoint_id, limit=MAX_ID)
-    if violations:
-        raise violations
-    page = PAGES.page(page_size, page_token, {"endpoint_id": endpoint_id})
-    statement = FILTERS.statement(account_id)
-    if endpoint_id:
-        statement = statement.where(
-            Filter.id.in_(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
-        )
-    async with database.read() as session:
-        return await PAGES.fetch(session, statement, page)
+    triggering = Filter.id.in_(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
+    parameter = ("endpoint_id", endpoint_id, MAX_ID)
+    return await FILTERS.list(database, account_id, page_size, page_token, parameter=parameter, where=triggering)
 
 
 async def update_filter(

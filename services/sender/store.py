@@ -146,7 +146,7 @@ class AttemptResult:
 
 
 #: An account's deliveries: every get, list and retry reads them through this.
-DELIVERIES = AccountScoped(Delivery, account=Delivery.account_id, id=Delivery.id)
+DELIVERIES = AccountScoped(Delivery)
 #: ListDeliveries' order: newest first.
 PAGES = Keyset[Delivery]("deliveries", Delivery.created_at, Delivery.id, descending=True)
 
