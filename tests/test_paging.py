@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common import db
 from services.common.errors import FieldViolations
-from services.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Keyset, encode_page_token, page_size_of
+from services.common.paging import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Keyset, check_page_size, encode_page_token
 from services.sender.models import UTCDateTime
 
 
@@ -102,10 +102,12 @@ def _violations(call) -> list[tuple[str, str]]:
 
 
 def test_page_size_default_cap_and_errors():
-    assert page_size_of(0) == DEFAULT_PAGE_SIZE == 50
-    assert page_size_of(MAX_PAGE_SIZE) == MAX_PAGE_SIZE == 1000
-    assert BY_NAME.page(MAX_PAGE_SIZE, "").size == MAX_PAGE_SIZE
-    assert _violations(lambda: page_size_of(MAX_PAGE_SIZE + 1)) == [("page_size", "must be at most 1000")]
+    assert BY_NAME.page(0, "").size == DEFAULT_PAGE_SIZE == 50
+    assert BY_NAME.page(MAX_PAGE_SIZE, "").size == MAX_PAGE_SIZE == 1000
+    check_page_size(0)
+    check_page_size(MAX_PAGE_SIZE)
+    assert _violations(lambda: check_page_size(MAX_PAGE_SIZE + 1)) == [("page_size", "must be at most 1000")]
+    assert _violations(lambda: BY_NAME.page(MAX_PAGE_SIZE + 1, "")) == [("page_size", "must be at most 1000")]
     assert _violations(lambda: BY_NAME.page(-1, "")) == [
         ("page_size", "must not be negative (0 means the default of 50)")
     ]

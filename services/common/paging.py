@@ -59,12 +59,6 @@ def check_page_size(page_size: int) -> None:
         raise FieldViolations([("page_size", problem)])
 
 
-def page_size_of(page_size: int) -> int:
-    """The number of items a page holds (raises FieldViolations when `page_size` is out of range)."""
-    check_page_size(page_size)
-    return page_size or DEFAULT_PAGE_SIZE
-
-
 def _fingerprint(query: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -100,7 +94,7 @@ def decode_page_token(token: str, query: Mapping[str, object]) -> list[str] | No
 def _aware_datetime(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
-        raise ValueError("a page token's time has a time zone")
+        raise ValueError("a page token's time lacks its time zone")
     return value
 
 
