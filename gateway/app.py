@@ -35,6 +35,7 @@ from gateway.http_routes import Route, Router
 from gateway.metrics import UNMATCHED, GatewayMetrics
 from gateway.openapi import build_openapi
 from gateway.settings import GatewaySettings
+from services.common import paging
 from services.common.channels import channel as make_channel
 from services.common.identity import IDENTITY_HEADER, IdentityError, parse_identity
 from services.common.logging import get_logger
@@ -197,7 +198,7 @@ async def transcode(request: web.Request) -> web.StreamResponse:
     query: dict[str, list[str]] = {}
     for key, value in request.rel_url.query.items():
         query.setdefault(key, []).append(value)
-    message = transcoder.build_request(route, found.variables, query, body, settings.gateway_max_page_size)
+    message = transcoder.build_request(route, found.variables, query, body)
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
     metadata = [("x-request-id", request_id)]
     metadata += [(name, request.headers[name]) for name in FORWARDED_HEADERS if name in request.headers]
@@ -276,7 +277,7 @@ def build_gateway(
     if descriptor_sets is None:
         descriptor_sets = [proto_comments.hooks_descriptor_set()]
     comments = proto_comments.load_comments(descriptor_sets)
-    document = build_openapi(routes, files, comments, max_page_size=settings.gateway_max_page_size)
+    document = build_openapi(routes, files, comments, max_page_size=paging.MAX_PAGE_SIZE)
     log.info("gateway routes built", routes=len(routes), described=len(comments))
     return Gateway(settings=settings, routes=routes, openapi=document, metrics=GatewayMetrics(metrics_registry))
 

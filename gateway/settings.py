@@ -10,8 +10,6 @@ class GatewaySettings(CommonSettings):
     gateway_listen_address: str = "127.0.0.1:8080"
     #: Largest request body accepted, in bytes; larger ones get 413.
     gateway_max_body_bytes: int = 1024 * 1024
-    #: Largest `page_size` accepted on list calls; larger ones get 400.
-    gateway_max_page_size: int = 1000
     #: Deadline of each unary call to a service, in seconds.
     gateway_call_timeout_seconds: float = 30.0
     #: Seconds between keep-alive comments on a Server-Sent Events stream.

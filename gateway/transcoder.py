@@ -19,8 +19,10 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from gateway import json_render
-from gateway.errors import bad_request
+from gateway.errors import GatewayError, bad_request
 from gateway.http_routes import Route
+from services.common import paging
+from services.common.errors import FieldViolations
 
 FD = _descriptor.FieldDescriptor
 
@@ -63,7 +65,6 @@ def build_request(
     variables: Mapping[str, str],
     query: Mapping[str, list[str]],
     body: bytes,
-    max_page_size: int,
 ) -> Message:
     """The request message, or raises GatewayError (400) saying what is wrong with the HTTP request."""
     descriptor = route.method.input_type
@@ -89,7 +90,7 @@ def build_request(
         json_format.ParseDict(document, message)
     except _UNPARSABLE as exc:
         raise bad_request(f"invalid request: {exc}") from exc
-    _check_page_size(message, max_page_size)
+    _check_page_size(message)
     return message
 
 
@@ -129,7 +130,14 @@ def _parse_body(body: bytes) -> Any:
         raise bad_request(f"the request body is not JSON: {exc}") from exc
 
 
-def _set_query_parameter(document, descriptor, route: Route, key: str, values: list[str], bound: set[str]) -> None:
+def _set_query_parameter(
+    document: dict[str, Any],
+    descriptor: _descriptor.Descriptor,
+    route: Route,
+    key: str,
+    values: list[str],
+    bound: set[str],
+) -> None:
     if route.body == "*":
         raise bad_request(
             f"unknown query parameter {key!r}: every field of this call is in the body",
@@ -165,7 +173,7 @@ def _set_query_parameter(document, descriptor, route: Route, key: str, values: l
 def _walk(descriptor: _descriptor.Descriptor, names: list[str]) -> list[_descriptor.FieldDescriptor]:
     """The fields a dotted path goes through (by proto or JSON name); KeyError when it goes nowhere."""
     fields = []
-    current = descriptor
+    current: _descriptor.Descriptor | None = descriptor
     for depth, name in enumerate(names):
         if current is None:
             raise KeyError(name)
@@ -229,15 +237,14 @@ def _scalar(field: _descriptor.FieldDescriptor, raw: str, name: str) -> Any:
     return raw
 
 
-def _check_page_size(message: Message, max_page_size: int) -> None:
+def _check_page_size(message: Message) -> None:
+    """A list call's page_size, checked as every service checks it (services.common.paging: one cap,
+    one error), before the call."""
     field = message.DESCRIPTOR.fields_by_name.get("page_size")
     if field is None or field.type not in _INT_TYPES or field.is_repeated:
         return
-    value = message.page_size
-    if value > max_page_size:
-        raise bad_request(
-            f"page_size must be at most {max_page_size}",
-            [("page_size", f"must be at most {max_page_size}")],
-        )
-    if value < 0:
-        raise bad_request("page_size must not be negative", [("page_size", "must not be negative")])
+    try:
+        paging.check_page_size(getattr(message, field.name))
+    except FieldViolations as exc:
+        status = exc.to_status()
+        raise GatewayError(400, status.code, status.message, exc.violations) from None

@@ -16,6 +16,7 @@ from typing import NoReturn
 import grpc
 import structlog
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -135,12 +136,20 @@ def field_violations_of(error: grpc.aio.AioRpcError | grpc.RpcError) -> list[tup
 
 
 class Problem(Exception):
-    """Something a caller can be told; `code` is its gRPC status code, the message is shown as is."""
+    """Something a caller can be told; `code` is its gRPC status code, the message is shown as is,
+    with the google.rpc error details of `details()`."""
 
     code = grpc.StatusCode.INTERNAL
 
+    def details(self) -> list[Message]:
+        """The status' details (QuotaFailure, PreconditionFailure...); none by default."""
+        return []
+
     def to_status(self) -> status_pb2.Status:
-        return status_pb2.Status(code=self.code.value[0], message=str(self))
+        status = status_pb2.Status(code=self.code.value[0], message=str(self))
+        for detail in self.details():
+            status.details.add().Pack(detail)
+        return status
 
 
 class NotFound(Problem):
@@ -173,16 +182,9 @@ class QuotaExceeded(Problem):
         self.subject = subject
         self.description = description
 
-    def to_status(self) -> status_pb2.Status:
-        status = super().to_status()
-        status.details.add().Pack(
-            error_details_pb2.QuotaFailure(
-                violations=[
-                    error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.description)
-                ]
-            )
-        )
-        return status
+    def details(self) -> list[Message]:
+        violation = error_details_pb2.QuotaFailure.Violation(subject=self.subject, description=self.description)
+        return [error_details_pb2.QuotaFailure(violations=[violation])]
 
 
 def _is_data_error(exc: DBAPIError) -> bool:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from google.rpc import error_details_pb2, status_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,13 +29,15 @@ from hooks.registry.v1 import applications_pb2
 from hooks_client.registration import schema_of, schema_version
 from hooks_client.registry import REMOVAL_VIOLATION_TYPE
 from services.common.errors import FailedPrecondition, FieldViolations, NotFound
+from services.common.paging import Keyset
 from services.registry.application_diff import Removals, diff_applications
 from services.registry.database import APPLICATION, FILTER, Database, Write
 from services.registry.messages import application_message, timestamp
 from services.registry.models import Application, EventType, Filter, FilterEventType, FilterLevel, Level, utcnow
-from services.registry.page_tokens import decode_page_token, encode_page_token, page_size_of
 from services.registry.validation import MAX_ID, NAME_PATTERN, check_application, check_text
 
+#: ListApplications' order: by name (the identity).
+PAGES = Keyset[Application]("applications", Application.name)
 BUILTIN_NAME = "hooks"
 #: hooks' own events, published by the sender; registered at every start.
 BUILTIN_APPLICATION = applications_pb2.Application(
@@ -74,9 +77,8 @@ class RemovalsNotAllowed(FailedPrecondition):
         super().__init__(message)
         self.subjects = subjects
 
-    def to_status(self) -> status_pb2.Status:
-        status = super().to_status()
-        status.details.add().Pack(
+    def details(self) -> list[Message]:
+        return [
             error_details_pb2.PreconditionFailure(
                 violations=[
                     error_details_pb2.PreconditionFailure.Violation(
@@ -85,8 +87,7 @@ class RemovalsNotAllowed(FailedPrecondition):
                     for subject, description in self.subjects
                 ]
             )
-        )
-        return status
+        ]
 
 
 def _with_versions(definition: applications_pb2.Application) -> applications_pb2.Application:
@@ -223,9 +224,9 @@ async def register_application(
         _count(diff, losses)
         if losses and not allow_removals:
             raise _refusal(definition.name, removals, losses)
-        if diff.unchanged:
+        if diff.unchanged and before is not None:  # (a new application is never unchanged)
             return Registration(before, False, diff)
-        if created:
+        if app is None:
             app = Application(name=definition.name, title=definition.title, event_types=[])
             session.add(app)
         _apply(app, wanted)
@@ -286,16 +287,7 @@ async def get_application(database: Database, name: str) -> Application:
 
 
 async def list_applications(database: Database, page_size: int, page_token: str) -> tuple[list[Application], str]:
-    size = page_size_of(page_size)
-    query = {"list": "applications"}
-    after = decode_page_token(page_token, query)
-    statement = select(Application).order_by(Application.name).limit(size + 1)
-    if after:
-        statement = statement.where(Application.name > str(after[0]))
+    """Every account reads every application: the list is not scoped to one."""
+    page = PAGES.page(page_size, page_token)
     async with database.read() as session:
-        rows = list((await session.execute(statement)).scalars())
-    next_token = ""
-    if len(rows) > size:
-        rows = rows[:size]
-        next_token = encode_page_token([rows[-1].name], query)
-    return rows, next_token
+        return await PAGES.fetch(session, select(Application), page)

@@ -22,13 +22,14 @@ from datetime import timedelta
 from google.protobuf import field_mask_pb2
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hooks.registry.v1 import endpoints_pb2
 from services.common.errors import AlreadyExists, FieldViolations, NotFound
-from services.registry.database import ENDPOINT, FILTER, Database
+from services.registry.database import ENDPOINT, FILTER, Database, Write
 from services.registry.endpoint_policy import EndpointPolicy
 from services.registry.models import Endpoint, Filter, FilterEndpoint, utcnow
-from services.registry.page_tokens import decode_page_token, encode_page_token, page_size_of
+from services.registry.ownership import Owned, require_id
 from services.registry.quotas import Quotas
 from services.registry.signing_secrets import generate_secret, normalize_secret
 from services.registry.validation import (
@@ -40,8 +41,11 @@ from services.registry.validation import (
     check_headers,
     check_id,
     check_text,
-    is_possible_id,
 )
+
+#: An account's endpoints: every get, list, update and delete reads them through this; listed by
+#: name (unique within an account), then id.
+ENDPOINTS = Owned(Endpoint, noun="endpoint", order=(Endpoint.name, Endpoint.id))
 
 WRITABLE = ("name", "description", "target", "enabled", "headers", "ca_certificate", "secret", "rate_limit", "order")
 #: The proto's rate limit periods and delivery orders as stored.
@@ -82,7 +86,7 @@ HEADER_PATH = "headers."
 MAX_REASON = 1000
 
 
-def _type_name(violations: FieldViolations, number: int) -> str:
+def _type_name(violations: FieldViolations, number: endpoints_pb2.EndpointType) -> str:
     name = ENDPOINT_TYPES.get(number)
     if name is None:
         violations.add(
@@ -98,8 +102,22 @@ def _name_taken(name: str) -> AlreadyExists:
     return AlreadyExists(f"your account already has an endpoint named {name!r}; choose another name or update that one")
 
 
-def not_found(endpoint_id: str) -> NotFound:
-    return NotFound(f"no endpoint {endpoint_id!r} in your account")
+async def _stored(unit: Write, row: Endpoint) -> None:
+    """Writes the endpoint created or changed in `unit` (a name taken meanwhile is ALREADY_EXISTS)
+    and logs the change."""
+    try:
+        await unit.session.flush()
+    except IntegrityError:
+        raise _name_taken(row.name) from None
+    unit.record(ENDPOINT, row.id, row.account_id)
+
+
+async def _name_is_taken(session: AsyncSession, account_id: str, name: str) -> bool:
+    return bool(
+        await session.scalar(
+            ENDPOINTS.statement(account_id).with_only_columns(Endpoint.id).where(Endpoint.name == name)
+        )
+    )
 
 
 def _replace_secret(row: Endpoint, secret: str, policy: EndpointPolicy) -> None:
@@ -124,10 +142,7 @@ async def create_endpoint(
     secret = normalize_secret(message.secret) if message.secret else generate_secret()
     async with database.write() as unit:
         session = unit.session
-        taken = await session.scalar(
-            select(Endpoint.id).where(Endpoint.account_id == account_id, Endpoint.name == message.name)
-        )
-        if taken:
+        if await _name_is_taken(session, account_id, message.name):
             raise _name_taken(message.name)
         await quotas.check_new_endpoint(session, account_id)
         now = utcnow()
@@ -148,57 +163,16 @@ async def create_endpoint(
         )
         _set_delivery_options(row, message, set(WRITABLE))
         session.add(row)
-        try:
-            await session.flush()
-        except IntegrityError:
-            raise _name_taken(message.name) from None
-        unit.record(ENDPOINT, row.id, account_id)
+        await _stored(unit, row)
     return row
-
-
-async def _owned(session, account_id: str, endpoint_id: str) -> Endpoint:
-    row = await session.get(Endpoint, endpoint_id) if is_possible_id(endpoint_id) else None
-    if row is None or row.account_id != account_id:
-        raise not_found(endpoint_id)
-    return row
-
-
-async def get_endpoint(database: Database, account_id: str, endpoint_id: str) -> Endpoint:
-    violations = FieldViolations()
-    check_id(violations, "id", endpoint_id)
-    if violations:
-        raise violations
-    async with database.read() as session:
-        return await _owned(session, account_id, endpoint_id)
 
 
 async def list_endpoints(
     database: Database, account_id: str, page_size: int, page_token: str, name_contains: str
 ) -> tuple[list[Endpoint], str]:
-    violations = FieldViolations()
-    check_text(violations, "name_contains", name_contains, limit=MAX_ENDPOINT_NAME)
-    if violations:
-        raise violations
-    size = page_size_of(page_size)
-    query = {"list": "endpoints", "name_contains": name_contains}
-    after = decode_page_token(page_token, query)
-    statement = select(Endpoint).where(Endpoint.account_id == account_id)
-    if name_contains:
-        statement = statement.where(func.lower(Endpoint.name).contains(name_contains.lower(), autoescape=True))
-    if after:
-        if len(after) != 2 or not all(isinstance(v, str) for v in after):
-            raise FieldViolations([("page_token", "is not a page token of this list; start again without one")])
-        statement = statement.where(
-            (Endpoint.name > after[0]) | ((Endpoint.name == after[0]) & (Endpoint.id > after[1]))
-        )
-    statement = statement.order_by(Endpoint.name, Endpoint.id).limit(size + 1)
-    async with database.read() as session:
-        rows = list((await session.execute(statement)).scalars())
-    next_token = ""
-    if len(rows) > size:
-        rows = rows[:size]
-        next_token = encode_page_token([rows[-1].name, rows[-1].id], query)
-    return rows, next_token
+    named = func.lower(Endpoint.name).contains(name_contains.lower(), autoescape=True)
+    parameter = ("name_contains", name_contains, MAX_ENDPOINT_NAME)
+    return await ENDPOINTS.list(database, account_id, page_size, page_token, parameter=parameter, where=named)
 
 
 def mask_fields(
@@ -271,18 +245,16 @@ async def update_endpoint(
     *,
     policy: EndpointPolicy,
 ) -> Endpoint:
-    violations = FieldViolations()
-    check_id(violations, "endpoint.id", message.id)
-    if violations:
-        raise violations
+    require_id("endpoint.id", message.id)
     own_paths, named_headers = _named_headers(mask)
     if named_headers and not own_paths.paths:
         fields: set[str] = set()
     else:
         fields = mask_fields(own_paths, WRITABLE, OUTPUT_ONLY, immutable=("type",))
+    violations = FieldViolations()
     async with database.write() as unit:
         session = unit.session
-        row = await _owned(session, account_id, message.id)
+        row = await ENDPOINTS.one(session, account_id, message.id)
         if message.type and ENDPOINT_TYPES.get(message.type) != row.type:
             violations.add("endpoint.type", f"cannot be changed (it is {row.type}); create a new endpoint instead")
         check_endpoint_fields(message, row.type, fields - {"headers"}, violations, email_domains=policy.email_domains)
@@ -292,10 +264,7 @@ async def update_endpoint(
         if violations:
             raise violations
         if "name" in fields and message.name != row.name:
-            taken = await session.scalar(
-                select(Endpoint.id).where(Endpoint.account_id == account_id, Endpoint.name == message.name)
-            )
-            if taken:
+            if await _name_is_taken(session, account_id, message.name):
                 raise _name_taken(message.name)
             row.name = message.name
         if "description" in fields:
@@ -317,24 +286,17 @@ async def update_endpoint(
             row.enabled = message.enabled
         _set_delivery_options(row, message, fields)
         row.update_time = utcnow()
-        try:
-            await session.flush()
-        except IntegrityError:
-            raise _name_taken(message.name) from None
-        unit.record(ENDPOINT, row.id, account_id)
+        await _stored(unit, row)
     return row
 
 
 async def delete_endpoint(database: Database, account_id: str, endpoint_id: str) -> None:
     """Deletes the endpoint and takes it out of every filter that triggered it (a filter left with
     no endpoint triggers nothing until one is added)."""
-    violations = FieldViolations()
-    check_id(violations, "id", endpoint_id)
-    if violations:
-        raise violations
+    require_id("id", endpoint_id)
     async with database.write() as unit:
         session = unit.session
-        row = await _owned(session, account_id, endpoint_id)
+        row = await ENDPOINTS.one(session, account_id, endpoint_id)
         filter_ids = list(
             (
                 await session.execute(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
@@ -350,10 +312,7 @@ async def delete_endpoint(database: Database, account_id: str, endpoint_id: str)
 
 
 async def delivery_target(database: Database, endpoint_id: str) -> Endpoint:
-    violations = FieldViolations()
-    check_id(violations, "endpoint_id", endpoint_id)
-    if violations:
-        raise violations
+    require_id("endpoint_id", endpoint_id)
     async with database.read() as session:
         row = await session.get(Endpoint, endpoint_id)
     if row is None:

@@ -8,15 +8,15 @@ reported exactly like one that does not exist, so a filter reveals nothing about
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from google.protobuf import field_mask_pb2
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hooks.registry.v1 import filters_pb2
-from services.common.errors import FieldViolations, NotFound
+from services.common.errors import FieldViolations
 from services.registry.database import FILTER, Database
-from services.registry.endpoints import mask_fields
+from services.registry.endpoints import ENDPOINTS, mask_fields
 from services.registry.models import (
     Application,
     Endpoint,
@@ -27,14 +27,13 @@ from services.registry.models import (
     FilterLevel,
     utcnow,
 )
-from services.registry.page_tokens import decode_page_token, encode_page_token, page_size_of
+from services.registry.ownership import Owned, require_id
 from services.registry.quotas import Quotas
 from services.registry.validation import (
     MAX_FILTER_ENTRIES,
     MAX_FILTER_NAME,
     MAX_ID,
     NAME_PATTERN,
-    check_id,
     check_text,
     is_possible_id,
 )
@@ -43,12 +42,12 @@ WRITABLE = ("name", "enabled", "applications", "event_types", "levels", "endpoin
 OUTPUT_ONLY = ("id", "create_time", "update_time")
 
 
-def not_found(filter_id: str) -> NotFound:
-    return NotFound(f"no filter {filter_id!r} in your account")
+#: An account's filters: every get, list, update and delete reads them through this; listed oldest first.
+FILTERS = Owned(Filter, noun="filter", order=(Filter.create_time, Filter.id))
 
 
 async def _check_fields(
-    session, account_id: str, message: filters_pb2.Filter, fields: set[str], quotas: Quotas
+    session: AsyncSession, account_id: str, message: filters_pb2.Filter, fields: set[str], quotas: Quotas
 ) -> None:
     violations = FieldViolations()
     if "name" in fields:
@@ -63,7 +62,7 @@ async def _check_fields(
         quotas.check_endpoints_of_filter(len(message.endpoint_ids))
 
     catalog: dict[str, dict[str, set[str]]] = {}
-    wanted_apps = set()
+    wanted_apps: set[str] = set()
     if "applications" in fields:
         wanted_apps.update(message.applications)
     if "event_types" in fields:
@@ -102,22 +101,22 @@ async def _check_fields(
             seen_types.add((ref.application, ref.event_type))
     if "levels" in fields:
         seen_levels: set[tuple[str, str, str]] = set()
-        for i, ref in enumerate(message.levels):
+        for i, level in enumerate(message.levels):
             where = f"filter.levels[{i}]"
-            if not ref.application or not ref.event_type or not ref.level:
+            if not level.application or not level.event_type or not level.level:
                 violations.add(where, "needs application, event_type and level")
-            elif ref.application not in catalog:
-                violations.add(where, f"no application {ref.application!r} is registered")
-            elif ref.event_type not in catalog[ref.application]:
-                violations.add(where, f"application {ref.application!r} has no event type {ref.event_type!r}")
-            elif ref.level not in catalog[ref.application][ref.event_type]:
+            elif level.application not in catalog:
+                violations.add(where, f"no application {level.application!r} is registered")
+            elif level.event_type not in catalog[level.application]:
+                violations.add(where, f"application {level.application!r} has no event type {level.event_type!r}")
+            elif level.level not in catalog[level.application][level.event_type]:
                 violations.add(
                     where,
-                    f"event type {ref.event_type!r} of application {ref.application!r} has no level {ref.level!r}",
+                    f"event type {level.event_type!r} of application {level.application!r} has no level {level.level!r}",
                 )
-            elif (ref.application, ref.event_type, ref.level) in seen_levels:
+            elif (level.application, level.event_type, level.level) in seen_levels:
                 violations.add(where, "is listed twice")
-            seen_levels.add((ref.application, ref.event_type, ref.level))
+            seen_levels.add((level.application, level.event_type, level.level))
     if "endpoint_ids" in fields:
         if not message.endpoint_ids:
             violations.add("filter.endpoint_ids", "needs at least one endpoint of your account")
@@ -127,7 +126,9 @@ async def _check_fields(
             owned = set(
                 (
                     await session.execute(
-                        select(Endpoint.id).where(Endpoint.account_id == account_id, Endpoint.id.in_(candidates))
+                        ENDPOINTS.statement(account_id)
+                        .with_only_columns(Endpoint.id)
+                        .where(Endpoint.id.in_(candidates))
                     )
                 ).scalars()
             )
@@ -188,68 +189,22 @@ async def create_filter(database: Database, account_id: str, message: filters_pb
     return row
 
 
-async def _owned(session, account_id: str, filter_id: str) -> Filter:
-    row = await session.get(Filter, filter_id) if is_possible_id(filter_id) else None
-    if row is None or row.account_id != account_id:
-        raise not_found(filter_id)
-    return row
-
-
-async def get_filter(database: Database, account_id: str, filter_id: str) -> Filter:
-    violations = FieldViolations()
-    check_id(violations, "id", filter_id)
-    if violations:
-        raise violations
-    async with database.read() as session:
-        return await _owned(session, account_id, filter_id)
-
-
 async def list_filters(
     database: Database, account_id: str, page_size: int, page_token: str, endpoint_id: str
 ) -> tuple[list[Filter], str]:
-    violations = FieldViolations()
-    check_text(violations, "endpoint_id", endpoint_id, limit=MAX_ID)
-    if violations:
-        raise violations
-    size = page_size_of(page_size)
-    query = {"list": "filters", "endpoint_id": endpoint_id}
-    after = decode_page_token(page_token, query)
-    statement = select(Filter).where(Filter.account_id == account_id)
-    if endpoint_id:
-        statement = statement.where(
-            Filter.id.in_(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
-        )
-    if after:
-        try:
-            created, last_id = datetime.fromisoformat(after[0]), str(after[1])
-        except (TypeError, ValueError, IndexError):
-            raise FieldViolations(
-                [("page_token", "is not a page token of this list; start again without one")]
-            ) from None
-        statement = statement.where(
-            (Filter.create_time > created) | ((Filter.create_time == created) & (Filter.id > last_id))
-        )
-    statement = statement.order_by(Filter.create_time, Filter.id).limit(size + 1)
-    async with database.read() as session:
-        rows = list((await session.execute(statement)).scalars())
-    next_token = ""
-    if len(rows) > size:
-        rows = rows[:size]
-        next_token = encode_page_token([rows[-1].create_time.isoformat(), rows[-1].id], query)
-    return rows, next_token
+    triggering = Filter.id.in_(select(FilterEndpoint.filter_id).where(FilterEndpoint.endpoint_id == endpoint_id))
+    parameter = ("endpoint_id", endpoint_id, MAX_ID)
+    return await FILTERS.list(database, account_id, page_size, page_token, parameter=parameter, where=triggering)
 
 
 async def update_filter(
     database: Database, account_id: str, message: filters_pb2.Filter, mask: field_mask_pb2.FieldMask, *, quotas: Quotas
 ) -> Filter:
-    violations = FieldViolations()
-    check_id(violations, "filter.id", message.id)
-    if violations:
-        raise violations
+    require_id("filter.id", message.id)
     fields = mask_fields(mask, WRITABLE, OUTPUT_ONLY)
     async with database.write() as unit:
         session = unit.session
-        row = await _owned(session, account_id, message.id)
+        row = await FILTERS.one(session, account_id, message.id)
         await _check_fields(session, account_id, message, fields, quotas)
         _apply(row, message, fields)
         row.update_time = utcnow()
@@ -259,11 +214,8 @@ async def update_filter(
 
 
 async def delete_filter(database: Database, account_id: str, filter_id: str) -> None:
-    violations = FieldViolations()
-    check_id(violations, "id", filter_id)
-    if violations:
-        raise violations
+    require_id("id", filter_id)
     async with database.write() as unit:
-        row = await _owned(unit.session, account_id, filter_id)
+        row = await FILTERS.one(unit.session, account_id, filter_id)
         await unit.session.delete(row)
         unit.record(FILTER, filter_id, account_id)

@@ -9,6 +9,7 @@ of `changes`, whose sequence number orders changes across replicas.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -22,7 +23,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, Relationship, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from services.common.db import metadata
@@ -41,12 +43,12 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
@@ -56,6 +58,23 @@ class Base(DeclarativeBase):
     metadata = metadata()
 
 
+def children(order_by: str, **options: Any) -> Relationship[Any]:
+    """A parent's child rows: in `order_by` order, loaded with the parent, deleted with it."""
+    return relationship(
+        order_by=order_by, cascade="all, delete-orphan", lazy="selectin", passive_deletes=True, **options
+    )
+
+
+class CatalogEntry:
+    """What an event type and a level have alike: a key within their parent, a title, a position."""
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True, sort_order=-1)
+    #: The entry's id within its parent (what messages carry).
+    key: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+
+
 class Application(Base):
     __tablename__ = "applications"
 
@@ -63,48 +82,27 @@ class Application(Base):
     title: Mapped[str] = mapped_column(String(200))
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    event_types: Mapped[list[EventType]] = relationship(
-        back_populates="application",
-        order_by="EventType.position",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        passive_deletes=True,
-    )
+    event_types: Mapped[list[EventType]] = children("EventType.position", back_populates="application")
 
 
-class EventType(Base):
+class EventType(CatalogEntry, Base):
     __tablename__ = "event_types"
     __table_args__ = (UniqueConstraint("application_name", "key"),)
 
-    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
     application_name: Mapped[str] = mapped_column(ForeignKey("applications.name", ondelete="CASCADE"))
-    #: The event type's id within its application (what messages carry).
-    key: Mapped[str] = mapped_column(String(100))
-    title: Mapped[str] = mapped_column(String(200))
-    position: Mapped[int] = mapped_column(Integer)
     #: The JSON Schema of its events' `message` (a JSON object), or None.
     schema: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=None)
     #: Hex SHA-256 of the schema's canonical JSON (hooks_client.registration.schema_version); "" without one.
     schema_version: Mapped[str] = mapped_column(String(64), default="", server_default="")
     application: Mapped[Application] = relationship(back_populates="event_types")
-    levels: Mapped[list[Level]] = relationship(
-        back_populates="event_type",
-        order_by="Level.position",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        passive_deletes=True,
-    )
+    levels: Mapped[list[Level]] = children("Level.position", back_populates="event_type")
 
 
-class Level(Base):
+class Level(CatalogEntry, Base):
     __tablename__ = "levels"
     __table_args__ = (UniqueConstraint("event_type_id", "key"),)
 
-    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=True)
     event_type_id: Mapped[int] = mapped_column(ForeignKey("event_types.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(100))
-    title: Mapped[str] = mapped_column(String(200))
-    position: Mapped[int] = mapped_column(Integer)
     event_type: Mapped[EventType] = relationship(back_populates="levels")
 
 
@@ -146,18 +144,10 @@ class Filter(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    applications: Mapped[list[FilterApplication]] = relationship(
-        order_by="FilterApplication.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
-    )
-    event_types: Mapped[list[FilterEventType]] = relationship(
-        order_by="FilterEventType.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
-    )
-    levels: Mapped[list[FilterLevel]] = relationship(
-        order_by="FilterLevel.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
-    )
-    endpoints: Mapped[list[FilterEndpoint]] = relationship(
-        order_by="FilterEndpoint.position", cascade="all, delete-orphan", lazy="selectin", passive_deletes=True
-    )
+    applications: Mapped[list[FilterApplication]] = children("FilterApplication.position")
+    event_types: Mapped[list[FilterEventType]] = children("FilterEventType.position")
+    levels: Mapped[list[FilterLevel]] = children("FilterLevel.position")
+    endpoints: Mapped[list[FilterEndpoint]] = children("FilterEndpoint.position")
 
 
 class FilterApplication(Base):

@@ -26,7 +26,7 @@ from services.sender.conversion import STATUS_FROM_PROTO, delivery_to_proto, eve
 from services.sender.deliverer import Deliverer
 from services.sender.dispatcher import Dispatcher
 from services.sender.metrics import DELIVERIES_QUEUED
-from services.sender.store import DeliveryStore, NewDelivery, PageCursor, QueuedDelivery, encode_event
+from services.sender.store import PAGES, DeliveryStore, NewDelivery, QueuedDelivery, encode_event
 from services.sender.targets import EndpointDeleted, TargetCache
 from services.sender.watch_hub import WatchHub
 
@@ -40,8 +40,6 @@ READ_AHEAD = 1024
 #: long enough that a burst stays on the hot path (the next batch grows meanwhile), short enough
 #: that a backlog stuck on a dead endpoint slows the stream only a little.
 ROOM_WAIT_SECONDS = 0.1
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
 #: Most bytes of deliveries in one ListDeliveries page (well under HOOKS_GRPC_MAX_MESSAGE_BYTES):
 #: a page ends before the delivery that would pass it, though it always holds at least one.
 MAX_PAGE_BYTES = 1024 * 1024
@@ -298,28 +296,19 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         least one delivery): where the bytes run out first, `next_page_token` goes on from there."""
         account = await require_account(context)
         violations = FieldViolations()
-        if request.page_size < 0:
-            violations.add("page_size", "must not be negative")
-        cursor = None
-        if request.page_token:
-            try:
-                cursor = PageCursor.decode(request.page_token)
-            except ValueError as exc:
-                violations.add("page_token", str(exc))
         status = None
         if request.status != deliveries_pb2.DELIVERY_STATUS_UNSPECIFIED:
             status = STATUS_FROM_PROTO.get(request.status)
             if status is None:
                 violations.add("status", "is not a delivery status")
-        if violations:
-            raise violations
-        page_size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        query = {"endpoint_id": request.endpoint_id, "status": request.status, "event_id": request.event_id}
+        page = PAGES.page(request.page_size, request.page_token, query, violations=violations)
         response = deliveries_pb2.ListDeliveriesResponse()
         size, last = 0, None
-        rows = self.store.list(account, page_size + 1, cursor, request.endpoint_id, status, request.event_id)
+        rows = self.store.list_page(account, page, request.endpoint_id, status, request.event_id)
         async with contextlib.aclosing(rows):
             async for row in rows:
-                if len(response.deliveries) == page_size:
+                if len(response.deliveries) == page.size:
                     break  # there is more
                 delivery = delivery_to_proto(row)
                 size += _entry_size(delivery)
@@ -330,7 +319,7 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             else:
                 return response  # the last page
         assert last is not None  # a page holds at least one delivery
-        response.next_page_token = PageCursor.after(last).encode()
+        response.next_page_token = PAGES.token_after(last, page)
         return response
 
     async def RetryDelivery(

@@ -13,7 +13,6 @@ instance loading cost more CPU than the rest of the attempt.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import time
@@ -22,10 +21,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.common.db import sessionmaker
+from services.common.paging import Keyset, Page
+from services.common.tenancy import AccountScoped
 from services.sender import dialects
 from services.sender.models import Attempt, Delivery, DeliveryState, EndpointHealth
 
@@ -144,31 +145,10 @@ class AttemptResult:
     lease_generation: int = 0
 
 
-@dataclass(frozen=True)
-class PageCursor:
-    created_at: datetime
-    id: str
-
-    def encode(self) -> str:
-        raw = json.dumps([self.created_at.isoformat(), self.id]).encode()
-        return base64.urlsafe_b64encode(raw).decode()
-
-    @classmethod
-    def after(cls, delivery: Delivery) -> PageCursor:
-        """The cursor of the page that follows `delivery` (newest first)."""
-        return cls(delivery.created_at, delivery.id)
-
-    @classmethod
-    def decode(cls, token: str) -> PageCursor:
-        """Raises ValueError on a token this service did not make."""
-        try:
-            created_at, id_ = json.loads(base64.urlsafe_b64decode(token.encode()))
-            parsed = datetime.fromisoformat(created_at)
-        except Exception as exc:
-            raise ValueError("not a page token of this list") from exc
-        if parsed.tzinfo is None or not isinstance(id_, str):
-            raise ValueError("not a page token of this list")
-        return cls(parsed, id_)
+#: An account's deliveries: every get, list and retry reads them through this.
+DELIVERIES = AccountScoped(Delivery)
+#: ListDeliveries' order: newest first.
+PAGES = Keyset[Delivery]("deliveries", Delivery.created_at, Delivery.id, descending=True)
 
 
 class DeliveryStore:
@@ -435,8 +415,8 @@ class DeliveryStore:
 
     async def get(self, account_id: str, delivery_id: str) -> tuple[Delivery, list[Attempt]] | None:
         async with self.sessions() as session:
-            delivery = await session.get(Delivery, delivery_id)
-            if delivery is None or delivery.account_id != account_id:
+            delivery = await DELIVERIES.get(session, account_id, delivery_id)
+            if delivery is None:
                 return None
             attempts = (
                 await session.execute(
@@ -445,36 +425,25 @@ class DeliveryStore:
             ).scalars()
             return delivery, list(attempts)
 
-    async def list(
+    async def list_page(
         self,
         account_id: str,
-        limit: int,
-        cursor: PageCursor | None = None,
+        page: Page,
         endpoint_id: str = "",
         status: DeliveryState | None = None,
         event_id: str = "",
     ) -> AsyncGenerator[Delivery, None]:
-        """The account's deliveries after `cursor`, newest first, at most `limit`, read as they are
-        taken (a caller that has enough stops reading: close it with contextlib.aclosing)."""
-        query = select(Delivery).where(Delivery.account_id == account_id)
+        """The account's deliveries of `page` (PAGES: newest first, one more than the page holds),
+        read as they are taken (a caller that has enough stops reading: close it with
+        contextlib.aclosing)."""
+        query = DELIVERIES.statement(account_id)
         if endpoint_id:
             query = query.where(Delivery.endpoint_id == endpoint_id)
         if status is not None:
             query = query.where(Delivery.status == status.value)
         if event_id:
             query = query.where(Delivery.event_id == event_id)
-        if cursor is not None:
-            query = query.where(
-                or_(
-                    Delivery.created_at < cursor.created_at,
-                    and_(Delivery.created_at == cursor.created_at, Delivery.id < cursor.id),
-                )
-            )
-        query = (
-            query.order_by(Delivery.created_at.desc(), Delivery.id.desc())
-            .limit(limit)
-            .execution_options(yield_per=LIST_FETCH_ROWS)
-        )
+        query = PAGES.apply(query, page).execution_options(yield_per=LIST_FETCH_ROWS)
         async with self.sessions() as session:
             rows = await session.stream_scalars(query)
             async for row in rows:
@@ -484,8 +453,8 @@ class DeliveryStore:
         """Makes the delivery PENDING and due now, leased to this sender for its hot path."""
         now = utcnow()
         async with self._writing() as session:
-            delivery = await session.get(Delivery, delivery_id, with_for_update=True)
-            if delivery is None or delivery.account_id != account_id:
+            delivery = await DELIVERIES.get(session, account_id, delivery_id, for_update=True)
+            if delivery is None:
                 return None
             delivery.status = DeliveryState.PENDING.value
             delivery.next_attempt_at = now

@@ -201,8 +201,12 @@ async def test_list_searches_by_name_and_pages(registry):
             break
     assert names == ["Alpha-ops", "beta", "delta", "gamma-OPS", "ops_100%"]
     assert (
-        len((await registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=5000), metadata=ME)).endpoints)
+        len((await registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=1000), metadata=ME)).endpoints)
         == 5
+    )
+    # Above the one cap is refused, as the gateway refuses it (services.common.paging).
+    await expect_invalid(
+        registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=5000), metadata=ME), "page_size"
     )
     await expect_invalid(
         registry.endpoints.ListEndpoints(pb.ListEndpointsRequest(page_size=-5), metadata=ME), "page_size"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 
 from hooks.registry.v1 import applications_pb2, applications_pb2_grpc
@@ -13,9 +15,9 @@ from services.registry.messages import application_message
 SERVICE_NAME = applications_pb2.DESCRIPTOR.services_by_name["ApplicationService"].full_name
 
 
+@dataclass
 class ApplicationServicer(applications_pb2_grpc.ApplicationServiceServicer):
-    def __init__(self, database: Database):
-        self.database = database
+    database: Database
 
     async def RegisterApplication(
         self, request: applications_pb2.RegisterApplicationRequest, context: grpc.aio.ServicerContext

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import grpc
 
 from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
@@ -15,11 +17,14 @@ from services.registry.quotas import Quotas
 SERVICE_NAME = endpoints_pb2.DESCRIPTOR.services_by_name["EndpointService"].full_name
 
 
+@dataclass
 class EndpointServicer(endpoints_pb2_grpc.EndpointServiceServicer):
-    def __init__(self, database: Database, *, quotas: Quotas, policy: EndpointPolicy):
-        self.database = database
-        self.quotas = quotas
-        self.policy = policy
+    database: Database
+    _: KW_ONLY
+    #: The tenants' limits (endpoints per account).
+    quotas: Quotas
+    #: The operator's rules for endpoints (secret rotation, e-mail domains).
+    policy: EndpointPolicy
 
     async def CreateEndpoint(
         self, request: endpoints_pb2.CreateEndpointRequest, context: grpc.aio.ServicerContext
@@ -34,7 +39,7 @@ class EndpointServicer(endpoints_pb2_grpc.EndpointServiceServicer):
         self, request: endpoints_pb2.GetEndpointRequest, context: grpc.aio.ServicerContext
     ) -> endpoints_pb2.GetEndpointResponse:
         account = await require_account(context)
-        row = await endpoints.get_endpoint(self.database, account, request.id)
+        row = await endpoints.ENDPOINTS.read(self.database, account, request.id)
         return endpoints_pb2.GetEndpointResponse(endpoint=endpoint_message(row))
 
     async def ListEndpoints(

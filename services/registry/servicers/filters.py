@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 import grpc
 
 from hooks.registry.v1 import filters_pb2, filters_pb2_grpc
@@ -14,10 +16,12 @@ from services.registry.quotas import Quotas
 SERVICE_NAME = filters_pb2.DESCRIPTOR.services_by_name["FilterService"].full_name
 
 
+@dataclass
 class FilterServicer(filters_pb2_grpc.FilterServiceServicer):
-    def __init__(self, database: Database, *, quotas: Quotas):
-        self.database = database
-        self.quotas = quotas
+    database: Database
+    _: KW_ONLY
+    #: The tenants' limits (filters per account, endpoints per filter).
+    quotas: Quotas
 
     async def CreateFilter(
         self, request: filters_pb2.CreateFilterRequest, context: grpc.aio.ServicerContext
@@ -30,7 +34,7 @@ class FilterServicer(filters_pb2_grpc.FilterServiceServicer):
         self, request: filters_pb2.GetFilterRequest, context: grpc.aio.ServicerContext
     ) -> filters_pb2.GetFilterResponse:
         account = await require_account(context)
-        row = await filters.get_filter(self.database, account, request.id)
+        row = await filters.FILTERS.read(self.database, account, request.id)
         return filters_pb2.GetFilterResponse(filter=filter_message(row))
 
     async def ListFilters(

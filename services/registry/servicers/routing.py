@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -25,12 +26,16 @@ KINDS = {
 EVENT_FIELDS = ("account_id", "application", "event_type", "level")
 
 
+@dataclass
 class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
-    def __init__(self, database: Database, resolver: RouteResolver, follower: ChangeFollower, poll_seconds: float):
-        self.database = database
-        self.resolver = resolver
-        self.follower = follower
-        self.poll_seconds = poll_seconds
+    database: Database
+    #: Answers ResolveRoutes.
+    resolver: RouteResolver
+    #: The change log WatchChanges streams.
+    follower: ChangeFollower
+    #: HOOKS_REGISTRY_CHANGE_POLL_SECONDS: a WatchChanges stream with nothing new rereads the log after
+    #: four times this (at least a second), when no commit wakes it first.
+    poll_seconds: float
 
     async def ResolveRoutes(
         self, request: routing_pb2.ResolveRoutesRequest, context: grpc.aio.ServicerContext
