@@ -33,10 +33,12 @@ test: $(STAMP) $(NODE_STAMP) lint
 	tools/ensure-postgres
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-## make lint: ruff's rules and its formatter ([tool.ruff] in pyproject.toml); make format applies them.
+## make lint: ruff's rules and its formatter ([tool.ruff] in pyproject.toml; make format applies them),
+## and mypy on the services and the gateway ([tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from google.protobuf import timestamp_pb2
 from sqlalchemy import Row
@@ -95,7 +94,7 @@ def previous_secret(endpoint: Endpoint) -> str:
 SUMMARY_COLUMNS = (Endpoint.id, Endpoint.name, Endpoint.type, Endpoint.target, Endpoint.enabled, Endpoint.description)
 
 
-def endpoint_summary(row: Endpoint | Row[Any]) -> endpoints_pb2.Endpoint:
+def endpoint_summary(row: Endpoint | Row) -> endpoints_pb2.Endpoint:
     """An endpoint as a route of the dry run shows it (a row of SUMMARY_COLUMNS, or an Endpoint):
     id, name, type, target, enabled and description; never a secret, header values or a CA
     certificate, so the answer stays small however large the endpoints are."""

@@ -17,9 +17,10 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -84,7 +85,7 @@ class QueuedDelivery:
     status: str = DeliveryState.PENDING.value
     lease_generation: int = 0
 
-    def as_row(self, **changes) -> Delivery:
+    def as_row(self, **changes: object) -> Delivery:
         """A transient Delivery (for a watcher's update), with `changes` applied."""
         values = dict(
             id=self.id,
@@ -122,7 +123,7 @@ def _accepted_at(delivery: QueuedDelivery) -> datetime:
     return delivery.created_at
 
 
-def queued_from_row(row) -> QueuedDelivery:
+def queued_from_row(row: Sequence[Any]) -> QueuedDelivery:
     return QueuedDelivery(*row)
 
 
@@ -189,7 +190,7 @@ class DeliveryStore:
         now = utcnow()
         lease_until = now + self.lease
         fresh: dict[tuple[str, str, str], dict] = {}
-        per_endpoint = dict(lease) if isinstance(lease, dict) else None
+        per_endpoint: dict[str, int] | None = dict(lease) if isinstance(lease, dict) else None
         for item in items:
             key = item.key
             if key in fresh:
@@ -199,7 +200,7 @@ class DeliveryStore:
                 if leased:
                     per_endpoint[item.endpoint_id] -= 1
             else:
-                leased = lease is None or len(fresh) < lease
+                leased = lease is None or (isinstance(lease, int) and len(fresh) < lease)
             fresh[key] = dict(
                 id=str(uuid.uuid4()),
                 account_id=item.account_id,
@@ -244,8 +245,8 @@ class DeliveryStore:
                             dialects.in_list(connection, table.c.event_id, event_ids[start : start + INSERT_CHUNK])
                         )
                     )
-                    for application, event_id, endpoint_id, id_ in result:
-                        ids[(application, event_id, endpoint_id)] = id_
+                    for found in result:
+                        ids[(found.application, found.event_id, found.endpoint_id)] = found.id
                 inserted.update(row["id"] for key, row in fresh.items() if ids.get(key) == row["id"])
         created: list[QueuedDelivery] = []
         for key, row in fresh.items():
@@ -370,7 +371,7 @@ class DeliveryStore:
         failing_ids.update(failing)
         return [None if r.succeeded else failing[r.endpoint_id] for r in results]
 
-    async def _failing_endpoints(self, connection) -> set[str]:
+    async def _failing_endpoints(self, connection: AsyncConnection) -> set[str]:
         """The endpoints with a failure streak, as read at most FAILING_REFRESH_SECONDS ago (and
         kept up to date with this sender's own outcomes since)."""
         clock = time.monotonic()
