@@ -19,9 +19,7 @@ from aiohttp import web
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from services.common.broker import free_port
-from tests.helpers.groups import SESSION_TIMEOUT_MS
 from tests.helpers.processes import REPO, ServiceProcess, grpc_serving  # noqa: F401 - re-exported to the tests
-from tests.helpers.waiting import eventually  # noqa: F401 - re-exported to the tests
 
 # -- receivers ----------------------------------------------------------------------------------
 
@@ -136,29 +134,6 @@ def produce(bootstrap: str, topic: str, messages: list[dict], key: str | None = 
         producer.poll(0)
     assert producer.flush(30) == 0, "messages still unconfirmed"
     assert not failures, failures
-
-
-def consume_one(bootstrap: str, topic: str, timeout: float = 30.0):
-    """The first message on `topic` (a fresh consumer group, from the beginning)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"e2e-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-            "log_level": 0,
-        }
-    )
-    consumer.subscribe([topic])
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                return message
-    finally:
-        consumer.close()
-    raise AssertionError(f"nothing on {topic} within {timeout}s")
 
 
 def committed_total(bootstrap: str, group_id: str, topic: str, partitions: int) -> int:

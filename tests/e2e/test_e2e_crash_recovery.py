@@ -11,10 +11,11 @@ import uuid
 
 import pytest
 from e2e_client import ACCOUNT, Hooks
-from e2e_support import HttpReceiver, ServiceProcess, committed_total, eventually, incoming, produce
+from e2e_support import HttpReceiver, ServiceProcess, committed_total, incoming, produce
 
 from services.common.broker import free_port
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.waiting import eventually
 
 MESSAGES = 1000
 KILL_AFTER = 200

@@ -13,10 +13,11 @@ import uuid
 
 from aiohttp import web
 from e2e_client import Hooks
-from e2e_support import ServiceProcess, eventually, incoming, produce
+from e2e_support import ServiceProcess, incoming, produce
 
 from services.common.broker import free_port
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.waiting import eventually
 
 ACCOUNTS = 20
 ENDPOINTS_PER_ACCOUNT = 5

@@ -15,7 +15,7 @@ import aiohttp
 import grpc
 import pytest
 from e2e_client import SECRET, Hooks
-from e2e_support import REPO, HttpReceiver, eventually, grpc_serving
+from e2e_support import REPO, HttpReceiver, grpc_serving
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
@@ -24,6 +24,7 @@ from hooks.registry.v1 import endpoints_pb2
 from services.common.broker import free_port
 from services.common.identity import identity_metadata
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.waiting import eventually
 
 APP_YAML = """\
 ---

@@ -8,11 +8,13 @@ import json
 
 import pytest
 from e2e_client import ACCOUNT, SECRET
-from e2e_support import consume_one, eventually, incoming, produce
+from e2e_support import incoming, produce
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from hooks.registry.v1 import endpoints_pb2, filters_pb2
 from hooks.sender.v1 import deliveries_pb2
+from tests.helpers.kafka import first_record
+from tests.helpers.waiting import eventually
 
 
 @pytest.mark.parametrize("sender_database_url", ["sqlite", "postgresql"], indirect=True)
@@ -171,7 +173,7 @@ async def test_an_invalid_message_is_dead_lettered_and_does_not_hold_up_the_next
     produce(pipeline.bootstrap, pipeline.topic, [broken, valid], key="one-partition")
 
     await eventually(lambda: receiver.at("/hook"), message="the valid message is delivered")
-    dead = consume_one(pipeline.bootstrap, pipeline.dlq_topic)
+    dead = first_record(pipeline.bootstrap, pipeline.dlq_topic)
     assert json.loads(dead.value()) == broken
     assert dead.headers(), "the dead letter says why, in headers"
 

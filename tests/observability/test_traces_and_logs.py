@@ -8,7 +8,8 @@ import re
 
 from standardwebhooks import Webhook
 
-from .conftest import ACCOUNT, SECRET, eventually, incoming
+from tests.helpers.observability import ACCOUNT, SECRET, incoming
+from tests.helpers.waiting import eventually
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from hooks.sender.v1 import deliveries_pb2
 from services.common.db import create_engine
 from services.registry.models import Endpoint
-from tests.sender.conftest import create_endpoint, deliver, make_event, new_account, request_for, wait_for_status
+from tests.helpers.sender import create_endpoint, deliver, make_event, new_account, request_for, wait_for_status
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 FAILED = deliveries_pb2.DELIVERY_STATUS_FAILED

@@ -11,7 +11,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from hooks.sender.v1 import deliveries_pb2
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     get_delivery,
@@ -20,8 +20,8 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -126,7 +126,7 @@ async def test_tls_with_the_endpoints_own_ca(sender, tls_receiver):
         delivery = await get_delivery(sender, account, response.delivery_ids[1])
         return delivery if delivery.attempt_count >= 1 else None
 
-    delivery = await wait_until(failed_once)
+    delivery = await eventually(failed_once)
     assert not delivery.attempts[0].succeeded
     assert "certificate" in delivery.attempts[0].error.lower()
     assert len(received) == 1
