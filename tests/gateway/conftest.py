@@ -25,7 +25,7 @@ from services.common.identity import IDENTITY_HEADER, parse_identity
 from services.common.server import GrpcServer
 from services.common.settings import CommonSettings
 from tests.gateway.harness import ROOT, TEST_PROTOS, register_policies, running_gateway
-from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.stack import running_stack
 
 
 @pytest.fixture(scope="session")
@@ -141,54 +141,15 @@ async def echo_gateway(echo_modules, echo_server):
 
 @pytest_asyncio.fixture
 async def full_gateway(kafka, topics, tmp_path):
-    """Registry, sender and matcher (SQLite, the session's broker, this test's topics) behind a gateway;
-    the application `policies` is registered."""
-    import uuid
-
-    from services.common.settings import KafkaSettings
-    from services.matcher.server import build_server as build_matcher
-    from services.matcher.settings import MatcherSettings
-    from services.sender.server import build_server as build_sender
-    from services.sender.settings import SenderSettings
-    from tests.helpers.registry import running_registry
-
-    async with running_registry(f"sqlite:///{tmp_path / 'registry.db'}") as (_, registry_port):
-        registry_target = f"127.0.0.1:{registry_port}"
-        await register_policies(registry_target)
-        servers = []
-        try:
-            sender = await build_sender(
-                SenderSettings(
-                    sender_database_url=f"sqlite:///{tmp_path / 'sender.db'}",
-                    registry_target=registry_target,
-                    sender_retry_schedule="1h",
-                    sender_allowed_networks="127.0.0.0/8",
-                    sender_attempt_timeout=2.0,
-                    shutdown_grace_seconds=0.5,
-                )
-            )
-            sender_target = f"127.0.0.1:{await sender.start('127.0.0.1:0')}"
-            servers.append(sender)
-            matcher = await build_matcher(
-                MatcherSettings(
-                    registry_target=registry_target,
-                    sender_target=sender_target,
-                    matcher_group_id=f"gateway-{uuid.uuid4().hex[:8]}",
-                    matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
-                    matcher_max_backoff_seconds=0.5,
-                    shutdown_grace_seconds=0.5,
-                ),
-                KafkaSettings(
-                    bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"]
-                ),
-            )
-            matcher_target = f"127.0.0.1:{await matcher.start('127.0.0.1:0')}"
-            servers.append(matcher)
-            settings = GatewaySettings(
-                registry_target=registry_target, sender_target=sender_target, matcher_target=matcher_target
-            )
-            async with running_gateway(settings) as client:
-                yield client
-        finally:
-            for server in reversed(servers):
-                await server.stop(0.5)
+    """The whole system (tests/helpers/stack.py: registry, sender and matcher on SQLite, the session's
+    broker, this test's topics) behind a gateway, whose httpx client this yields (`client.app` is the
+    gateway's aiohttp app); the application `policies` is registered."""
+    async with running_stack(
+        f"sqlite:///{tmp_path / 'registry.db'}",
+        kafka.bootstrap_servers,
+        topics,
+        sender_settings={"sender_retry_schedule": "1h", "sender_attempt_timeout": 2.0},
+    ) as stack:
+        await register_policies(stack.registry_target)
+        stack.http.app = stack.gateway.app  # type: ignore[attr-defined]
+        yield stack.http
