@@ -11,6 +11,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from hooks.sender.v1 import deliveries_pb2
+from tests.helpers.http import serving
 from tests.helpers.sender import (
     create_endpoint,
     deliver,
@@ -101,15 +102,8 @@ async def tls_receiver(private_ca):
     app.router.add_post("/{name}", handle)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(private_ca / "server.pem", private_ca / "server.key")
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving(app, ssl_context=context) as port:
         yield f"https://127.0.0.1:{port}", received, (private_ca / "ca.pem").read_text()
-    finally:
-        await runner.cleanup()
 
 
 async def test_tls_with_the_endpoints_own_ca(sender, tls_receiver):
