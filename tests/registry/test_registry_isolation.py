@@ -103,7 +103,7 @@ async def test_concurrent_route_lookups_of_many_accounts_each_get_their_own(regi
         await registry.filter(account, [endpoint.id])
         owners[account] = endpoint.id
     internals = registry.server.registry
-    internals.resolver._tables.clear()  # every lookup below misses the cache and is batched together
+    assert internals.resolver.cached_accounts() == []  # every lookup below misses the cache and is batched together
     responses = await asyncio.gather(
         *(
             registry.routing.ResolveRoutes(

@@ -33,22 +33,22 @@ async def test_the_cache_is_emptied_when_the_registry_stream_breaks(sqlite_url, 
     try:
         async with running_sender(sqlite_url, f"127.0.0.1:{port}") as sender:
             targets = sender.server.sender.targets
-            await eventually(lambda: targets._watching)
-            seen = targets._generation
+            await eventually(lambda: targets.watching)
+            seen = targets.changes_applied
             endpoint = await create_endpoint(sender, account, receiver.url("first"))
             # The creation comes down the change stream too (and drops the endpoint): once it has,
             # nothing can drop the lookup below.
-            await eventually(lambda: targets._generation > seen)
+            await eventually(lambda: targets.changes_applied > seen)
             [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
             await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
-            assert endpoint.id in targets._targets
+            assert endpoint.id in targets
 
             await registry.stop(0.1)
-            await eventually(lambda: not targets._watching and not targets._targets)
+            await eventually(lambda: not targets.watching and len(targets) == 0)
 
             registry = await build_registry(settings)  # back, on the same address and database
             await registry.start(f"127.0.0.1:{port}")
-            await eventually(lambda: targets._watching)
+            await eventually(lambda: targets.watching)
             endpoint.target = receiver.url("second")
             await sender.endpoints.UpdateEndpoint(
                 endpoints_pb2.UpdateEndpointRequest(endpoint=endpoint, update_mask={"paths": ["target"]}),

@@ -100,7 +100,7 @@ async def test_a_decision_left_by_a_dead_sender_is_carried_out(database_url, reg
                     confirmed=False, attempts=0, last_error="", available_at=long_ago, created_at=long_ago,
                 )
             )  # fmt: skip
-        sender.server.sender.deliverer.disabler.outbox._wake.set()
+        await sender.server.sender.deliverer.disabler.outbox.relay_once()  # now, not at the next poll
         await eventually(lambda: _disabled(sender, account, endpoint.id))
         published = await asyncio.to_thread(consume_one, kafka.bootstrap_servers, topics["outbox"])
     assert published["value"]["id"] == event_id
