@@ -1,7 +1,7 @@
 """Fixtures of the gateway's tests: the test-only Echo service (compiled from its .proto at test time
 and served in-process), gateways on real sockets, and httpx clients.
 
-Helpers without fixtures (identities, `running_gateway`) live in tests/gateway/harness.py.
+Helpers without fixtures (identities, `running_gateway`) live in tests/helpers/gateway.py.
 The Echo service is a genuine test service: it exists so a test can show that an annotated RPC gets
 its route, parameters and OpenAPI entry from the descriptor alone, with no gateway code for it.
 """
@@ -24,7 +24,7 @@ from gateway.settings import GatewaySettings
 from services.common.identity import IDENTITY_HEADER, parse_identity
 from services.common.server import GrpcServer
 from services.common.settings import CommonSettings
-from tests.gateway.harness import ROOT, TEST_PROTOS, register_policies, running_gateway
+from tests.helpers.gateway import ROOT, TEST_PROTOS, register_policies, running_gateway
 from tests.helpers.stack import running_stack
 
 

@@ -38,8 +38,8 @@ from services.registry.server import build_server as build_registry
 from services.registry.settings import RegistrySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
+from tests.helpers import http
 from tests.helpers.groups import SESSION_TIMEOUT_MS
-from tests.helpers.http import serving
 
 ACCOUNT = "000001"
 APP = "policies"
@@ -183,13 +183,9 @@ def _text_of(body: dict) -> str:
     return ""
 
 
-@contextlib.asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/{name}", receiver.handle)
-    async with serving(app) as receiver.port:
-        yield receiver
+def receiving() -> contextlib.AbstractAsyncContextManager[Receiver]:
+    """A Receiver serving on 127.0.0.1 (its `port` set) until the block ends."""
+    return http.receiving(Receiver())
 
 
 # -- registry -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from services.common.identity import identity_metadata
 from services.common.settings import KafkaSettings
 from services.sender.server import build_server
 from services.sender.settings import SenderSettings
-from tests.helpers.http import serving
+from tests.helpers import http
 from tests.helpers.kafka import first_record
 from tests.helpers.waiting import eventually
 
@@ -76,14 +76,9 @@ class Receiver:
         return await self.script.get(name, _ok)(request, count)
 
 
-@contextlib.asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
+def receiving() -> contextlib.AbstractAsyncContextManager[Receiver]:
     """A Receiver serving on 127.0.0.1 (its `port` set) until the block ends."""
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/{name}", receiver.handle)
-    async with serving(app) as receiver.port:
-        yield receiver
+    return http.receiving(Receiver())
 
 
 @dataclass

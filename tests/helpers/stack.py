@@ -55,7 +55,7 @@ from services.registry.settings import RegistrySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
 from tests.helpers.groups import SESSION_TIMEOUT_MS
-from tests.helpers.http import serving
+from tests.helpers.http import receiving
 
 #: Deliveries may reach the loopback receiver (the sender refuses private addresses by default).
 LOOPBACK = "127.0.0.0/8"
@@ -335,11 +335,10 @@ async def running_stack(
     RegistrySettings, SenderSettings and MatcherSettings that differ from the fast ones used here
     (e.g. {"sender_retry_schedule": "1h"})."""
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic=topics["outbox"], dlq_topic=topics["dlq"])
-    receiver = Receiver()
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_post("/{tail:.*}", receiver.handle)
     async with contextlib.AsyncExitStack() as stack:
-        receiver.port = await stack.enter_async_context(serving(app))
+        receiver = await stack.enter_async_context(
+            receiving(Receiver(), "/{tail:.*}", client_max_size=16 * 1024 * 1024)
+        )
 
         registry = await build_registry(
             RegistrySettings(

@@ -16,9 +16,9 @@ from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings
 from services.common.identity import IDENTITY_HEADER, encode_identity
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-TEST_PROTOS = HERE / "protos"
+ROOT = Path(__file__).resolve().parents[2]
+#: The test-only protos (the Echo service) the gateway's tests compile.
+TEST_PROTOS = ROOT / "tests" / "gateway" / "protos"
 
 
 def identity(account: str = "acct-1") -> dict[str, str]:
