@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-from e2e_client import FAST_RETRIES, Hooks
-from e2e_support import HttpReceiver, SmtpInbox, committed_total
 
+from tests.helpers.e2e import FAST_RETRIES, Hooks, HttpReceiver, SmtpInbox, committed_total
 from tests.helpers.stack import running_stack
 
 

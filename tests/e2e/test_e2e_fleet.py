@@ -12,11 +12,11 @@ import time
 import uuid
 
 from aiohttp import web
-from e2e_client import Hooks
-from e2e_support import ServiceProcess, incoming, produce
 
 from services.common.broker import free_port
+from tests.helpers.e2e import Hooks, incoming, produce
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.processes import ServiceProcess
 from tests.helpers.waiting import eventually
 
 ACCOUNTS = 20

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from e2e_client import ACCOUNT, SECRET
-from e2e_support import incoming, produce
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from hooks.registry.v1 import endpoints_pb2, filters_pb2
 from hooks.sender.v1 import deliveries_pb2
+from tests.helpers.e2e import ACCOUNT, SECRET, incoming, produce
 from tests.helpers.kafka import first_record
 from tests.helpers.waiting import eventually
 
