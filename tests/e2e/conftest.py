@@ -4,27 +4,13 @@ on loopback, and a client that talks to the services the way a user's tools do (
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 
-from tests.helpers.e2e import FAST_RETRIES, Hooks, HttpReceiver, SmtpInbox, committed_total
+from tests.helpers.e2e import FAST_RETRIES, Hooks, HttpReceiver, Pipeline
+from tests.helpers.smtp import smtp_inbox
 from tests.helpers.stack import running_stack
-
-
-@dataclass
-class Pipeline:
-    hooks: Hooks
-    receiver: HttpReceiver
-    smtp: SmtpInbox
-    bootstrap: str
-    topic: str
-    dlq_topic: str
-    group_id: str
-
-    def committed(self) -> int:
-        return committed_total(self.bootstrap, self.group_id, self.topic, 2)
 
 
 @pytest.fixture
@@ -40,26 +26,27 @@ async def pipeline(kafka, topics, tmp_path, sender_database_url):
     """The whole system (tests/helpers/stack.py: registry, sender, matcher and gateway in this process on
     port 0, the session's broker and this test's topics), with an HTTP receiver and an SMTP server on
     loopback. The registry's database is SQLite; the sender's is `sender_database_url`."""
-    smtp = SmtpInbox().start()
     receiver = await HttpReceiver().start()
     group_id = f"e2e-matcher-{uuid.uuid4().hex[:8]}"
     try:
-        async with running_stack(
-            f"sqlite:///{tmp_path / 'registry.db'}",
-            kafka.bootstrap_servers,
-            topics,
-            sender_database_url=sender_database_url,
-            sender_settings={
-                "sender_retry_schedule": FAST_RETRIES,
-                "sender_poll_interval": 0.2,
-                "sender_smtp_host": "127.0.0.1",
-                "sender_smtp_port": smtp.port,
-            },
-            matcher_settings={"matcher_group_id": group_id},
-        ) as stack:
+        async with (
+            smtp_inbox() as smtp,
+            running_stack(
+                f"sqlite:///{tmp_path / 'registry.db'}",
+                kafka.bootstrap_servers,
+                topics,
+                sender_database_url=sender_database_url,
+                sender_settings={
+                    "sender_retry_schedule": FAST_RETRIES,
+                    "sender_poll_interval": 0.2,
+                    "sender_smtp_host": "127.0.0.1",
+                    "sender_smtp_port": smtp.port,
+                },
+                matcher_settings={"matcher_group_id": group_id},
+            ) as stack,
+        ):
             hooks = Hooks(stack.registry_target, stack.sender_target)
             yield Pipeline(hooks, receiver, smtp, kafka.bootstrap_servers, topics["outbox"], topics["dlq"], group_id)
             await hooks.close()
     finally:
         await receiver.stop()
-        smtp.stop()

@@ -79,7 +79,7 @@ async def test_slack_teams_google_chat_and_email_get_their_formats(pipeline):
     chat_body = receiver.at("/chat")[0].json()
     assert "Policy 'disk' was created" in chat_body["text"]
 
-    [(mail_from, recipients, email)] = pipeline.smtp.messages
+    [(mail_from, recipients, email)] = pipeline.smtp.emails()
     assert recipients == ["ops@example.com"]
     assert "policies" in email["Subject"]
     assert "Policy 'disk' was created" in email.get_content()

@@ -14,8 +14,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 
 import grpc
 from aiohttp import web
@@ -31,8 +29,9 @@ from hooks.registry.v1 import (
     filters_pb2_grpc,
 )
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-from services.common.broker import free_port
 from services.common.identity import identity_metadata
+from tests.helpers.http import Received, Served
+from tests.helpers.smtp import SmtpInbox
 
 ACCOUNT = "e2e-account"
 #: A known signing secret, so the test can verify signatures as a receiver would.
@@ -125,43 +124,18 @@ class Hooks:
 
 
 @dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    def json(self):
-        return json.loads(self.body)
-
-
-@dataclass
-class HttpReceiver:
-    """An HTTP server on 127.0.0.1 recording every POST; answers the statuses in `script` first, one per
-    request, then `status` (200 unless a test says)."""
+class HttpReceiver(Served):
+    """An HTTP server on 127.0.0.1 recording every POST (from start() until stop()); answers the statuses
+    in `script` first, one per request, then `status` (200 unless a test says)."""
 
     requests: list[Received] = field(default_factory=list)
     status: int = 200
     script: list[int] = field(default_factory=list)
     port: int = 0
-    _runner: web.AppRunner | None = None
 
-    async def start(self) -> HttpReceiver:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.requests.append(Received(request.path, dict(request.headers), body, time.time()))
+        self.requests.append(Received(request.path, dict(request.headers), body, time.monotonic()))
         status = self.script.pop(0) if self.script else self.status
         return web.Response(status=status, text="ok" if status < 400 else "try again")
 
@@ -170,29 +144,6 @@ class HttpReceiver:
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
-
-
-class SmtpInbox:
-    """An aiosmtpd server on 127.0.0.1 keeping every e-mail it accepts."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[tuple[str, list[str], EmailMessage]] = []
-        self.port = free_port()
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
-        email = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), email))
-        return "250 OK"
-
-    def start(self) -> SmtpInbox:
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        self._controller.stop()
 
 
 # -- producing ----------------------------------------------------------------------------------
@@ -244,3 +195,20 @@ def committed_total(bootstrap: str, group_id: str, topic: str, partitions: int) 
     finally:
         consumer.close()
     return sum(max(tp.offset, 0) for tp in offsets)
+
+
+@dataclass
+class Pipeline:
+    """What the e2e `pipeline` fixture gives a test: the client, the receivers, the topics and the
+    matcher's consumer group."""
+
+    hooks: Hooks
+    receiver: HttpReceiver
+    smtp: SmtpInbox
+    bootstrap: str
+    topic: str
+    dlq_topic: str
+    group_id: str
+
+    def committed(self) -> int:
+        return committed_total(self.bootstrap, self.group_id, self.topic, 2)

@@ -24,6 +24,7 @@ from services.common.settings import KafkaSettings
 from services.sender.server import build_server
 from services.sender.settings import SenderSettings
 from tests.helpers import http
+from tests.helpers.http import Received
 from tests.helpers.kafka import first_record
 from tests.helpers.waiting import eventually
 
@@ -37,14 +38,6 @@ TEST_SETTINGS = dict(
     sender_lease=30.0,
     shutdown_grace_seconds=0.5,
 )
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
 
 
 Handler = Callable[[web.Request, int], Awaitable[web.StreamResponse]]

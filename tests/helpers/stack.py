@@ -55,21 +55,10 @@ from services.registry.settings import RegistrySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
 from tests.helpers.groups import SESSION_TIMEOUT_MS
-from tests.helpers.http import receiving
+from tests.helpers.http import Received, receiving
 
 #: Deliveries may reach the loopback receiver (the sender refuses private addresses by default).
 LOOPBACK = "127.0.0.0/8"
-
-
-@dataclass(frozen=True)
-class Received:
-    """One POST the receiver answered: its path, headers (lower-case names), raw body, and when it
-    arrived (time.monotonic())."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
 
 
 @dataclass
