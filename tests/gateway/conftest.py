@@ -8,23 +8,18 @@ its route, parameters and OpenAPI entry from the descriptor alone, with no gatew
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from gateway.settings import GatewaySettings
-from services.common.identity import IDENTITY_HEADER, parse_identity
 from services.common.server import GrpcServer
 from services.common.settings import CommonSettings
-from tests.helpers.gateway import ROOT, TEST_PROTOS, register_policies, running_gateway
+from tests.helpers.gateway import ROOT, TEST_PROTOS, echo_servicer, register_policies, running_gateway
 from tests.helpers.stack import running_stack
 
 
@@ -60,51 +55,6 @@ def echo_modules(tmp_path_factory):
         sys.path.remove(str(out))
 
 
-def _echo_servicer(echo_pb2, echo_pb2_grpc):
-    class EchoServicer(echo_pb2_grpc.EchoServiceServicer):
-        async def Echo(self, request, context):
-            metadata = dict(context.invocation_metadata() or ())
-            return echo_pb2.EchoResponse(
-                request=request,
-                metadata_keys=sorted(metadata),
-                account=parse_identity(metadata.get(IDENTITY_HEADER)),
-                secret="never-shown",
-            )
-
-        async def Hidden(self, request, context):
-            return echo_pb2.EchoResponse(request=request)
-
-        async def Fail(self, request, context):
-            status = status_pb2.Status(code=request.code, message=request.message or "failed on purpose")
-            if request.violation_field:
-                status.details.add().Pack(
-                    error_details_pb2.BadRequest(
-                        field_violations=[
-                            error_details_pb2.BadRequest.FieldViolation(
-                                field=request.violation_field, description="is wrong"
-                            )
-                        ]
-                    )
-                )
-            await context.abort_with_status(rpc_status.to_status(status))
-
-        async def Count(self, request, context):
-            for number in range(request.count):
-                if number and request.interval_ms:
-                    await asyncio.sleep(request.interval_ms / 1000)
-                yield echo_pb2.CountResponse(number=number)
-            if request.fail_code:
-                await context.abort(grpc.StatusCode(_code(request.fail_code)), "stream failed on purpose")
-            if request.count == 0:
-                await asyncio.Event().wait()  # a quiet stream, until the client goes away
-
-    return EchoServicer()
-
-
-def _code(number: int):
-    return next(code.value for code in grpc.StatusCode if code.value[0] == number)
-
-
 @pytest_asyncio.fixture
 async def echo_server(echo_modules):
     echo_pb2, echo_pb2_grpc = echo_modules
@@ -114,7 +64,7 @@ async def echo_server(echo_modules):
         [
             (
                 echo_pb2_grpc.add_EchoServiceServicer_to_server,
-                _echo_servicer(echo_pb2, echo_pb2_grpc),
+                echo_servicer(echo_pb2, echo_pb2_grpc),
                 "testing.v1.EchoService",
             )
         ],

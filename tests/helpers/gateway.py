@@ -6,15 +6,20 @@ async with running_gateway(GatewaySettings(registry_target=...)) as client:   # 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
+import grpc
 import httpx
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from gateway.app import build_app
 from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings
-from services.common.identity import IDENTITY_HEADER, encode_identity
+from services.common.identity import IDENTITY_HEADER, encode_identity, parse_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The test-only protos (the Echo service) the gateway's tests compile.
@@ -62,3 +67,50 @@ async def register_policies(registry_target: str) -> None:
                 )
             )
         )
+
+
+def echo_servicer(echo_pb2: Any, echo_pb2_grpc: Any) -> Any:
+    """The test-only Echo service's servicer, given its generated modules (the `echo_modules` fixture)."""
+
+    class EchoServicer(echo_pb2_grpc.EchoServiceServicer):
+        async def Echo(self, request, context):
+            metadata = dict(context.invocation_metadata() or ())
+            return echo_pb2.EchoResponse(
+                request=request,
+                metadata_keys=sorted(metadata),
+                account=parse_identity(metadata.get(IDENTITY_HEADER)),
+                secret="never-shown",
+            )
+
+        async def Hidden(self, request, context):
+            return echo_pb2.EchoResponse(request=request)
+
+        async def Fail(self, request, context):
+            status = status_pb2.Status(code=request.code, message=request.message or "failed on purpose")
+            if request.violation_field:
+                status.details.add().Pack(
+                    error_details_pb2.BadRequest(
+                        field_violations=[
+                            error_details_pb2.BadRequest.FieldViolation(
+                                field=request.violation_field, description="is wrong"
+                            )
+                        ]
+                    )
+                )
+            await context.abort_with_status(rpc_status.to_status(status))
+
+        async def Count(self, request, context):
+            for number in range(request.count):
+                if number and request.interval_ms:
+                    await asyncio.sleep(request.interval_ms / 1000)
+                yield echo_pb2.CountResponse(number=number)
+            if request.fail_code:
+                await context.abort(grpc.StatusCode(_status_code(request.fail_code)), "stream failed on purpose")
+            if request.count == 0:
+                await asyncio.Event().wait()  # a quiet stream, until the client goes away
+
+    return EchoServicer()
+
+
+def _status_code(number: int) -> tuple[int, str]:
+    return next(code.value for code in grpc.StatusCode if code.value[0] == number)
