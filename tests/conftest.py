@@ -9,48 +9,22 @@ Tests that need services start them in-process on port 0, talking over real chan
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 
-import asyncpg
 import pytest
 
 from services.common.broker import EmbeddedBroker, ensure_topics
-
-PG_ADMIN_URL = os.environ.get("HOOKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_admin(sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-def _make_pg_database() -> tuple[str, str]:
-    name = f"hooks_test_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    return name, f"{base}/{name}"
-
-
-def _drop_pg_database(name: str) -> None:
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.helpers.databases import drop_pg_database, make_pg_database
 
 
 @pytest.fixture
 def pg_url():
     """A PostgreSQL database of this test's own, dropped after it."""
-    name, url = _make_pg_database()
+    name, url = make_pg_database()
     try:
         yield url
     finally:
-        _drop_pg_database(name)
+        drop_pg_database(name)
 
 
 @pytest.fixture
@@ -65,11 +39,11 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hooks.db'}"
         return
-    name, url = _make_pg_database()
+    name, url = make_pg_database()
     try:
         yield url
     finally:
-        _drop_pg_database(name)
+        drop_pg_database(name)
 
 
 @pytest.fixture(scope="session")

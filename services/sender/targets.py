@@ -116,6 +116,10 @@ class TargetCache:
         """How many endpoints are cached."""
         return len(self._targets)
 
+    def __contains__(self, endpoint_id: object) -> bool:
+        """Whether the endpoint is cached."""
+        return endpoint_id in self._targets
+
     def drop(self, endpoint_id: str) -> None:
         self._generation += 1
         self._targets.pop(endpoint_id)

@@ -10,11 +10,12 @@ import time
 import uuid
 
 import pytest
-from e2e_client import ACCOUNT, Hooks
-from e2e_support import HttpReceiver, ServiceProcess, committed_total, eventually, incoming, produce
 
 from services.common.broker import free_port
+from tests.helpers.e2e import ACCOUNT, Hooks, HttpReceiver, committed_total, incoming, produce
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.processes import ServiceProcess
+from tests.helpers.waiting import eventually
 
 MESSAGES = 1000
 KILL_AFTER = 200

@@ -12,11 +12,13 @@ import time
 import uuid
 
 from aiohttp import web
-from e2e_client import Hooks
-from e2e_support import ServiceProcess, eventually, incoming, produce
 
 from services.common.broker import free_port
+from tests.helpers.e2e import Hooks, incoming, produce
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.http import Served
+from tests.helpers.processes import ServiceProcess
+from tests.helpers.waiting import eventually
 
 ACCOUNTS = 20
 ENDPOINTS_PER_ACCOUNT = 5
@@ -24,9 +26,11 @@ MESSAGES = 1000
 SENDER_CONCURRENCY = 64
 
 
-class OverlapReceiver:
+class OverlapReceiver(Served):
     """POST /<endpoint>: records (endpoint, message id, webhook-id) and any request arriving while
     another with the same webhook-id is still being answered."""
+
+    path = "/{endpoint}"
 
     def __init__(self) -> None:
         self.received: list[tuple[str, str, str]] = []
@@ -34,23 +38,8 @@ class OverlapReceiver:
         self.arrivals: dict[str, list[float]] = {}
         self.in_flight: dict[str, int] = {}
         self.overlaps: list[str] = []
-        self.port = 0
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> OverlapReceiver:
-        app = web.Application()
-        app.router.add_post("/{endpoint}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         webhook_id = request.headers["webhook-id"]
         self.in_flight[webhook_id] = self.in_flight.get(webhook_id, 0) + 1
         if self.in_flight[webhook_id] > 1:

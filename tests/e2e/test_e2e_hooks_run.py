@@ -14,8 +14,6 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
-from e2e_client import SECRET, Hooks
-from e2e_support import REPO, HttpReceiver, eventually, grpc_serving
 from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
@@ -23,7 +21,10 @@ from cli.run import SERVICES
 from hooks.registry.v1 import endpoints_pb2
 from services.common.broker import free_port
 from services.common.identity import identity_metadata
+from tests.helpers.e2e import SECRET, Hooks, HttpReceiver
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.processes import REPO, grpc_serving
+from tests.helpers.waiting import eventually
 
 APP_YAML = """\
 ---

@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from e2e_client import ACCOUNT, SECRET
-from e2e_support import consume_one, eventually, incoming, produce
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from hooks.registry.v1 import endpoints_pb2, filters_pb2
 from hooks.sender.v1 import deliveries_pb2
+from tests.helpers.e2e import ACCOUNT, SECRET, incoming, produce
+from tests.helpers.kafka import first_record
+from tests.helpers.waiting import eventually
 
 
 @pytest.mark.parametrize("sender_database_url", ["sqlite", "postgresql"], indirect=True)
@@ -78,7 +79,7 @@ async def test_slack_teams_google_chat_and_email_get_their_formats(pipeline):
     chat_body = receiver.at("/chat")[0].json()
     assert "Policy 'disk' was created" in chat_body["text"]
 
-    [(mail_from, recipients, email)] = pipeline.smtp.messages
+    [(mail_from, recipients, email)] = pipeline.smtp.emails()
     assert recipients == ["ops@example.com"]
     assert "policies" in email["Subject"]
     assert "Policy 'disk' was created" in email.get_content()
@@ -171,7 +172,7 @@ async def test_an_invalid_message_is_dead_lettered_and_does_not_hold_up_the_next
     produce(pipeline.bootstrap, pipeline.topic, [broken, valid], key="one-partition")
 
     await eventually(lambda: receiver.at("/hook"), message="the valid message is delivered")
-    dead = consume_one(pipeline.bootstrap, pipeline.dlq_topic)
+    dead = first_record(pipeline.bootstrap, pipeline.dlq_topic)
     assert json.loads(dead.value()) == broken
     assert dead.headers(), "the dead letter says why, in headers"
 

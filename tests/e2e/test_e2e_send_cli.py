@@ -10,9 +10,9 @@ import uuid
 from datetime import datetime
 
 from confluent_kafka import Consumer
-from e2e_support import REPO
 
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.processes import REPO
 
 
 def hooks(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -1,31 +1,26 @@
 """Fixtures of the gateway's tests: the test-only Echo service (compiled from its .proto at test time
 and served in-process), gateways on real sockets, and httpx clients.
 
-Helpers without fixtures (identities, `running_gateway`) live in tests/gateway/harness.py.
+Helpers without fixtures (identities, `running_gateway`) live in tests/helpers/gateway.py.
 The Echo service is a genuine test service: it exists so a test can show that an annotated RPC gets
 its route, parameters and OpenAPI entry from the descriptor alone, with no gateway code for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 import pytest_asyncio
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from gateway.settings import GatewaySettings
-from services.common.identity import IDENTITY_HEADER, parse_identity
 from services.common.server import GrpcServer
 from services.common.settings import CommonSettings
-from tests.gateway.harness import ROOT, TEST_PROTOS, register_policies, running_gateway
-from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.gateway import ROOT, TEST_PROTOS, echo_servicer, register_policies, running_gateway
+from tests.helpers.stack import running_stack
 
 
 @pytest.fixture(scope="session")
@@ -60,51 +55,6 @@ def echo_modules(tmp_path_factory):
         sys.path.remove(str(out))
 
 
-def _echo_servicer(echo_pb2, echo_pb2_grpc):
-    class EchoServicer(echo_pb2_grpc.EchoServiceServicer):
-        async def Echo(self, request, context):
-            metadata = dict(context.invocation_metadata() or ())
-            return echo_pb2.EchoResponse(
-                request=request,
-                metadata_keys=sorted(metadata),
-                account=parse_identity(metadata.get(IDENTITY_HEADER)),
-                secret="never-shown",
-            )
-
-        async def Hidden(self, request, context):
-            return echo_pb2.EchoResponse(request=request)
-
-        async def Fail(self, request, context):
-            status = status_pb2.Status(code=request.code, message=request.message or "failed on purpose")
-            if request.violation_field:
-                status.details.add().Pack(
-                    error_details_pb2.BadRequest(
-                        field_violations=[
-                            error_details_pb2.BadRequest.FieldViolation(
-                                field=request.violation_field, description="is wrong"
-                            )
-                        ]
-                    )
-                )
-            await context.abort_with_status(rpc_status.to_status(status))
-
-        async def Count(self, request, context):
-            for number in range(request.count):
-                if number and request.interval_ms:
-                    await asyncio.sleep(request.interval_ms / 1000)
-                yield echo_pb2.CountResponse(number=number)
-            if request.fail_code:
-                await context.abort(grpc.StatusCode(_code(request.fail_code)), "stream failed on purpose")
-            if request.count == 0:
-                await asyncio.Event().wait()  # a quiet stream, until the client goes away
-
-    return EchoServicer()
-
-
-def _code(number: int):
-    return next(code.value for code in grpc.StatusCode if code.value[0] == number)
-
-
 @pytest_asyncio.fixture
 async def echo_server(echo_modules):
     echo_pb2, echo_pb2_grpc = echo_modules
@@ -114,7 +64,7 @@ async def echo_server(echo_modules):
         [
             (
                 echo_pb2_grpc.add_EchoServiceServicer_to_server,
-                _echo_servicer(echo_pb2, echo_pb2_grpc),
+                echo_servicer(echo_pb2, echo_pb2_grpc),
                 "testing.v1.EchoService",
             )
         ],
@@ -141,54 +91,15 @@ async def echo_gateway(echo_modules, echo_server):
 
 @pytest_asyncio.fixture
 async def full_gateway(kafka, topics, tmp_path):
-    """Registry, sender and matcher (SQLite, the session's broker, this test's topics) behind a gateway;
-    the application `policies` is registered."""
-    import uuid
-
-    from services.common.settings import KafkaSettings
-    from services.matcher.server import build_server as build_matcher
-    from services.matcher.settings import MatcherSettings
-    from services.sender.server import build_server as build_sender
-    from services.sender.settings import SenderSettings
-    from tests.helpers.registry import running_registry
-
-    async with running_registry(f"sqlite:///{tmp_path / 'registry.db'}") as (_, registry_port):
-        registry_target = f"127.0.0.1:{registry_port}"
-        await register_policies(registry_target)
-        servers = []
-        try:
-            sender = await build_sender(
-                SenderSettings(
-                    sender_database_url=f"sqlite:///{tmp_path / 'sender.db'}",
-                    registry_target=registry_target,
-                    sender_retry_schedule="1h",
-                    sender_allowed_networks="127.0.0.0/8",
-                    sender_attempt_timeout=2.0,
-                    shutdown_grace_seconds=0.5,
-                )
-            )
-            sender_target = f"127.0.0.1:{await sender.start('127.0.0.1:0')}"
-            servers.append(sender)
-            matcher = await build_matcher(
-                MatcherSettings(
-                    registry_target=registry_target,
-                    sender_target=sender_target,
-                    matcher_group_id=f"gateway-{uuid.uuid4().hex[:8]}",
-                    matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
-                    matcher_max_backoff_seconds=0.5,
-                    shutdown_grace_seconds=0.5,
-                ),
-                KafkaSettings(
-                    bootstrap_servers=kafka.bootstrap_servers, topic=topics["outbox"], dlq_topic=topics["dlq"]
-                ),
-            )
-            matcher_target = f"127.0.0.1:{await matcher.start('127.0.0.1:0')}"
-            servers.append(matcher)
-            settings = GatewaySettings(
-                registry_target=registry_target, sender_target=sender_target, matcher_target=matcher_target
-            )
-            async with running_gateway(settings) as client:
-                yield client
-        finally:
-            for server in reversed(servers):
-                await server.stop(0.5)
+    """The whole system (tests/helpers/stack.py: registry, sender and matcher on SQLite, the session's
+    broker, this test's topics) behind a gateway, whose httpx client this yields (`client.app` is the
+    gateway's aiohttp app); the application `policies` is registered."""
+    async with running_stack(
+        f"sqlite:///{tmp_path / 'registry.db'}",
+        kafka.bootstrap_servers,
+        topics,
+        sender_settings={"sender_retry_schedule": "1h", "sender_attempt_timeout_seconds": 2.0},
+    ) as stack:
+        await register_policies(stack.registry_target)
+        stack.http.app = stack.gateway.app  # type: ignore[attr-defined]
+        yield stack.http

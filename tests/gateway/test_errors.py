@@ -10,7 +10,7 @@ import pytest
 
 from gateway.settings import GatewaySettings
 from services.common.broker import free_port
-from tests.gateway.harness import identity, running_gateway
+from tests.helpers.gateway import identity, running_gateway
 
 EXPECTED = {
     1: 499,  # CANCELLED

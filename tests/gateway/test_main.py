@@ -12,7 +12,7 @@ import time
 import httpx
 
 from services.common.broker import free_port
-from tests.gateway.harness import ROOT
+from tests.helpers.gateway import ROOT
 
 
 async def test_python_m_gateway_serves_and_stops_on_sigterm():

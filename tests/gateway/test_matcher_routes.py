@@ -3,7 +3,7 @@ whole system behind it (registry, sender, matcher, the session's broker)."""
 
 from __future__ import annotations
 
-from tests.gateway.harness import identity
+from tests.helpers.gateway import identity
 
 A, B = identity("acct-a"), identity("acct-b")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest_asyncio
 
 from gateway.settings import GatewaySettings
-from tests.gateway.harness import identity, register_policies, running_gateway
+from tests.helpers.gateway import identity, register_policies, running_gateway
 from tests.helpers.registry import running_registry
 
 A, B = identity("acct-a"), identity("acct-b")

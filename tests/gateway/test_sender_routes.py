@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway.settings import GatewaySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
-from tests.gateway.harness import identity, running_gateway
+from tests.helpers.gateway import identity, running_gateway
 from tests.helpers.registry import running_registry
 
 A, B = identity("acct-a"), identity("acct-b")

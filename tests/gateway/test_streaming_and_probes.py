@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.gateway.harness import identity
+from tests.helpers.gateway import identity
 
 
 async def _events(response, want: int, timeout: float = 20) -> tuple[list[str], list[str]]:

@@ -8,7 +8,7 @@ import pytest
 from gateway.app import default_targets
 from gateway.http_routes import build_routes, default_file_descriptors
 from gateway.settings import GatewaySettings
-from tests.gateway.harness import identity
+from tests.helpers.gateway import identity
 
 
 async def test_an_annotated_rpc_gets_its_route_with_nested_path_variables(echo_gateway):

@@ -3,6 +3,7 @@
 async with smtp_inbox() as inbox:               # serving on 127.0.0.1:inbox.port
     ... sender_smtp_port=inbox.port ...
     await eventually(lambda: inbox.messages)    # [Envelope]: mail_from, rcpt_tos, content
+    inbox.emails()                              # [(mail_from, rcpt_tos, email.message.EmailMessage)]
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
@@ -25,6 +28,13 @@ class SmtpInbox:
     async def handle_DATA(self, server, session, envelope: Envelope) -> str:
         self.messages.append(envelope)
         return "250 OK"
+
+    def emails(self) -> list[tuple[str, list[str], EmailMessage]]:
+        """Each e-mail accepted, as (MAIL FROM, RCPT TOs, the parsed message), in order."""
+        return [
+            (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
+            for envelope in self.messages
+        ]
 
     def to(self, address: str) -> list[Envelope]:
         """The e-mails accepted for `address`, in order."""

@@ -55,21 +55,10 @@ from services.registry.settings import RegistrySettings
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
 from tests.helpers.groups import SESSION_TIMEOUT_MS
-from tests.helpers.http import serving
+from tests.helpers.http import Received, receiving
 
 #: Deliveries may reach the loopback receiver (the sender refuses private addresses by default).
 LOOPBACK = "127.0.0.0/8"
-
-
-@dataclass(frozen=True)
-class Received:
-    """One POST the receiver answered: its path, headers (lower-case names), raw body, and when it
-    arrived (time.monotonic())."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
 
 
 @dataclass
@@ -214,11 +203,13 @@ class Stack:
         created = await self.endpoints.CreateEndpoint(
             endpoints_pb2.CreateEndpointRequest(
                 endpoint=endpoints_pb2.Endpoint(
-                    name=f"ep-{uuid.uuid4().hex[:8]}",
-                    type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
-                    target=self.receiver.url(path),
-                    enabled=True,
-                    **(endpoint_fields or {}),
+                    **{
+                        "name": f"ep-{uuid.uuid4().hex[:8]}",
+                        "type": endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                        "target": self.receiver.url(path),
+                        "enabled": True,
+                        **(endpoint_fields or {}),
+                    }
                 )
             ),
             metadata=metadata,
@@ -315,19 +306,37 @@ def _sender_database(database_url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(database_url: str, bootstrap: str, topics: dict[str, str]) -> AsyncIterator[Stack]:
+async def running_stack(
+    database_url: str,
+    bootstrap: str,
+    topics: dict[str, str],
+    *,
+    sender_database_url: str | None = None,
+    registry_settings: dict[str, object] | None = None,
+    sender_settings: dict[str, object] | None = None,
+    matcher_settings: dict[str, object] | None = None,
+) -> AsyncIterator[Stack]:
     """The whole system on `database_url` and the topics {"outbox": ..., "dlq": ...} of the broker at
-    `bootstrap`; stopped, in reverse order, when the block ends."""
+    `bootstrap`; stopped, in reverse order, when the block ends.
+
+    The sender's database is `sender_database_url` when given (else the registry's, or a file beside
+    it on SQLite); `registry_settings`, `sender_settings` and `matcher_settings` are fields of
+    RegistrySettings, SenderSettings and MatcherSettings that differ from the fast ones used here
+    (e.g. {"sender_retry_schedule": "1h"})."""
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic=topics["outbox"], dlq_topic=topics["dlq"])
-    receiver = Receiver()
-    app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.router.add_post("/{tail:.*}", receiver.handle)
     async with contextlib.AsyncExitStack() as stack:
-        receiver.port = await stack.enter_async_context(serving(app))
+        receiver = await stack.enter_async_context(
+            receiving(Receiver(), "/{tail:.*}", client_max_size=16 * 1024 * 1024)
+        )
 
         registry = await build_registry(
             RegistrySettings(
-                registry_database_url=database_url, registry_change_poll_seconds=0.05, shutdown_grace_seconds=0.5
+                **{
+                    "registry_database_url": database_url,
+                    "registry_change_poll_seconds": 0.05,
+                    "shutdown_grace_seconds": 0.5,
+                    **(registry_settings or {}),
+                }
             )
         )
         registry_target = f"127.0.0.1:{await registry.start('127.0.0.1:0')}"
@@ -335,13 +344,16 @@ async def running_stack(database_url: str, bootstrap: str, topics: dict[str, str
 
         sender = await build_sender(
             SenderSettings(
-                sender_database_url=_sender_database(database_url),
-                registry_target=registry_target,
-                sender_allowed_networks=LOOPBACK,
-                sender_retry_schedule="50ms,50ms",
-                sender_poll_interval_seconds=0.05,
-                sender_attempt_timeout_seconds=5.0,
-                shutdown_grace_seconds=0.5,
+                **{
+                    "sender_database_url": sender_database_url or _sender_database(database_url),
+                    "registry_target": registry_target,
+                    "sender_allowed_networks": LOOPBACK,
+                    "sender_retry_schedule": "50ms,50ms",
+                    "sender_poll_interval_seconds": 0.05,
+                    "sender_attempt_timeout_seconds": 5.0,
+                    "shutdown_grace_seconds": 0.5,
+                    **(sender_settings or {}),
+                }
             ),
             kafka,
         )
@@ -350,13 +362,16 @@ async def running_stack(database_url: str, bootstrap: str, topics: dict[str, str
 
         matcher = await build_matcher(
             MatcherSettings(
-                registry_target=registry_target,
-                sender_target=sender_target,
-                matcher_group_id=f"stack-{uuid.uuid4().hex[:8]}",
-                matcher_session_timeout_ms=SESSION_TIMEOUT_MS,
-                matcher_max_backoff_seconds=0.5,
-                matcher_deliver_timeout_seconds=2.0,
-                shutdown_grace_seconds=1.0,
+                **{
+                    "registry_target": registry_target,
+                    "sender_target": sender_target,
+                    "matcher_group_id": f"stack-{uuid.uuid4().hex[:8]}",
+                    "matcher_session_timeout_ms": SESSION_TIMEOUT_MS,
+                    "matcher_max_backoff_seconds": 0.5,
+                    "matcher_deliver_timeout_seconds": 2.0,
+                    "shutdown_grace_seconds": 1.0,
+                    **(matcher_settings or {}),
+                }
             ),
             kafka,
         )

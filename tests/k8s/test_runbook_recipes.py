@@ -22,6 +22,7 @@ from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
 from services.common.channels import channel
 from services.common.identity import identity_metadata
 from tests.helpers.groups import SESSION_TIMEOUT_MS
+from tests.helpers.http import serving
 from tests.helpers.registry import running_registry
 
 BIN = Path(sys.executable).parent
@@ -164,12 +165,7 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
 
     app = web.Application()
     app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    receiver_port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving(app) as receiver_port:
         async with running_registry(f"sqlite:///{tmp_path / 'registry.db'}") as (_, registry_port):
             registry = f"127.0.0.1:{registry_port}"
             settings = SenderSettings(
@@ -292,5 +288,3 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
             finally:
                 await matcher_server.stop(0.5)
                 await server.stop(0.5)
-    finally:
-        await runner.cleanup()

@@ -23,7 +23,7 @@ from services.common.channels import channel
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
 from services.common.limits import MAX_DEPTH
-from tests.matcher.conftest import (
+from tests.helpers.matcher import (
     ACCOUNT,
     APP,
     EVENT_TYPE,
@@ -35,8 +35,8 @@ from tests.matcher.conftest import (
     Sender,
     receiving,
     running_matcher,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 OTHER = "000777"
 
@@ -135,7 +135,7 @@ async def test_publish_puts_the_event_on_the_outbox_and_it_is_delivered(api):
     assert second["id"] == generated.id and second["level"] == "" and second["account_id"] == account
     assert datetime.fromisoformat(second["timestamp"].replace("Z", "+00:00")).tzinfo is not None
 
-    await wait_until(lambda: sorted(api.receiver.texts("published")) == ["hello", "second"], message="both delivered")
+    await eventually(lambda: sorted(api.receiver.texts("published")) == ["hello", "second"], message="both delivered")
 
 
 async def test_publish_rejects_bad_input_naming_the_field(api):

@@ -5,17 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.matcher.conftest import (
-    ACCOUNT,
-    APP,
-    EVENT_TYPE,
-    PLAIN_TYPE,
-    group_of,
-    message,
-    running_matcher,
-    wait_until,
-    without,
-)
+from tests.helpers.matcher import ACCOUNT, APP, EVENT_TYPE, PLAIN_TYPE, group_of, message, running_matcher, without
+from tests.helpers.waiting import eventually
 
 MAX_BYTES = 4096
 
@@ -59,7 +50,7 @@ async def test_each_bad_message_is_dead_lettered_and_the_next_one_still_delivere
 
     async with running_matcher(broker, registry.target, sender.target, matcher_max_message_bytes=MAX_BYTES) as matcher:
         texts = [f"valid-{i}" for i in range(len(BAD))] + ["no-levels", "other-partition"]
-        await wait_until(lambda: set(texts) <= set(receiver.texts("all")), message="every valid message delivered")
+        await eventually(lambda: set(texts) <= set(receiver.texts("all")), message="every valid message delivered")
 
         dead = await broker.aread(broker.dlq, len(BAD))
         assert len(dead) == len(BAD)
@@ -78,7 +69,7 @@ async def test_each_bad_message_is_dead_lettered_and_the_next_one_still_delivere
 
         # Every record is done: the group's committed offsets reach the end of both partitions.
         ends = [placed[-1][1] + 1, extra[-1][1] + 1]
-        await wait_until(lambda: broker.committed(group_of(matcher)) == ends, message=f"committed offsets reach {ends}")
+        await eventually(lambda: broker.committed(group_of(matcher)) == ends, message=f"committed offsets reach {ends}")
         counters = matcher.matcher.consumer.counters
         assert counters.dead_lettered == len(BAD)
         assert counters.handed_off == len(BAD) + 2
@@ -99,7 +90,7 @@ async def test_message_identity_is_its_id_or_its_place(broker, registry, sender,
         [message(id="producer-id-1", message={"text": "a"}), message(message={"text": "b"})], partition=1
     )
     async with running_matcher(broker, registry.target, sender.target):
-        await wait_until(lambda: len(receiver.on("ids")) == 2, message="both delivered")
+        await eventually(lambda: len(receiver.on("ids")) == 2, message="both delivered")
     async with channel(sender.target) as ch:
         stub = deliveries_pb2_grpc.DeliveryServiceStub(ch)
         listed = await stub.ListDeliveries(deliveries_pb2.ListDeliveriesRequest(), metadata=identity_metadata(ACCOUNT))

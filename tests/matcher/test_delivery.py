@@ -11,7 +11,8 @@ import pytest_asyncio
 from google.rpc import code_pb2, status_pb2
 
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-from tests.matcher.conftest import group_of, message, running_matcher, wait_until
+from tests.helpers.matcher import group_of, message, running_matcher
+from tests.helpers.waiting import eventually
 
 NOBODY = "999999"  # an account without filters: its messages have no route
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
@@ -36,9 +37,9 @@ async def test_offset_is_not_committed_past_a_message_not_yet_acknowledged(
     async with running_matcher(broker, registry.target, sender_unstarted.target, shutdown_grace_seconds=0.5) as matcher:
         consumer = matcher.matcher.consumer
         group = group_of(matcher)
-        await wait_until(lambda: consumer.counters.unrouted == 2, message="both unrouted messages done")
+        await eventually(lambda: consumer.counters.unrouted == 2, message="both unrouted messages done")
         # Done up to the routed message, and no further although the one after it is done too.
-        await wait_until(lambda: broker.committed(group)[0] == routed_offset, message="committed up to the routed one")
+        await eventually(lambda: broker.committed(group)[0] == routed_offset, message="committed up to the routed one")
         await asyncio.sleep(1.5)  # more than the auto-commit interval
         assert (await broker.acommitted(group))[0] == routed_offset
         assert consumer.in_flight == 1
@@ -49,8 +50,8 @@ async def test_offset_is_not_committed_past_a_message_not_yet_acknowledged(
     # A new matcher of the group reads it again and, once a sender is up, delivers it.
     await sender_unstarted.start()
     async with running_matcher(broker, registry.target, sender_unstarted.target, matcher_group_id=group) as again:
-        await wait_until(lambda: "routed" in receiver.texts("slow"), message="delivered once a sender is up")
-        await wait_until(lambda: broker.committed(group)[0] == placed[-1][1] + 1, message="committed to the end")
+        await eventually(lambda: "routed" in receiver.texts("slow"), message="delivered once a sender is up")
+        await eventually(lambda: broker.committed(group)[0] == placed[-1][1] + 1, message="committed to the end")
         assert again.matcher.consumer.counters.handed_off == 1
         assert again.matcher.consumer.counters.unrouted == 1  # only what was after the committed offset
 
@@ -149,13 +150,13 @@ async def test_refused_or_broken_hand_offs_are_sent_again_until_acknowledged(bro
 
     async with running_matcher(broker, registry.target, target, matcher_sender_streams=3) as matcher:
         group = group_of(matcher)
-        await wait_until(lambda: len(fake.requests) >= 6, message="three attempts of each event")
+        await eventually(lambda: len(fake.requests) >= 6, message="three attempts of each event")
         # Not acknowledged yet: nothing committed.
         await asyncio.sleep(1.5)
         assert await broker.acommitted(group) == [-1001, -1001]
         fake.hold.set()
-        await wait_until(lambda: fake.acknowledged == {"event-a", "event-b"})
-        await wait_until(lambda: broker.committed(group)[0] == placed[-1][1] + 1, message="committed once acknowledged")
+        await eventually(lambda: fake.acknowledged == {"event-a", "event-b"})
+        await eventually(lambda: broker.committed(group)[0] == placed[-1][1] + 1, message="committed once acknowledged")
         assert matcher.matcher.consumer.counters.handed_off == 2
 
     for event_id in ("event-a", "event-b"):
@@ -205,7 +206,7 @@ async def test_a_burst_goes_to_the_sender_in_batches_each_request_acknowledged(b
         ids = [f"burst-{i}" for i in range(120)]
         placed = await broker.aproduce([message(id=i) for i in ids], partition=0)
         async with running_matcher(broker, registry.target, target) as matcher:
-            await wait_until(
+            await eventually(
                 lambda: broker.committed(group_of(matcher))[0] == placed[-1][1] + 1, message="all committed"
             )
             assert matcher.matcher.consumer.counters.handed_off == len(ids)
@@ -226,19 +227,19 @@ async def test_two_matchers_share_the_partitions_and_every_message_is_delivered(
 
     async with running_matcher(broker, registry.target, sender.target) as first:
         group = group_of(first)
-        await wait_until(lambda: set(before) <= set(receiver.texts("shared")), message="the first matcher delivers")
+        await eventually(lambda: set(before) <= set(receiver.texts("shared")), message="the first matcher delivers")
         async with running_matcher(broker, registry.target, sender.target, matcher_group_id=group) as second:
-            await wait_until(
+            await eventually(
                 lambda: len(first.matcher.consumer.assignment) == 1 and len(second.matcher.consumer.assignment) == 1,
                 message="one partition each",
             )
             after = [f"after-{i}" for i in range(20)]
             tail = await broker.aproduce([message(message={"text": t}) for t in after[:10]], partition=0)
             tail += await broker.aproduce([message(message={"text": t}) for t in after[10:]], partition=1)
-            await wait_until(lambda: set(after) <= set(receiver.texts("shared")), message="both matchers deliver")
+            await eventually(lambda: set(after) <= set(receiver.texts("shared")), message="both matchers deliver")
             assert first.matcher.consumer.counters.handed_off > 0 and second.matcher.consumer.counters.handed_off > 0
             ends = [tail[9][1] + 1, tail[19][1] + 1]
-            await wait_until(lambda: broker.committed(group) == ends, message=f"committed offsets reach {ends}")
+            await eventually(lambda: broker.committed(group) == ends, message=f"committed offsets reach {ends}")
 
 
 async def test_in_flight_messages_are_bounded_and_consumption_resumes(broker, registry, sender_unstarted, receiver):
@@ -250,7 +251,7 @@ async def test_in_flight_messages_are_bounded_and_consumption_resumes(broker, re
 
     async with running_matcher(broker, registry.target, sender_unstarted.target, matcher_max_in_flight=8) as matcher:
         consumer = matcher.matcher.consumer
-        await wait_until(lambda: consumer.in_flight == 8, message="the limit reached")
+        await eventually(lambda: consumer.in_flight == 8, message="the limit reached")
         highest = 0
         for _ in range(20):  # while nothing can finish, no more is taken
             highest = max(highest, consumer.in_flight)
@@ -258,5 +259,5 @@ async def test_in_flight_messages_are_bounded_and_consumption_resumes(broker, re
         assert highest <= 9  # the limit, plus at most one read while pausing
 
         await sender_unstarted.start()
-        await wait_until(lambda: set(texts) <= set(receiver.texts("bounded")), message="all delivered after resuming")
-        await wait_until(lambda: broker.committed(group_of(matcher))[0] == placed[-1][1] + 1)
+        await eventually(lambda: set(texts) <= set(receiver.texts("bounded")), message="all delivered after resuming")
+        await eventually(lambda: broker.committed(group_of(matcher))[0] == placed[-1][1] + 1)

@@ -8,7 +8,8 @@ import json
 import time
 
 from services.common.limits import MAX_DEPTH
-from tests.matcher.conftest import message, running_matcher, wait_until
+from tests.helpers.matcher import message, running_matcher
+from tests.helpers.waiting import eventually
 
 PROMPT = 2.0  # seconds within which a good message is delivered once produced
 
@@ -48,14 +49,14 @@ async def test_a_message_beyond_the_limits_is_dead_lettered_and_the_pipeline_car
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         consumer = matcher.matcher.consumer
         between = {f"between-{i}" for i in range(len(hostile))}
-        await wait_until(lambda: between <= set(receiver.texts("limits")), message="the good messages delivered")
+        await eventually(lambda: between <= set(receiver.texts("limits")), message="the good messages delivered")
         dead = await broker.aread(broker.dlq, len(hostile))
         assert sorted(int(dict(m.headers())["hooks.error.offset"]) for m in dead) == [p[1] for p in placed[::2]]
         for record in dead:
             headers = dict(record.headers())
             assert headers["hooks.error.reason"] == b"invalid_value", headers
             assert b"'message" in headers["hooks.error.message"]
-        await wait_until(lambda: consumer.in_flight == 0, message="nothing left in flight")
+        await eventually(lambda: consumer.in_flight == 0, message="nothing left in flight")
 
         # The pipeline is whole: every stream is up and each later message is delivered promptly.
         assert matcher.matcher.senders.connected == matcher.matcher.settings.matcher_sender_streams
@@ -63,14 +64,14 @@ async def test_a_message_beyond_the_limits_is_dead_lettered_and_the_pipeline_car
             text = f"after-{index}"
             produced = time.monotonic()
             await broker.aproduce([message(message={"text": text})], partition=index % 2)
-            await wait_until(
+            await eventually(
                 lambda text=text: text in receiver.texts("limits"), timeout=PROMPT, message=f"{text} delivered promptly"
             )
             assert time.monotonic() - produced < PROMPT
         assert consumer.counters.dead_lettered == len(hostile)
         # A message leaves the matcher's count once the sender acknowledged it, which may come just
         # after its receipt: none may stay in flight.
-        await wait_until(lambda: consumer.in_flight == 0, message="nothing left in flight after")
+        await eventually(lambda: consumer.in_flight == 0, message="nothing left in flight after")
 
 
 async def test_a_burst_of_large_messages_is_sent_in_batches_bounded_in_bytes(broker, registry, sender, receiver):
@@ -83,7 +84,7 @@ async def test_a_burst_of_large_messages_is_sent_in_batches_bounded_in_bytes(bro
     await broker.aproduce([message(message={"text": t, "padding": padding}) for t in texts], partition=0)
 
     async with running_matcher(broker, registry.target, sender.target, matcher_sender_streams=1) as matcher:
-        await wait_until(lambda: set(texts) <= set(receiver.texts("large")), timeout=60, message="all delivered")
+        await eventually(lambda: set(texts) <= set(receiver.texts("large")), timeout=60, message="all delivered")
         consumer = matcher.matcher.consumer
         assert consumer.counters.handed_off == len(texts)
         assert consumer.counters.dead_lettered == 0
@@ -102,7 +103,7 @@ async def test_a_dead_letter_too_large_to_produce_is_produced_cut_down(broker, r
     )
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
-        await wait_until(lambda: "next" in receiver.texts("after-large"), message="the next message delivered")
+        await eventually(lambda: "next" in receiver.texts("after-large"), message="the next message delivered")
         (dead,) = await broker.aread(broker.dlq, 1)
         headers = dict(dead.headers())
         assert headers["hooks.error.reason"] == b"too_large"
@@ -113,7 +114,7 @@ async def test_a_dead_letter_too_large_to_produce_is_produced_cut_down(broker, r
         assert headers["hooks.error.truncated"] == b"true"
         assert headers["hooks.error.original.bytes"] == str(len(value)).encode()
         assert 900_000 < len(dead.value()) < len(value) and value.startswith(dead.value())
-        await wait_until(lambda: matcher.matcher.consumer.in_flight == 0, message="nothing left in flight")
+        await eventually(lambda: matcher.matcher.consumer.in_flight == 0, message="nothing left in flight")
         assert matcher.matcher.consumer.counters.dead_lettered == 1
 
 
@@ -130,7 +131,7 @@ async def test_a_dead_letter_too_large_with_a_null_header_is_produced_cut_down(b
     )
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
-        await wait_until(lambda: "next" in receiver.texts("after-null-header"), message="the next message delivered")
+        await eventually(lambda: "next" in receiver.texts("after-null-header"), message="the next message delivered")
         (dead,) = await broker.aread(broker.dlq, 1)
         headers = dict(dead.headers())
         assert headers["hooks.error.reason"] == b"too_large"
@@ -138,7 +139,7 @@ async def test_a_dead_letter_too_large_with_a_null_header_is_produced_cut_down(b
         assert headers["origin"] == b"app"
         assert "empty" in headers and headers["empty"] is None
         assert headers["hooks.error.truncated"] == b"true"
-        await wait_until(lambda: matcher.matcher.consumer.in_flight == 0, message="nothing left in flight")
+        await eventually(lambda: matcher.matcher.consumer.in_flight == 0, message="nothing left in flight")
         assert matcher.matcher.consumer.counters.dead_lettered == 1
 
 
@@ -154,7 +155,7 @@ async def test_a_dead_letter_whose_key_alone_fills_the_limit_is_produced_without
     await broker.aproduce([message(message={"text": "next"})], partition=0)
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
-        await wait_until(lambda: "next" in receiver.texts("after-key"), message="the next message delivered")
+        await eventually(lambda: "next" in receiver.texts("after-key"), message="the next message delivered")
         (dead,) = await broker.aread(broker.dlq, 1)
         headers = dict(dead.headers())
         assert headers["hooks.error.reason"] == b"invalid_json"
@@ -162,7 +163,7 @@ async def test_a_dead_letter_whose_key_alone_fills_the_limit_is_produced_without
         assert headers["hooks.error.truncated"] == b"true"
         assert headers["hooks.error.original.key.bytes"] == str(len(key)).encode()
         assert dead.key() is None
-        await wait_until(lambda: matcher.matcher.consumer.in_flight == 0, message="nothing left in flight")
+        await eventually(lambda: matcher.matcher.consumer.in_flight == 0, message="nothing left in flight")
         assert matcher.matcher.consumer.counters.dead_lettered == 1
 
 
@@ -177,7 +178,7 @@ async def test_a_message_too_large_for_one_grpc_message_is_dead_lettered_as_too_
         [message(message={"text": "big", "padding": "x" * 100_000}), message(message={"text": "small"})], partition=0
     )
     async with running_matcher(broker, registry.target, sender.target, grpc_max_message_bytes=64 * 1024) as matcher:
-        await wait_until(lambda: "small" in receiver.texts("grpc-limit"), message="the next message delivered")
+        await eventually(lambda: "small" in receiver.texts("grpc-limit"), message="the next message delivered")
         (dead,) = await broker.aread(broker.dlq, 1)
         headers = dict(dead.headers())
         assert headers["hooks.error.reason"] == b"too_large"

@@ -16,7 +16,8 @@ from hooks.registry.v1 import routing_pb2_grpc
 from services.common.channels import channel
 from services.matcher.poison import OWN_FAILURES_LIMIT
 from services.matcher.route_cache import PROBE_ACCOUNT
-from tests.matcher.conftest import Sender, message, running_matcher, wait_until
+from tests.helpers.matcher import Sender, message, running_matcher
+from tests.helpers.waiting import eventually
 
 POISONED = "000666"  # an account the registry proxy fails on
 
@@ -63,16 +64,16 @@ async def test_a_message_a_sender_keeps_refusing_is_dead_lettered_while_others_a
             assert dead.value() == json.dumps(poison).encode()  # the original record
 
             expected = {"first", *sent}
-            await wait_until(lambda: expected <= set(receiver.texts("around")), message="the others delivered")
-            await wait_until(lambda: consumer.in_flight == 0, message="nothing left in flight")
+            await eventually(lambda: expected <= set(receiver.texts("around")), message="the others delivered")
+            await eventually(lambda: consumer.in_flight == 0, message="nothing left in flight")
             assert consumer.counters.dead_lettered == 1
             assert "poison" not in receiver.texts("around")
-            await wait_until(
+            await eventually(
                 lambda: matcher.matcher.senders.connected == matcher.matcher.settings.matcher_sender_streams,
                 message="every stream re-opened",
             )
             await broker.aproduce([message(message={"text": "last"})], partition=1)
-            await wait_until(lambda: "last" in receiver.texts("around"), timeout=2.0, message="delivered promptly")
+            await eventually(lambda: "last" in receiver.texts("around"), timeout=2.0, message="delivered promptly")
     finally:
         await sender.stop()
 
@@ -83,16 +84,16 @@ async def test_a_sender_outage_is_waited_out_and_nothing_is_dead_lettered(broker
     async with running_matcher(broker, registry.target, sender.target, matcher_deliver_timeout_seconds=0.3) as matcher:
         consumer = matcher.matcher.consumer
         await broker.aproduce([message(message={"text": "before"})], partition=0)
-        await wait_until(lambda: "before" in receiver.texts("outage"), message="delivered before the outage")
+        await eventually(lambda: "before" in receiver.texts("outage"), message="delivered before the outage")
 
         await sender.stop()
         texts = [f"during-{i}" for i in range(6)]
         await broker.aproduce([message(message={"text": t}) for t in texts[:3]], partition=0)
         await broker.aproduce([message(message={"text": t}) for t in texts[3:]], partition=1)
-        await wait_until(lambda: consumer.in_flight == len(texts), message="all read and waiting")
+        await eventually(lambda: consumer.in_flight == len(texts), message="all read and waiting")
         # Each is tried again and again, far more often than a poison is borne.
         tries = consumer.counters.resent
-        await wait_until(
+        await eventually(
             lambda: consumer.counters.resent >= tries + len(texts) * (OWN_FAILURES_LIMIT + 1),
             message="many tries during the outage",
         )
@@ -100,10 +101,10 @@ async def test_a_sender_outage_is_waited_out_and_nothing_is_dead_lettered(broker
         assert consumer.in_flight == len(texts)
 
         await sender.start()
-        await wait_until(
+        await eventually(
             lambda: set(texts) <= set(receiver.texts("outage")), message="delivered once the sender is back"
         )
-        await wait_until(lambda: consumer.in_flight == 0)
+        await eventually(lambda: consumer.in_flight == 0)
         assert consumer.counters.dead_lettered == 0
     assert await broker.aread(broker.dlq, 1, timeout=1.0) == []
 
@@ -163,14 +164,14 @@ async def test_a_message_the_registry_keeps_failing_on_is_dead_lettered_while_ot
         )
         async with running_matcher(broker, target, sender.target) as matcher:
             consumer = matcher.matcher.consumer
-            await wait_until(lambda: "fine" in receiver.texts("routed"), message="the other message delivered")
+            await eventually(lambda: "fine" in receiver.texts("routed"), message="the other message delivered")
             (dead,) = await broker.aread(broker.dlq, 1)
             headers = dict(dead.headers())
             assert headers["hooks.error.reason"] == b"rejected_by_registry"
             assert headers["hooks.error.offset"] == str(placed[0][1]).encode()
             assert code.name.encode() in headers["hooks.error.message"]
             assert f"{OWN_FAILURES_LIMIT} failures of its own".encode() in headers["hooks.error.message"]
-            await wait_until(lambda: consumer.in_flight == 0, message="nothing left in flight")
+            await eventually(lambda: consumer.in_flight == 0, message="nothing left in flight")
             assert consumer.counters.dead_lettered == 1
             assert proxy.refused >= OWN_FAILURES_LIMIT
 
@@ -184,14 +185,14 @@ async def test_a_registry_that_fails_for_everyone_is_waited_out(broker, registry
         await broker.aproduce([message(message={"text": t}) for t in texts], partition=0)
         async with running_matcher(broker, target, sender.target) as matcher:
             consumer = matcher.matcher.consumer
-            await wait_until(lambda: consumer.in_flight == len(texts), message="all read")
-            await wait_until(lambda: proxy.refused >= 4 * OWN_FAILURES_LIMIT, message="asked again and again")
+            await eventually(lambda: consumer.in_flight == len(texts), message="all read")
+            await eventually(lambda: proxy.refused >= 4 * OWN_FAILURES_LIMIT, message="asked again and again")
             assert consumer.counters.dead_lettered == 0
             assert consumer.in_flight == len(texts)
 
             proxy.fail_all = False
-            await wait_until(lambda: set(texts) <= set(receiver.texts("patient")), message="delivered once it answers")
-            await wait_until(lambda: consumer.in_flight == 0)
+            await eventually(lambda: set(texts) <= set(receiver.texts("patient")), message="delivered once it answers")
+            await eventually(lambda: consumer.in_flight == 0)
             assert consumer.counters.dead_lettered == 0
     assert await broker.aread(broker.dlq, 1, timeout=1.0) == []
 
@@ -209,13 +210,13 @@ async def test_messages_failing_on_their_own_do_not_take_the_room_of_the_next_on
         await broker.aproduce(stuck + [message(message={"text": t}) for t in texts], partition=0)
         async with running_matcher(broker, target, sender.target, matcher_max_in_flight=4) as matcher:
             consumer = matcher.matcher.consumer
-            await wait_until(
+            await eventually(
                 lambda: set(texts) <= set(receiver.texts("behind")), message="the messages behind delivered"
             )
-            await wait_until(lambda: consumer.in_flight == len(stuck), message="only the failing ones left")
+            await eventually(lambda: consumer.in_flight == len(stuck), message="only the failing ones left")
             assert consumer.counters.dead_lettered == 0
 
             proxy.failing.clear()  # the registry answers them: no route (that account has no filter)
-            await wait_until(lambda: consumer.in_flight == 0, message="the failing ones done")
+            await eventually(lambda: consumer.in_flight == 0, message="the failing ones done")
             assert consumer.counters.unrouted == len(stuck)
             assert consumer.counters.dead_lettered == 0

@@ -16,7 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.broker import free_port
 from services.common.channels import channel
 from tests.helpers.groups import SESSION_TIMEOUT_MS
-from tests.matcher.conftest import Kafka, message, wait_until
+from tests.helpers.matcher import Kafka, message
+from tests.helpers.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,10 +59,10 @@ async def test_process_serves_consumes_and_drains_on_sigterm(kafka, registry, se
                     return False
                 return answer.status == health_pb2.HealthCheckResponse.SERVING
 
-            await wait_until(serving, message="the matcher process serves")
+            await eventually(serving, message="the matcher process serves")
         # It created the topics; produce, and see it deliver.
         placed = await broker.aproduce([message(message={"text": f"p{i}"}) for i in range(5)], partition=1)
-        await wait_until(lambda: len(receiver.on("proc")) == 5, message="delivered by the process")
+        await eventually(lambda: len(receiver.on("proc")) == 5, message="delivered by the process")
 
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0

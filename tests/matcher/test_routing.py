@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.matcher.conftest import APP, group_of, message, running_matcher, wait_until
+from tests.helpers.matcher import APP, group_of, message, running_matcher
+from tests.helpers.waiting import eventually
 
 STALENESS = 2.0  # seconds a change may take to reach routing
 
@@ -19,7 +20,7 @@ async def test_changes_to_endpoints_and_filters_apply_to_the_next_messages(broke
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         routes = matcher.matcher.routes
-        await wait_until(lambda: routes.live, message="the matcher follows the registry's changes")
+        await eventually(lambda: routes.live, message="the matcher follows the registry's changes")
         number = 0
 
         async def send_and_wait() -> str:
@@ -28,7 +29,7 @@ async def test_changes_to_endpoints_and_filters_apply_to_the_next_messages(broke
             number += 1
             text = f"m{number}"
             await broker.aproduce([message(message={"text": text})], partition=number % 2)
-            await wait_until(lambda: text in receiver.texts("sentinel"), message=f"{text} reaches the sentinel")
+            await eventually(lambda: text in receiver.texts("sentinel"), message=f"{text} reaches the sentinel")
             return text
 
         async def change(action) -> None:
@@ -36,18 +37,18 @@ async def test_changes_to_endpoints_and_filters_apply_to_the_next_messages(broke
             seen = routes.changes_applied
             started = time.monotonic()
             await action
-            await wait_until(lambda: routes.changes_applied > seen, message="the matcher saw the change")
+            await eventually(lambda: routes.changes_applied > seen, message="the matcher saw the change")
             assert time.monotonic() - started < STALENESS
 
         first = await send_and_wait()  # caches the route (both endpoints)
-        await wait_until(lambda: first in receiver.texts("watched"))
+        await eventually(lambda: first in receiver.texts("watched"))
 
         await change(registry.set_endpoint_enabled(watched.id, False))
         disabled = await send_and_wait()
 
         await change(registry.set_endpoint_enabled(watched.id, True))
         enabled_again = await send_and_wait()
-        await wait_until(lambda: enabled_again in receiver.texts("watched"))
+        await eventually(lambda: enabled_again in receiver.texts("watched"))
 
         await change(registry.delete_filter(watched_filter.id))
         filter_deleted = await send_and_wait()
@@ -55,21 +56,21 @@ async def test_changes_to_endpoints_and_filters_apply_to_the_next_messages(broke
         newcomer = await registry.endpoint(receiver.url("newcomer"))
         await change(registry.filter([newcomer.id], event_types=[(APP, "policy-triggered")]))
         new_filter = await send_and_wait()
-        await wait_until(lambda: new_filter in receiver.texts("newcomer"))
+        await eventually(lambda: new_filter in receiver.texts("newcomer"))
 
         # The change stream breaks (registry restart): the cache is dropped, the stream re-opened after the
         # last change seen, and changes made after it count again.
         await registry.stop()
-        await wait_until(lambda: not routes.live, message="the matcher noticed the stream broke")
+        await eventually(lambda: not routes.live, message="the matcher noticed the stream broke")
         await registry.start()
-        await wait_until(lambda: routes.live, message="the matcher follows the changes again")
+        await eventually(lambda: routes.live, message="the matcher follows the changes again")
         await change(registry.set_endpoint_enabled(newcomer.id, False))
         after_restart = await send_and_wait()
         await change(registry.set_endpoint_enabled(newcomer.id, True))
 
         # Give any wrongly routed delivery the time to arrive before asserting it did not.
         last = await send_and_wait()
-        await wait_until(lambda: last in receiver.texts("newcomer"))
+        await eventually(lambda: last in receiver.texts("newcomer"))
 
     watched_texts = receiver.texts("watched")
     assert disabled not in watched_texts
@@ -92,15 +93,15 @@ async def test_registry_down_at_start_then_up_messages_wait_and_are_delivered(br
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         consumer = matcher.matcher.consumer
-        await wait_until(lambda: consumer.in_flight == 7, message="all messages read and waiting")
+        await eventually(lambda: consumer.in_flight == 7, message="all messages read and waiting")
         await asyncio.sleep(1.0)  # the registry stays down a while: nothing may move meanwhile
         assert consumer.in_flight == 7
         assert consumer.counters.dead_lettered == 0 and consumer.counters.handed_off == 0
         assert await broker.acommitted(group_of(matcher)) == [-1001, -1001]  # nothing committed
 
         await registry.start()
-        await wait_until(lambda: set(texts) <= set(receiver.texts("late")), message="delivered once the registry is up")
-        await wait_until(lambda: consumer.counters.dead_lettered == 1)  # the unknown application, now knowable
-        await wait_until(lambda: broker.committed(group_of(matcher)) == [3, 4], message="offsets committed")
+        await eventually(lambda: set(texts) <= set(receiver.texts("late")), message="delivered once the registry is up")
+        await eventually(lambda: consumer.counters.dead_lettered == 1)  # the unknown application, now knowable
+        await eventually(lambda: broker.committed(group_of(matcher)) == [3, 4], message="offsets committed")
     dead = await broker.aread(broker.dlq, 1)
     assert dict(dead[0].headers())["hooks.error.reason"] == b"unknown_application"

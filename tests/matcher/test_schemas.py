@@ -15,7 +15,8 @@ from services.common.channels import channel
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
 from services.matcher.schemas import json_pointer
-from tests.matcher.conftest import ACCOUNT, APP, EVENT_TYPE, LEVEL, PLAIN_TYPE, message, running_matcher, wait_until
+from tests.helpers.matcher import ACCOUNT, APP, EVENT_TYPE, LEVEL, PLAIN_TYPE, message, running_matcher
+from tests.helpers.waiting import eventually
 
 ORDER = {
     "type": "object",
@@ -67,7 +68,7 @@ async def test_a_message_breaking_its_schema_is_dead_lettered_naming_the_pointer
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         goods = [f"good-{index}" for index in range(len(BREAKING))] + ["no-schema"]
-        await wait_until(
+        await eventually(
             lambda: set(goods) <= set(receiver.texts("orders")), message="every conforming message delivered"
         )
         dead = dead_letter_texts(await broker.aread(broker.dlq, len(BREAKING)))
@@ -89,29 +90,29 @@ async def test_registering_again_with_another_schema_applies_to_the_next_message
 
     async with running_matcher(broker, registry.target, sender.target) as matcher:
         routes = matcher.matcher.routes
-        await wait_until(lambda: routes.live, message="the matcher follows the registry's changes")
+        await eventually(lambda: routes.live, message="the matcher follows the registry's changes")
 
         async def register_again(schemas) -> None:
             seen = routes.changes_applied
             await registry.register(schemas=schemas)
-            await wait_until(lambda: routes.changes_applied > seen, message="the matcher saw the registration")
+            await eventually(lambda: routes.changes_applied > seen, message="the matcher saw the registration")
 
         await broker.aproduce([message(message={"text": "old-shape-1", "items": []})])
-        await wait_until(lambda: "old-shape-1" in receiver.texts("orders"), message="the first message delivered")
+        await eventually(lambda: "old-shape-1" in receiver.texts("orders"), message="the first message delivered")
 
         totals = {"type": "object", "required": ["text", "total"], "properties": {"total": {"type": "integer"}}}
         await register_again({EVENT_TYPE: totals})
         placed = await broker.aproduce(
             [message(message={"text": "old-shape-2", "items": []}), message(message={"text": "new-shape", "total": 3})]
         )
-        await wait_until(lambda: "new-shape" in receiver.texts("orders"), message="the new shape delivered")
+        await eventually(lambda: "new-shape" in receiver.texts("orders"), message="the new shape delivered")
         dead = dead_letter_texts(await broker.aread(broker.dlq, 1))
         assert dead[placed[0][1]][0] == "schema_violation"
         assert '"total" is a required property' in dead[placed[0][1]][1]
 
         await register_again(None)  # no schema any more: anything goes
         await broker.aproduce([message(message="free text")])
-        await wait_until(
+        await eventually(
             lambda: "free text" in str(receiver.on("orders")), message="a message without a schema delivered"
         )
 
@@ -143,13 +144,13 @@ async def test_no_message_can_hold_the_matcher_up_in_its_schema(broker, registry
         ]
     )
     async with running_matcher(broker, registry.target, sender.target) as matcher:
-        await wait_until(lambda: "unique" in receiver.texts("tricky"), timeout=10, message="the unique tags delivered")
+        await eventually(lambda: "unique" in receiver.texts("tricky"), timeout=10, message="the unique tags delivered")
         dead = dead_letter_texts(await broker.aread(broker.dlq, 2))
         assert dead[placed[0][1]][0] == "schema_violation" and "at /name" in dead[placed[0][1]][1]
         assert dead[placed[2][1]][0] == "schema_violation" and "at /tags" in dead[placed[2][1]][1]
         after = await broker.aproduce([message(message={"text": "after"})])
         assert after
-        await wait_until(lambda: "after" in receiver.texts("tricky"), timeout=5, message="the next message delivered")
+        await eventually(lambda: "after" in receiver.texts("tricky"), timeout=5, message="the next message delivered")
         assert matcher.matcher.consumer.counters.dead_lettered == 2
 
 
@@ -189,7 +190,7 @@ async def test_publish_refuses_a_message_breaking_its_schema_naming_the_pointer(
 
             accepted = await publish({"text": "conforming", "items": [{"price": 3}]}, id="conforming-1")
             assert accepted.id == "conforming-1"
-            await wait_until(
+            await eventually(
                 lambda: receiver.texts("published") == ["conforming"], message="the conforming one delivered"
             )
     # Nothing refused reached the topic, so nothing was dead-lettered either.

@@ -11,7 +11,8 @@ from google.protobuf import struct_pb2
 from hooks.sender.v1 import deliveries_pb2
 from services.common.channels import channel
 from services.matcher.senders import SenderPool, Unsendable
-from tests.matcher.conftest import ACCOUNT, APP, EVENT_TYPE, LEVEL, wait_until
+from tests.helpers.matcher import ACCOUNT, APP, EVENT_TYPE, LEVEL
+from tests.helpers.waiting import eventually
 
 PROMPT = 2.0  # seconds within which a sender acknowledges a request on a working stream
 
@@ -45,7 +46,7 @@ async def pool(sender):
         pool = SenderPool(ch, streams=2, timeout=PROMPT, max_backoff=0.5, max_message_bytes=256 * 1024)
         pool.start()
         try:
-            await wait_until(lambda: pool.connected == 2, message="both streams open")
+            await eventually(lambda: pool.connected == 2, message="both streams open")
             yield pool
         finally:
             await pool.stop()
@@ -82,7 +83,7 @@ async def test_a_stream_whose_sender_went_away_is_re_opened(pool, sender, regist
     endpoint = await registry.endpoint(receiver.url("pool"))
     await acknowledged(pool, endpoint.id)
     await sender.stop()
-    await wait_until(lambda: pool.connected == 0, message="no stream is usable while the sender is down")
+    await eventually(lambda: pool.connected == 0, message="no stream is usable while the sender is down")
     await sender.start()
-    await wait_until(lambda: pool.connected == 2, message="both streams re-opened")
+    await eventually(lambda: pool.connected == 2, message="both streams re-opened")
     await acknowledged(pool, endpoint.id)

@@ -9,8 +9,8 @@ import json
 from prometheus_client import REGISTRY
 
 from services.matcher.metrics import partition_lags
-
-from .conftest import eventually, incoming
+from tests.helpers.observability import incoming
+from tests.helpers.waiting import eventually
 
 
 def value(name: str, **labels: str) -> float:

@@ -13,8 +13,7 @@ from services.common.db import create_engine, upgrade_async
 from services.sender.models import Delivery, DeliveryState
 from services.sender.queue_metrics import QueueSampler
 from services.sender.server import MIGRATIONS, VERSION_TABLE
-
-from .conftest import eventually
+from tests.helpers.waiting import eventually
 
 
 def row(status: DeliveryState, due: datetime | None) -> dict:

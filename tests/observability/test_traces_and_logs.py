@@ -8,7 +8,8 @@ import re
 
 from standardwebhooks import Webhook
 
-from .conftest import ACCOUNT, SECRET, eventually, incoming
+from tests.helpers.observability import ACCOUNT, SECRET, incoming
+from tests.helpers.waiting import eventually
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -19,7 +20,8 @@ async def test_a_message_reaches_the_receiver_with_a_traceparent_that_the_matche
     await pipeline.aproduce([message])
 
     await eventually(lambda: pipeline.receiver.received, message="the webhook")
-    path, headers, body = pipeline.receiver.received[0]
+    received = pipeline.receiver.received[0]
+    path, headers = received.path, received.headers
     assert path == "/traced"
     match = TRACEPARENT.match(headers.get("traceparent", ""))
     assert match, headers
@@ -51,7 +53,7 @@ async def test_each_message_gets_its_own_trace(captured_logs, pipeline):
     await pipeline.aproduce(messages)
 
     await eventually(lambda: len(pipeline.receiver.received) >= 3, message="3 webhooks")
-    traces = {TRACEPARENT.match(headers["traceparent"]).group(1) for _, headers, _ in pipeline.receiver.received}
+    traces = {TRACEPARENT.match(r.headers["traceparent"]).group(1) for r in pipeline.receiver.received}
     assert len(traces) == 3
     logged = {line["message_id"]: line["trace_id"] for line in captured_logs.where(event="message handed to a sender")}
     assert {logged[m["id"]] for m in messages} == traces
@@ -63,7 +65,8 @@ async def test_secrets_never_reach_the_logs_even_at_debug(captured_logs, pipelin
     await pipeline.aproduce([message])
 
     await eventually(lambda: pipeline.receiver.received, message="the webhook")
-    _, headers, body = pipeline.receiver.received[0]
+    received = pipeline.receiver.received[0]
+    headers, body = received.headers, received.body
     assert Webhook(SECRET).verify(body, headers)["id"] == message["id"]  # the secret was really used
     delivery_id = headers["webhook-id"]
     await eventually(lambda: captured_logs.where(delivery_id=delivery_id), message="the delivery's log line")

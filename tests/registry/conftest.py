@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest_asyncio
-from registry_calls import Registry
 
 from services.common.channels import channel
-from tests.helpers.registry import running_registry
+from tests.helpers.registry import Registry, running_registry
 
 
 @pytest_asyncio.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import grpc
-from registry_calls import expect_error, expect_invalid
 
 from hooks.registry.v1 import applications_pb2 as pb
 from services.common.identity import IDENTITY_HEADER, identity_metadata
+from tests.helpers.registry import expect_error, expect_invalid
 
 ME = identity_metadata("acct-1")
 

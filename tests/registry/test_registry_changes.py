@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import grpc
 from google.protobuf import field_mask_pb2
-from registry_calls import Registry, expect_error
 from sqlalchemy import update
 
 from hooks.registry.v1 import endpoints_pb2 as ep_pb
@@ -17,7 +16,7 @@ from hooks.registry.v1 import routing_pb2 as pb
 from services.common.channels import channel
 from services.common.identity import identity_metadata
 from services.registry.models import Change, utcnow
-from tests.helpers.registry import running_registry
+from tests.helpers.registry import Registry, expect_error, running_registry
 
 ME = identity_metadata("acct-1")
 DEADLINE = 20.0

@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 from google.protobuf import field_mask_pb2
-from registry_calls import Registry, expect_invalid
 
 from hooks.registry.v1 import endpoints_pb2 as pb
 from services.common.channels import channel
 from services.common.identity import identity_metadata
 from services.registry.settings import RegistrySettings
-from tests.helpers.registry import running_registry
+from tests.helpers.registry import Registry, expect_invalid, running_registry
 
 ME = identity_metadata("acct-1")
 

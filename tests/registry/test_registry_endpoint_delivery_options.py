@@ -4,11 +4,11 @@ the delivery order; stored, returned, given to the sender with the delivery targ
 from __future__ import annotations
 
 from google.protobuf import field_mask_pb2
-from registry_calls import expect_invalid
 
 from hooks.registry.v1 import endpoints_pb2 as pb
 from hooks.registry.v1 import routing_pb2 as r_pb
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_invalid
 
 ME = identity_metadata("acct-1")
 

@@ -7,13 +7,13 @@ import base64
 import certifi
 import grpc
 from google.protobuf import field_mask_pb2
-from registry_calls import expect_error, expect_invalid
 from standardwebhooks import Webhook
 
 from hooks.registry.v1 import endpoints_pb2 as pb
 from hooks.registry.v1 import filters_pb2 as f_pb
 from hooks.registry.v1 import routing_pb2 as r_pb
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_error, expect_invalid
 
 ME = identity_metadata("acct-1")
 

@@ -10,13 +10,13 @@ import json
 
 import grpc
 from google.protobuf import field_mask_pb2
-from registry_calls import expect_error, expect_invalid
 
 from hooks.registry.v1 import applications_pb2 as apps_pb
 from hooks.registry.v1 import endpoints_pb2 as ep_pb
 from hooks.registry.v1 import filters_pb2 as f_pb
 from hooks.registry.v1 import routing_pb2 as r_pb
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_error, expect_invalid
 
 ME = identity_metadata("acct-1")
 #: A NUL, an escape sequence, DEL and a C1 control: none may be stored or looked up.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-from registry_calls import expect_error, expect_invalid
 
 from hooks.registry.v1 import endpoints_pb2 as ep_pb
 from hooks.registry.v1 import routing_pb2 as pb
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_error, expect_invalid
 
 
 async def test_get_delivery_target_has_the_secrets_and_account(registry):

@@ -7,12 +7,12 @@ import asyncio
 
 import grpc
 from google.protobuf import field_mask_pb2
-from registry_calls import expect_error, expect_invalid
 
 from hooks.registry.v1 import endpoints_pb2 as ep_pb
 from hooks.registry.v1 import filters_pb2 as f_pb
 from hooks.registry.v1 import routing_pb2 as r_pb
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_error, expect_invalid
 
 A = identity_metadata("acct-a")
 B = identity_metadata("acct-b")
@@ -103,7 +103,7 @@ async def test_concurrent_route_lookups_of_many_accounts_each_get_their_own(regi
         await registry.filter(account, [endpoint.id])
         owners[account] = endpoint.id
     internals = registry.server.registry
-    internals.resolver._tables.clear()  # every lookup below misses the cache and is batched together
+    assert internals.resolver.cached_accounts() == []  # every lookup below misses the cache and is batched together
     responses = await asyncio.gather(
         *(
             registry.routing.ResolveRoutes(

@@ -11,13 +11,12 @@ import pytest_asyncio
 from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from registry_calls import Registry, expect_error
 
 from hooks.registry.v1 import endpoints_pb2 as ep_pb
 from hooks.registry.v1 import filters_pb2 as f_pb
 from services.common.channels import channel
 from services.common.identity import identity_metadata
-from tests.helpers.registry import running_registry
+from tests.helpers.registry import Registry, expect_error, running_registry
 
 ME = identity_metadata("acct-1")
 

@@ -11,7 +11,6 @@ import pytest
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from registry_calls import expect_error, expect_invalid
 
 from hooks.registry.v1 import applications_pb2 as pb
 from hooks.registry.v1 import filters_pb2 as f_pb
@@ -19,6 +18,7 @@ from hooks.registry.v1 import routing_pb2 as r_pb
 from hooks_client import InvalidRegistration, RemovalsRefused, register
 from hooks_client.registration import schema_version
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_error, expect_invalid
 
 ME = identity_metadata("acct-1")
 ORDER_SCHEMA = {

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import certifi
-from registry_calls import Registry
 
 from hooks.registry.v1 import endpoints_pb2 as ep_pb
 from hooks.registry.v1 import routing_pb2 as pb
 from services.common.channels import channel
-from tests.helpers.registry import running_registry
+from tests.helpers.registry import Registry, running_registry
 
 CA_BYTES = 60 * 1024
 

@@ -9,7 +9,6 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import field_mask_pb2
-from registry_calls import Registry
 from sqlalchemy import Column, MetaData, Table
 
 from hooks.registry.v1 import endpoints_pb2 as pb
@@ -18,7 +17,7 @@ from services.common.channels import channel
 from services.common.db import create_engine, upgrade
 from services.common.identity import identity_metadata
 from services.registry.server import MIGRATIONS, VERSION_TABLE
-from tests.helpers.registry import running_registry
+from tests.helpers.registry import Registry, running_registry
 from tests.helpers.waiting import eventually
 
 ME = identity_metadata("acct-1")

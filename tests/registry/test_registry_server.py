@@ -14,7 +14,6 @@ from pathlib import Path
 import grpc
 from click.testing import CliRunner
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from registry_calls import expect_error
 from sqlalchemy import create_engine, inspect
 
 from cli.main import main as hooks_cli
@@ -23,6 +22,7 @@ from hooks.registry.v1 import filters_pb2 as f_pb
 from hooks.registry.v1 import routing_pb2 as r_pb
 from services.common.channels import channel
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_error
 
 ROOT = Path(__file__).resolve().parents[2]
 GRPCURL = Path(sys.executable).parent / "grpcurl"

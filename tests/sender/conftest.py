@@ -1,85 +1,18 @@
-"""The sender's test bench: a real sender in-process on port 0 over a real channel, a registry, and
-real HTTP receivers on loopback (aiohttp) whose answers each test scripts."""
+"""Fixtures of the sender's tests: a scriptable receiver, the real registry and the real sender, on the
+test's database. The helpers they use are in tests/helpers/sender.py."""
 
 from __future__ import annotations
 
-import contextlib
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-
 import pytest_asyncio
-from aiohttp import web
-from google.protobuf import json_format, struct_pb2
 
-from hooks.events.v1 import event_pb2
-from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
-from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
-from services.common.channels import channel
-from services.common.identity import identity_metadata
-from services.common.settings import KafkaSettings
-from services.sender.server import build_server
-from services.sender.settings import SenderSettings
-from tests.helpers.http import serving
 from tests.helpers.registry import running_registry
-from tests.helpers.waiting import eventually as wait_until
-
-# Fast settings: retries in milliseconds, loopback allowed (the receivers live there).
-TEST_SETTINGS = dict(
-    sender_retry_schedule="50ms,50ms,50ms",
-    sender_poll_interval=0.05,
-    sender_allowed_networks="127.0.0.0/8",
-    sender_attempt_timeout=5.0,
-    sender_disable_after="1h",
-    sender_lease=30.0,
-    shutdown_grace_seconds=0.5,
-)
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-Handler = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
-
-
-async def _ok(_request: web.Request, _count: int) -> web.StreamResponse:
-    return web.Response(text="ok")
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on loopback: POST /<name> records the request and answers what `script[name]`
-    says (given the request and how many it received before on that path); 200 by default."""
-
-    port: int = 0
-    received: list[Received] = field(default_factory=list)
-    script: dict[str, Handler] = field(default_factory=dict)
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
-
-    def on(self, name: str) -> list[Received]:
-        return [r for r in self.received if r.path == name]
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        count = len(self.on(name))
-        self.received.append(Received(name, dict(request.headers), await request.read(), time.monotonic()))
-        return await self.script.get(name, _ok)(request, count)
+from tests.helpers.sender import receiving, running_sender
 
 
 @pytest_asyncio.fixture
 async def receiver():
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/{name}", receiver.handle)
-    async with serving(app) as receiver.port:
+    """A scriptable HTTP receiver on loopback (see tests/helpers/sender.py, Receiver)."""
+    async with receiving() as receiver:
         yield receiver
 
 
@@ -90,108 +23,8 @@ async def registry(database_url):
         yield f"127.0.0.1:{port}"
 
 
-def registry_target(registry: str) -> str:
-    return registry
-
-
-@dataclass
-class Sender:
-    server: object
-    port: int
-    deliveries: deliveries_pb2_grpc.DeliveryServiceStub
-    endpoints: endpoints_pb2_grpc.EndpointServiceStub
-
-
-@contextlib.asynccontextmanager
-async def running_sender(database_url: str, registry, kafka: KafkaSettings | None = None, **overrides):
-    settings = SenderSettings(
-        sender_database_url=database_url,
-        registry_target=registry_target(registry),
-        **{**TEST_SETTINGS, **overrides},
-    )
-    server = await build_server(settings, kafka or KafkaSettings(bootstrap_servers="127.0.0.1:1"))
-    port = await server.start("127.0.0.1:0")
-    sender_channel = channel(f"127.0.0.1:{port}")
-    registry_channel = channel(registry_target(registry))
-    try:
-        yield Sender(
-            server,
-            port,
-            deliveries_pb2_grpc.DeliveryServiceStub(sender_channel),
-            endpoints_pb2_grpc.EndpointServiceStub(registry_channel),
-        )
-    finally:
-        await sender_channel.close()
-        await registry_channel.close()
-        await server.stop(0.5)
-
-
 @pytest_asyncio.fixture
 async def sender(database_url, registry):
+    """The real sender (TEST_SETTINGS of tests/helpers/sender.py) on the test's database."""
     async with running_sender(database_url, registry) as running:
         yield running
-
-
-def new_account() -> str:
-    return f"acct-{uuid.uuid4().hex[:10]}"
-
-
-async def create_endpoint(
-    sender: Sender,
-    account: str,
-    target: str,
-    type: int = endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
-    **fields,
-) -> endpoints_pb2.Endpoint:
-    endpoint = endpoints_pb2.Endpoint(
-        name=fields.pop("name", f"endpoint {uuid.uuid4().hex[:6]}"), type=type, target=target, enabled=True, **fields
-    )
-    response = await sender.endpoints.CreateEndpoint(
-        endpoints_pb2.CreateEndpointRequest(endpoint=endpoint), metadata=identity_metadata(account)
-    )
-    return response.endpoint
-
-
-def make_event(account: str, message: object = "disk almost full", **fields) -> event_pb2.Event:
-    event = event_pb2.Event(
-        id=fields.pop("id", f"evt-{uuid.uuid4().hex}"),
-        application=fields.pop("application", "inventory"),
-        event_type=fields.pop("event_type", "disk-full"),
-        level=fields.pop("level", "critical"),
-        account_id=account,
-        **fields,
-    )
-    event.timestamp.FromJsonString("2026-11-27T10:00:00Z")
-    value = struct_pb2.Value()
-    json_format.ParseDict(message, value)
-    event.message.CopyFrom(value)
-    return event
-
-
-async def deliver(sender: Sender, *requests: deliveries_pb2.DeliverRequest) -> list[deliveries_pb2.DeliverResponse]:
-    """Sends the requests on one Deliver stream and returns the responses."""
-    call = sender.deliveries.Deliver(iter(requests), timeout=30)
-    return [response async for response in call]
-
-
-def request_for(event: event_pb2.Event, *endpoint_ids: str, **fields) -> deliveries_pb2.DeliverRequest:
-    return deliveries_pb2.DeliverRequest(
-        request_id=fields.pop("request_id", uuid.uuid4().hex), event=event, endpoint_ids=endpoint_ids, **fields
-    )
-
-
-async def get_delivery(sender: Sender, account: str, delivery_id: str) -> deliveries_pb2.Delivery:
-    response = await sender.deliveries.GetDelivery(
-        deliveries_pb2.GetDeliveryRequest(id=delivery_id), metadata=identity_metadata(account)
-    )
-    return response.delivery
-
-
-async def wait_for_status(
-    sender: Sender, account: str, delivery_id: str, status: int, timeout: float = 30.0
-) -> deliveries_pb2.Delivery:
-    async def reached():
-        delivery = await get_delivery(sender, account, delivery_id)
-        return delivery if delivery.status == status else None
-
-    return await wait_until(reached, timeout)

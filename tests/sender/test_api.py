@@ -15,7 +15,7 @@ from hooks.sender.v1 import deliveries_pb2
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
 from services.sender.servicer import MAX_PAGE_BYTES
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     make_event,
@@ -23,8 +23,8 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 PENDING = deliveries_pb2.DELIVERY_STATUS_PENDING
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
@@ -135,7 +135,7 @@ async def test_retry_queues_a_new_attempt(sender, receiver):
     await sender.deliveries.RetryDelivery(
         deliveries_pb2.RetryDeliveryRequest(id=delivery_id), metadata=identity_metadata(account)
     )
-    await wait_until(lambda: len(receiver.on("fixed")) == 3)
+    await eventually(lambda: len(receiver.on("fixed")) == 3)
     delivery = await wait_for_status(sender, account, delivery_id, SUCCEEDED)
     assert delivery.attempt_count == 3
 
@@ -165,12 +165,12 @@ async def test_watch_streams_the_accounts_status_changes(sender, receiver):
             changes.append(change.delivery)
 
     collector = asyncio.create_task(collect())
-    await wait_until(lambda: sender.server.sender.hub.wants(account))
+    await eventually(lambda: sender.server.sender.hub.wants(account))
     try:
         await deliver(sender, request_for(make_event(other_account), foreign.id))
         await deliver(sender, request_for(make_event(account), other_endpoint.id))
         [response] = await deliver(sender, request_for(make_event(account), watched.id))
-        await wait_until(lambda: changes and changes[-1].status == SUCCEEDED)
+        await eventually(lambda: changes and changes[-1].status == SUCCEEDED)
     finally:
         call.cancel()
         await asyncio.gather(collector, return_exceptions=True)
@@ -216,7 +216,7 @@ async def test_a_retry_honours_what_the_account_changed_since(database_url, regi
     async with running_sender(database_url, registry, sender_retry_schedule="1s,1s,1s") as sender:
         endpoint = await create_endpoint(sender, account, receiver.url("before"))
         [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
-        await wait_until(lambda: receiver.on("before"))
+        await eventually(lambda: receiver.on("before"))
 
         endpoint.target = receiver.url("after")
         await sender.endpoints.UpdateEndpoint(

@@ -6,26 +6,19 @@ refused them, so these tests store them behind the registry's back."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from hooks.sender.v1 import deliveries_pb2
-from services.common.db import create_engine
-from services.registry.models import Endpoint
-from tests.sender.conftest import create_endpoint, deliver, make_event, new_account, request_for, wait_for_status
+from tests.helpers.sender import (
+    create_endpoint,
+    deliver,
+    make_event,
+    new_account,
+    request_for,
+    store_behind_the_registrys_back,
+    wait_for_status,
+)
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 FAILED = deliveries_pb2.DELIVERY_STATUS_FAILED
-
-
-async def store_behind_the_registrys_back(database_url: str, endpoint_id: str, **values) -> None:
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                update(Endpoint.__table__).where(Endpoint.__table__.c.id == endpoint_id).values(**values)
-            )
-    finally:
-        await engine.dispose()
 
 
 async def test_an_endpoint_whose_request_cannot_be_built_fails_once_and_the_others_go_on(

@@ -8,15 +8,8 @@ import asyncio
 from google.rpc import code_pb2
 
 from hooks.sender.v1 import deliveries_pb2
-from tests.sender.conftest import (
-    create_endpoint,
-    deliver,
-    make_event,
-    new_account,
-    request_for,
-    wait_for_status,
-    wait_until,
-)
+from tests.helpers.sender import create_endpoint, deliver, make_event, new_account, request_for, wait_for_status
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -65,7 +58,7 @@ async def test_a_request_replayed_in_a_batch_gets_the_ids_deliver_gave_and_is_se
     assert replayed.request_id == request.request_id and new.request_id == fresh.request_id
     assert list(replayed.delivery_ids) == list(original.delivery_ids)  # one per endpoint, in order
     assert new.status.code == code_pb2.OK and new.delivery_ids[0] not in original.delivery_ids
-    await wait_until(lambda: len(receiver.on("one")) == 2 and len(receiver.on("two")) == 1)
+    await eventually(lambda: len(receiver.on("one")) == 2 and len(receiver.on("two")) == 1)
     await asyncio.sleep(0.3)  # give a wrongful second delivery the time to arrive
     assert len(receiver.on("one")) == 2 and len(receiver.on("two")) == 1
 
@@ -79,4 +72,4 @@ async def test_a_large_batch_is_all_answered_and_delivered(sender, receiver):
 
     assert sorted(r.request_id for r in responses) == sorted(r.request_id for r in requests)
     assert all(r.status.code == code_pb2.OK and len(r.delivery_ids) == 1 for r in responses)
-    await wait_until(lambda: len(receiver.on("large")) == 300, timeout=60)
+    await eventually(lambda: len(receiver.on("large")) == 300, timeout=60)

@@ -10,8 +10,7 @@ import pytest_asyncio
 
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
-from tests.helpers.smtp import smtp_inbox
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     get_delivery,
@@ -20,8 +19,9 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.smtp import smtp_inbox
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 FAILED = deliveries_pb2.DELIVERY_STATUS_FAILED
@@ -85,7 +85,7 @@ async def test_an_account_over_its_email_rate_limit_waits_its_turn(registry, sql
             delivery = await get_delivery(sender, busy, third)
             return delivery if delivery.status == PENDING and "rate limit" in delivery.last_error else None
 
-        waited = await wait_until(waiting, message="the third e-mail waits for its turn")
+        waited = await eventually(waiting, message="the third e-mail waits for its turn")
         assert waited.attempt_count == 0 and not waited.attempts  # waiting is not an attempt
         delivery = await wait_for_status(sender, busy, third, SUCCEEDED)
         assert len(delivery.attempts) == 1 and delivery.attempts[0].succeeded

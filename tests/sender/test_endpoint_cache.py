@@ -9,7 +9,7 @@ from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
 from services.registry.server import build_server as build_registry
 from services.registry.settings import RegistrySettings
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     make_event,
@@ -17,8 +17,8 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -33,22 +33,22 @@ async def test_the_cache_is_emptied_when_the_registry_stream_breaks(sqlite_url, 
     try:
         async with running_sender(sqlite_url, f"127.0.0.1:{port}") as sender:
             targets = sender.server.sender.targets
-            await wait_until(lambda: targets.watching)
-            seen = targets._generation
+            await eventually(lambda: targets.watching)
+            seen = targets.changes_applied
             endpoint = await create_endpoint(sender, account, receiver.url("first"))
             # The creation comes down the change stream too (and drops the endpoint): once it has,
             # nothing can drop the lookup below.
-            await wait_until(lambda: targets._generation > seen)
+            await eventually(lambda: targets.changes_applied > seen)
             [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
             await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
-            assert endpoint.id in targets._targets
+            assert endpoint.id in targets
 
             await registry.stop(0.1)
-            await wait_until(lambda: not targets.watching and not targets._targets)
+            await eventually(lambda: not targets.watching and len(targets) == 0)
 
             registry = await build_registry(settings)  # back, on the same address and database
             await registry.start(f"127.0.0.1:{port}")
-            await wait_until(lambda: targets.watching)
+            await eventually(lambda: targets.watching)
             endpoint.target = receiver.url("second")
             await sender.endpoints.UpdateEndpoint(
                 endpoints_pb2.UpdateEndpointRequest(endpoint=endpoint, update_mask={"paths": ["target"]}),
@@ -73,14 +73,14 @@ async def test_a_change_made_while_the_stream_was_down_comes_down_it_after(datab
     try:
         async with running_sender(database_url, f"127.0.0.1:{port}") as sender:
             targets = sender.server.sender.targets
-            await wait_until(lambda: targets.watching)
+            await eventually(lambda: targets.watching)
             endpoint = await create_endpoint(sender, account, receiver.url("first"))
-            await wait_until(lambda: targets.changes_applied >= 1)
+            await eventually(lambda: targets.changes_applied >= 1)
             seen = targets.sequence
             assert seen > 0
 
             await followed.stop(0.1)
-            await wait_until(lambda: not targets.watching)
+            await eventually(lambda: not targets.watching)
             applied = targets.changes_applied
             # Changed through the other replica while the sender's stream is down.
             async with running_sender(database_url, f"127.0.0.1:{other_port}") as through_other:
@@ -92,9 +92,9 @@ async def test_a_change_made_while_the_stream_was_down_comes_down_it_after(datab
 
             followed = await build_registry(settings)  # back on the same address
             await followed.start(f"127.0.0.1:{port}")
-            await wait_until(lambda: targets.watching)
+            await eventually(lambda: targets.watching)
             # The update (made after `seen`) is replayed; a stream reopened from 0 would never send it.
-            await wait_until(lambda: targets.changes_applied > applied and targets.sequence > seen)
+            await eventually(lambda: targets.changes_applied > applied and targets.sequence > seen)
 
             [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
             await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)

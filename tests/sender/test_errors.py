@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
 from tests.helpers.registry import running_registry
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     make_event,

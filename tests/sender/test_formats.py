@@ -11,8 +11,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
-from tests.helpers.smtp import smtp_inbox
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     make_event,
@@ -20,8 +19,9 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.smtp import smtp_inbox
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -113,7 +113,7 @@ async def test_email_is_sent_over_smtp(registry, sqlite_url, smtp):
         [response] = await deliver(sender, request_for(make_event(account, "disk /var is 97% full"), endpoint.id))
         delivery = await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
         assert delivery.attempts[0].succeeded
-    await wait_until(lambda: inbox.messages)
+    await eventually(lambda: inbox.messages)
     [envelope] = inbox.messages
     assert envelope.mail_from == "alerts@hooks.example"
     assert envelope.rcpt_tos == ["owner@example.com"]

@@ -18,14 +18,8 @@ from sqlalchemy import text
 from hooks.sender.v1 import deliveries_pb2
 from services.common.db import create_engine
 from services.common.limits import MAX_DEPTH
-from tests.sender.conftest import (
-    create_endpoint,
-    make_event,
-    new_account,
-    request_for,
-    wait_for_status,
-    wait_until,
-)
+from tests.helpers.sender import create_endpoint, make_event, new_account, request_for, wait_for_status
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -186,7 +180,7 @@ async def test_a_single_deliver_stream_goes_on_after_a_bad_request(sender, recei
     call = sender.deliveries.Deliver(iter(requests), timeout=30)
     answers = [answer async for answer in call]
     assert [a.status.code for a in answers] == [code_pb2.OK, code_pb2.INVALID_ARGUMENT, code_pb2.OK]
-    await wait_until(lambda: len(receiver.on("single")) == 2)
+    await eventually(lambda: len(receiver.on("single")) == 2)
 
 
 @contextlib.asynccontextmanager
@@ -237,6 +231,6 @@ async def test_a_value_the_database_refuses_fails_only_its_own_request(sender, r
     assert answer.status.message == "the request holds a value that cannot be stored"
     for request in others:
         assert answers[request.request_id].status.code == code_pb2.OK
-    await wait_until(lambda: len(receiver.on("stored")) == 5)
+    await eventually(lambda: len(receiver.on("stored")) == 5)
     for request in others:
         await wait_for_status(sender, account, answers[request.request_id].delivery_ids[0], SUCCEEDED)

@@ -12,15 +12,8 @@ from google.rpc import code_pb2
 
 from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
-from tests.sender.conftest import (
-    create_endpoint,
-    deliver,
-    make_event,
-    new_account,
-    request_for,
-    wait_for_status,
-    wait_until,
-)
+from tests.helpers.sender import create_endpoint, deliver, make_event, new_account, request_for, wait_for_status
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -62,4 +55,4 @@ async def test_one_request_naming_both_applications_events_in_one_batch(sender, 
     answers = await deliver(sender, *requests)
     ids = [delivery_id for answer in answers for delivery_id in answer.delivery_ids]
     assert len(set(ids)) == 6
-    await wait_until(lambda: len(receiver.on("one")) == 3 and len(receiver.on("two")) == 3)
+    await eventually(lambda: len(receiver.on("one")) == 3 and len(receiver.on("two")) == 3)

@@ -18,7 +18,7 @@ from services.common.db import create_engine
 from services.sender.lanes import BreakerSettings, CircuitBreaker
 from services.sender.models import DeliveryState
 from services.sender.store import AttemptResult, DeliveryStore, NewDelivery, utcnow
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     make_event,
@@ -26,8 +26,8 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -53,7 +53,7 @@ async def test_a_fast_endpoint_is_served_within_seconds_despite_another_accounts
         started = time.monotonic()
         responses = await deliver(sender, *[request_for(make_event(b), endpoint_b.id) for _ in range(500)])
         assert all(r.status.code == code_pb2.OK for r in responses)
-        await wait_until(lambda: len(receiver.on("b")) >= 500, timeout=5)
+        await eventually(lambda: len(receiver.on("b")) >= 500, timeout=5)
         assert time.monotonic() - started < 5
         assert sorted(r.headers["webhook-id"] for r in receiver.on("b")) == sorted(r.delivery_ids[0] for r in responses)
 
@@ -70,7 +70,7 @@ async def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_owners_outc
         account = new_account()
         item = NewDelivery(account, "ep-fenced", "inventory", f"evt-{time.monotonic_ns()}", '{"a":1}')
         _ids, [held_by_x] = await x.enqueue([item])
-        await wait_until(lambda: utcnow() > held_by_x.claimed_until, timeout=5)
+        await eventually(lambda: utcnow() > held_by_x.claimed_until, timeout=5)
         [held_by_y] = await y.claim_due(per_endpoint=10, limit=10)
         assert held_by_y.id == held_by_x.id and held_by_y.lease_generation > held_by_x.lease_generation
 
@@ -147,13 +147,13 @@ async def test_an_endpoint_failing_every_attempt_trips_its_breaker_and_gets_prob
     ) as sender:
         endpoint = await create_endpoint(sender, account, receiver.url("down"))
         responses = await deliver(sender, *[request_for(make_event(account), endpoint.id) for _ in range(20)])
-        await wait_until(lambda: len(receiver.on("down")) >= 5, timeout=10)
+        await eventually(lambda: len(receiver.on("down")) >= 5, timeout=10)
         times = [r.at for r in receiver.on("down")]
         assert times[3] - times[2] >= 0.45  # the first probe, after the trip
         assert times[4] - times[3] >= 0.95  # the next, twice as long after
         healthy.set()
         # Every delivery but the five that failed (retried in an hour) goes out once the probe succeeds.
-        await wait_until(lambda: len(receiver.on("down")) >= 5 + 15, timeout=10)
+        await eventually(lambda: len(receiver.on("down")) >= 5 + 15, timeout=10)
         later = [r.headers["webhook-id"] for r in receiver.on("down")[5:]]
         assert len(later) == len(set(later)) == 15
         assert set(later) <= {r.delivery_ids[0] for r in responses}
@@ -172,7 +172,7 @@ async def test_a_rate_limit_of_ten_a_second_holds_within_ten_percent(database_ur
         )
         assert endpoint.rate_limit.requests == 10
         await deliver(sender, *[request_for(make_event(account), endpoint.id) for _ in range(60)])
-        await wait_until(lambda: len(receiver.on("limited")) >= 60, timeout=20)
+        await eventually(lambda: len(receiver.on("limited")) >= 60, timeout=20)
     times = [r.at for r in receiver.on("limited")]
     rate = (len(times) - 1 - 20) / (times[-1] - times[20])
     assert 9.0 <= rate <= 11.0, rate
@@ -200,7 +200,7 @@ async def test_an_ordered_endpoint_receives_in_the_order_produced_after_a_failur
             sender, account, receiver.url("ordered"), order=endpoints_pb2.DELIVERY_ORDER_ORDERED
         )
         await deliver(sender, *[request_for(make_event(account, message=n), endpoint.id) for n in range(1000)])
-        await wait_until(lambda: len(receiver.on("ordered")) >= 1001, timeout=60)
+        await eventually(lambda: len(receiver.on("ordered")) >= 1001, timeout=60)
     received = [json.loads(r.body)["message"] for r in receiver.on("ordered")]
     assert failed == [49]
     assert received == list(range(50)) + list(range(49, 1000))  # the 50th twice, nothing overtaking it

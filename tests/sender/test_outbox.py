@@ -16,16 +16,17 @@ from services.common.identity import identity_metadata
 from services.common.settings import KafkaSettings
 from services.sender.disabled_events import endpoint_disabled_event
 from services.sender.models import OutboxEvent
-from tests.sender.conftest import (
+from tests.helpers.sender import (
+    answer,
+    consume_one,
     create_endpoint,
     deliver,
     make_event,
     new_account,
     request_for,
     running_sender,
-    wait_until,
 )
-from tests.sender.test_retries import answer, consume_one
+from tests.helpers.waiting import eventually
 
 
 async def _enabled(sender, account: str, endpoint_id: str) -> bool:
@@ -48,19 +49,19 @@ async def test_the_event_arrives_once_kafka_is_up(database_url, registry, receiv
             outbox = sender.server.sender.deliverer.disabler.outbox
             endpoint = await create_endpoint(sender, account, receiver.url("gone"), name="old hook")
             await deliver(sender, request_for(make_event(account), endpoint.id))
-            await wait_until(lambda: _disabled(sender, account, endpoint.id))
+            await eventually(lambda: _disabled(sender, account, endpoint.id))
 
             async def tried_and_kept():
                 rows = await outbox.pending()
                 return rows if rows and rows[0].confirmed and rows[0].attempts >= 1 else None
 
-            [row] = await wait_until(tried_and_kept, timeout=30)
+            [row] = await eventually(tried_and_kept, timeout=30)
             assert row.endpoint_id == endpoint.id and outbox.published == 0
 
             await asyncio.to_thread(broker.start, 30.0, str(tmp_path / "broker.log"))
             await asyncio.to_thread(ensure_topics, {"bootstrap.servers": broker.bootstrap_servers}, [topic], 2)
             published = await asyncio.to_thread(consume_one, broker.bootstrap_servers, topic, 60.0)
-            await wait_until(lambda: _empty(outbox))
+            await eventually(lambda: _empty(outbox))
     finally:
         broker.stop()
     assert published["key"] == account
@@ -99,8 +100,8 @@ async def test_a_decision_left_by_a_dead_sender_is_carried_out(database_url, reg
                     confirmed=False, attempts=0, last_error="", available_at=long_ago, created_at=long_ago,
                 )
             )  # fmt: skip
-        sender.server.sender.deliverer.disabler.outbox._wake.set()
-        await wait_until(lambda: _disabled(sender, account, endpoint.id))
+        await sender.server.sender.deliverer.disabler.outbox.relay_once()  # now, not at the next poll
+        await eventually(lambda: _disabled(sender, account, endpoint.id))
         published = await asyncio.to_thread(consume_one, kafka.bootstrap_servers, topics["outbox"])
     assert published["value"]["id"] == event_id
     assert published["value"]["message"] == {
@@ -120,5 +121,5 @@ async def test_an_endpoint_disabled_already_gets_no_second_event(database_url, r
         disabler = sender.server.sender.deliverer.disabler
         assert await disabler.disable(account, endpoint.id, endpoint.name, "first") is True
         assert await disabler.disable(account, endpoint.id, endpoint.name, "second") is False
-        await wait_until(lambda: _empty(disabler.outbox))
+        await eventually(lambda: _empty(disabler.outbox))
         assert disabler.outbox.published == 1

@@ -10,7 +10,7 @@ from google.rpc import code_pb2
 
 from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     make_event,
@@ -18,8 +18,8 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -74,7 +74,7 @@ async def test_many_requests_in_one_stream_are_all_delivered(sender, receiver):
     responses = await deliver(sender, *requests)
     assert [r.request_id for r in responses] == [r.request_id for r in requests]
     assert all(r.status.code == code_pb2.OK for r in responses)
-    await wait_until(lambda: len(receiver.on("bulk")) == 60)
+    await eventually(lambda: len(receiver.on("bulk")) == 60)
 
 
 async def test_a_hanging_endpoint_does_not_hold_up_another(sender, receiver):
@@ -91,7 +91,7 @@ async def test_a_hanging_endpoint_does_not_hold_up_another(sender, receiver):
     try:
         # Far more than the per-endpoint limit (8) for the hanging endpoint first...
         await deliver(sender, *[request_for(make_event(account), slow.id) for _ in range(20)])
-        await wait_until(lambda: len(receiver.on("slow")) >= 8)
+        await eventually(lambda: len(receiver.on("slow")) >= 8)
         # ...and the other endpoint is still served promptly.
         [response] = await deliver(sender, request_for(make_event(account), fast.id))
         await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED, timeout=3)
@@ -135,7 +135,7 @@ async def test_two_senders_on_one_database_share_the_work_without_doubles(databa
         running_sender(database_url, registry, sender_concurrency=4) as second,
         running_sender(database_url, registry, sender_concurrency=4),
     ):
-        await wait_until(lambda: len(receiver.on("shared")) >= 40)
+        await eventually(lambda: len(receiver.on("shared")) >= 40)
         for delivery_id in ids:
             await wait_for_status(second, account, delivery_id, SUCCEEDED)
     received_ids = [r.headers["webhook-id"] for r in receiver.on("shared")]
@@ -158,7 +158,7 @@ async def test_a_stopping_sender_gives_its_unfinished_deliveries_back(database_u
         async with running_sender(database_url, registry) as first:
             endpoint = await create_endpoint(first, account, receiver.url("hang"))
             [response] = await deliver(first, request_for(make_event(account), endpoint.id))
-            await wait_until(lambda: receiver.on("hang"))
+            await eventually(lambda: receiver.on("hang"))
         async with running_sender(database_url, registry) as second:
             delivery = await wait_for_status(second, account, response.delivery_ids[0], SUCCEEDED, timeout=10)
         assert delivery.attempt_count == 1  # the cancelled attempt left no trace but its request

@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from hooks.sender.v1 import deliveries_pb2
 from services.sender.deliverer import USER_AGENT
-from tests.sender.conftest import create_endpoint, deliver, make_event, new_account, request_for, wait_for_status
-from tests.sender.test_attempt_failures import store_behind_the_registrys_back
+from tests.helpers.sender import (
+    create_endpoint,
+    deliver,
+    make_event,
+    new_account,
+    request_for,
+    store_behind_the_registrys_back,
+    wait_for_status,
+)
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 #: Reserved names with a tenant's values, as an old endpoint might hold them.

@@ -17,7 +17,7 @@ from services.sender.queue_metrics import oldest_finished_seconds
 from services.sender.retention import Pruner
 from services.sender.server import MIGRATIONS, VERSION_TABLE
 from services.sender.store import encode_event
-from tests.sender.conftest import (
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     get_delivery,
@@ -26,8 +26,8 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 DAY = timedelta(days=1)
 
@@ -94,5 +94,5 @@ async def test_a_running_sender_prunes_what_finished_longer_ago_than_the_retenti
                 return exc.code() == grpc.StatusCode.NOT_FOUND
             return False
 
-        await wait_until(gone, timeout=10)
+        await eventually(gone, timeout=10)
         assert sender.server.pruner.pruned >= 1

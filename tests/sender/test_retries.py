@@ -5,19 +5,17 @@ were deleted or disabled meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-import uuid
 
 from aiohttp import web
-from confluent_kafka import Consumer
 
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
 from services.common.settings import KafkaSettings
-from tests.helpers.groups import SESSION_TIMEOUT_MS
-from tests.sender.conftest import (
+from tests.helpers.sender import (
+    answer,
+    answers,
+    consume_one,
     create_endpoint,
     deliver,
     make_event,
@@ -25,48 +23,11 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 FAILED = deliveries_pb2.DELIVERY_STATUS_FAILED
-
-
-def answer(status: int, text: str = "", headers: dict | None = None):
-    async def handler(_request, _count):
-        return web.Response(status=status, text=text, headers=headers)
-
-    return handler
-
-
-def answers(*statuses: int):
-    """Answers the n-th request with statuses[n] (the last one from then on)."""
-
-    async def handler(_request, count):
-        return web.Response(status=statuses[min(count, len(statuses) - 1)], text=f"answer {count + 1}")
-
-    return handler
-
-
-def consume_one(bootstrap: str, topic: str, timeout: float = 30.0) -> dict:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": SESSION_TIMEOUT_MS,
-        }
-    )
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                return {"key": message.key().decode(), "value": json.loads(message.value())}
-        raise AssertionError(f"nothing arrived on {topic} within {timeout} s")
-    finally:
-        consumer.close()
 
 
 async def test_5xx_then_200_succeeds_on_the_second_attempt(sender, receiver):
@@ -154,7 +115,7 @@ async def test_410_disables_the_endpoint_and_tells_its_owner(database_url, regis
             )
             return stored if not stored.endpoint.enabled else None
 
-        stored = await wait_until(disabled)
+        stored = await eventually(disabled)
         assert "410" in stored.endpoint.disabled_reason
 
         published = await asyncio.to_thread(consume_one, kafka.bootstrap_servers, topics["outbox"])

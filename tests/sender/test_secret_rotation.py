@@ -17,15 +17,8 @@ from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
 from tests.helpers.registry import running_registry
-from tests.sender.conftest import (
-    create_endpoint,
-    deliver,
-    make_event,
-    new_account,
-    request_for,
-    wait_for_status,
-    wait_until,
-)
+from tests.helpers.sender import create_endpoint, deliver, make_event, new_account, request_for, wait_for_status
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 OLD = "whsec_" + base64.b64encode(b"old secret of 32 bytes, exactly.").decode()
@@ -77,7 +70,7 @@ async def test_both_secrets_verify_during_the_grace_period_and_only_the_new_one_
     assert accepts(OLD, during) and accepts(NEW, during)
 
     # After it (the sender holds the endpoint cached, with the old secret's expiry): the new one only.
-    await wait_until(lambda: datetime.now(UTC) > expires, timeout=GRACE_SECONDS + 5, message="the grace period ends")
+    await eventually(lambda: datetime.now(UTC) > expires, timeout=GRACE_SECONDS + 5, message="the grace period ends")
     [response] = await deliver(sender, request_for(make_event(account, "after"), endpoint.id))
     await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
     after = receiver.on("hook")[1]

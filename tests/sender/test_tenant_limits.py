@@ -25,15 +25,8 @@ from services.sender.retry_policy import Verdict
 from services.sender.targets import TargetCache
 from services.sender.transports import SSL_CONTEXT_CACHE_SIZE, HttpTransport
 from services.sender.watch_hub import QUEUE_SIZE, WatchHub
-from tests.sender.conftest import (
-    create_endpoint,
-    deliver,
-    make_event,
-    new_account,
-    request_for,
-    running_sender,
-    wait_until,
-)
+from tests.helpers.sender import create_endpoint, deliver, make_event, new_account, request_for, running_sender
+from tests.helpers.waiting import eventually
 
 
 @pytest.fixture(params=["sqlite"])
@@ -83,7 +76,7 @@ async def test_an_account_watches_on_at_most_its_limit_of_streams(database_url, 
                 assert first.delivery.id == answer.delivery_ids[0]
             # ...and closing one makes room for another.
             calls.pop(0).cancel()
-            await wait_until(lambda: sender.server.sender.hub.watching(account) == 2)
+            await eventually(lambda: sender.server.sender.hub.watching(account) == 2)
             calls.append(await open_watch(sender, account))
         finally:
             for call in calls:
@@ -147,7 +140,7 @@ async def test_the_endpoint_cache_keeps_the_endpoints_used_last_only(sender, reg
     targets = TargetCache(routing_pb2_grpc.RoutingServiceStub(registry_channel), size=2)
     targets.start()
     try:
-        await wait_until(lambda: targets.watching)
+        await eventually(lambda: targets.watching)
         for endpoint in endpoints:
             assert (await targets.get(endpoint.id)).endpoint.target == endpoint.target
         assert len(targets) == 2

@@ -9,7 +9,7 @@ import re
 from hooks.sender.v1 import deliveries_pb2
 from hooks_client.envelope import parse_document
 from services.common.identity import identity_metadata
-from tests.sender.conftest import create_endpoint, new_account
+from tests.helpers.sender import create_endpoint, new_account
 
 #: RFC 3339 in UTC with microseconds, as `hooks_client.envelope.format_timestamp` writes it.
 MICROSECONDS_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")

@@ -11,7 +11,8 @@ import pytest_asyncio
 from aiohttp import web
 
 from hooks.sender.v1 import deliveries_pb2
-from tests.sender.conftest import (
+from tests.helpers.http import serving
+from tests.helpers.sender import (
     create_endpoint,
     deliver,
     get_delivery,
@@ -20,8 +21,8 @@ from tests.sender.conftest import (
     request_for,
     running_sender,
     wait_for_status,
-    wait_until,
 )
+from tests.helpers.waiting import eventually
 
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
@@ -101,15 +102,8 @@ async def tls_receiver(private_ca):
     app.router.add_post("/{name}", handle)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(private_ca / "server.pem", private_ca / "server.key")
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
+    async with serving(app, ssl_context=context) as port:
         yield f"https://127.0.0.1:{port}", received, (private_ca / "ca.pem").read_text()
-    finally:
-        await runner.cleanup()
 
 
 async def test_tls_with_the_endpoints_own_ca(sender, tls_receiver):
@@ -126,7 +120,7 @@ async def test_tls_with_the_endpoints_own_ca(sender, tls_receiver):
         delivery = await get_delivery(sender, account, response.delivery_ids[1])
         return delivery if delivery.attempt_count >= 1 else None
 
-    delivery = await wait_until(failed_once)
+    delivery = await eventually(failed_once)
     assert not delivery.attempts[0].succeeded
     assert "certificate" in delivery.attempts[0].error.lower()
     assert len(received) == 1

@@ -8,15 +8,8 @@ import asyncio
 from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
 from tests.helpers.registry import running_registry
-from tests.sender.conftest import (
-    create_endpoint,
-    deliver,
-    make_event,
-    new_account,
-    request_for,
-    running_sender,
-    wait_until,
-)
+from tests.helpers.sender import create_endpoint, deliver, make_event, new_account, request_for, running_sender
+from tests.helpers.waiting import eventually
 
 PENDING = deliveries_pb2.DELIVERY_STATUS_PENDING
 SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
@@ -43,7 +36,7 @@ async def test_a_watcher_on_one_sender_sees_the_other_senders_deliveries(pg_url,
             collector = asyncio.create_task(collect())
             relay = working.server.sender.hub.relay
             try:
-                await wait_until(lambda: relay.wants(account))
+                await eventually(lambda: relay.wants(account))
                 [foreign_response] = await deliver(working, request_for(make_event(other_account), foreign.id))
                 [response] = await deliver(working, request_for(make_event(account), endpoint.id))
                 # Larger than a notification may carry: relayed by id, read from the database.
@@ -51,7 +44,7 @@ async def test_a_watcher_on_one_sender_sees_the_other_senders_deliveries(pg_url,
                     working, request_for(make_event(account, message={"blob": "x" * 20_000}), large.id)
                 )
                 ids = {response.delivery_ids[0], large_response.delivery_ids[0]}
-                await wait_until(lambda: {c.id for c in changes if c.status == SUCCEEDED} == ids)
+                await eventually(lambda: {c.id for c in changes if c.status == SUCCEEDED} == ids)
             finally:
                 call.cancel()
                 await asyncio.gather(collector, return_exceptions=True)
