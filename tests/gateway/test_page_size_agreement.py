@@ -24,7 +24,7 @@ from services.common.channels import channel
 from services.common.paging import MAX_PAGE_SIZE
 from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
-from tests.gateway.harness import identity, running_gateway
+from tests.helpers.gateway import identity, running_gateway
 from tests.helpers.registry import running_registry
 
 ME = identity("acct-a")

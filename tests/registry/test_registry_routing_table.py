@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from registry_calls import Registry
-
 from services.registry.database import Database
 from services.registry.routes import FilterRule, RouteResolver, RoutingTable
+from tests.helpers.registry import Registry
 
 
 async def test_a_batch_loads_every_entry_of_every_enabled_filter(registry: Registry, database_url):

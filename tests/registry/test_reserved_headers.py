@@ -3,11 +3,10 @@ is written, each named the way the request names it; any other header is accepte
 
 from __future__ import annotations
 
-from registry_calls import expect_invalid
-
 from hooks.registry.v1 import endpoints_pb2 as pb
 from services.common.headers import RESERVED_HEADERS
 from services.common.identity import identity_metadata
+from tests.helpers.registry import expect_invalid
 
 ME = identity_metadata("acct-reserved")
 
