@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hooks.registry.v1 import applications_pb2
 from hooks_client.registration import schema_of, schema_version
 from hooks_client.registry import REMOVAL_VIOLATION_TYPE
+from services.common import builtin_application
 from services.common.errors import FailedPrecondition, FieldViolations, NotFound
 from services.common.paging import Keyset
 from services.registry.application_diff import Removals, diff_applications
@@ -38,14 +39,13 @@ from services.registry.validation import MAX_ID, NAME_PATTERN, check_application
 
 #: ListApplications' order: by name (the identity).
 PAGES = Keyset[Application]("applications", Application.name)
-BUILTIN_NAME = "hooks"
 #: hooks' own events, published by the sender; registered at every start.
 BUILTIN_APPLICATION = applications_pb2.Application(
-    name=BUILTIN_NAME,
+    name=builtin_application.NAME,
     title="Hooks",
     event_types=[
-        applications_pb2.EventType(id="endpoint-disabled", title="Endpoint disabled"),
-        applications_pb2.EventType(id="test", title="Test"),
+        applications_pb2.EventType(id=builtin_application.ENDPOINT_DISABLED, title="Endpoint disabled"),
+        applications_pb2.EventType(id=builtin_application.TEST, title="Test"),
     ],
 )
 
@@ -202,9 +202,9 @@ async def register_application(
     violations = check_application(definition)
     if violations:
         raise violations
-    if definition.name == BUILTIN_NAME and not builtin:
+    if definition.name == builtin_application.NAME and not builtin:
         raise FailedPrecondition(
-            f"application {BUILTIN_NAME!r} is hooks' own and registered by the registry itself; choose another name"
+            f"application {builtin_application.NAME!r} is hooks' own and registered by the registry itself; choose another name"
         )
     wanted = _with_versions(definition)
     if dry_run:
