@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hooks_client.kafka import RecordProducer
 from services.common.background import PeriodicTask
+from services.common.db import utcnow
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.sender.models import OutboxEvent
@@ -38,10 +39,6 @@ BATCH = 50
 #: The first retry's backoff after a failed publish; it doubles up to MAX_BACKOFF_SECONDS.
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
