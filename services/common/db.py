@@ -8,6 +8,7 @@ driver is added here.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def utcnow() -> datetime:
+    """Now, as the services' tables store times: timezone-aware, in UTC."""
+    return datetime.now(UTC)
 
 
 def metadata() -> MetaData:

@@ -6,12 +6,13 @@ each service's own metrics module with prometheus_client, on the default registr
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
+
+from services.common.interceptors import BehaviourInterceptor, Rpc, StreamedResponse, UnaryResponse
 
 GRPC_HANDLED = Counter(
     "hooks_grpc_server_handled_total",
@@ -48,56 +49,35 @@ def _code_of(context: grpc.aio.ServicerContext, failed: bool) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else str(code)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(BehaviourInterceptor):
     """Counts every call by method and code when it ends; times unary calls."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        service, method = _split(handler_call_details.method)
+    def wrap_unary_response(self, behaviour: UnaryResponse, rpc: Rpc) -> UnaryResponse:
+        service, method = _split(rpc.method)
 
-        def count(context: grpc.aio.ServicerContext, failed: bool) -> None:
-            GRPC_HANDLED.labels(service, method, _code_of(context, failed)).inc()
-
-        if handler.unary_unary or handler.stream_unary:
-            kind = "unary_unary" if handler.unary_unary else "stream_unary"
-            inner = getattr(handler, kind)
-
-            async def unary_response(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
-                start = time.perf_counter()
-                failed = True
-                try:
-                    response = await inner(request_or_iterator, context)
-                    failed = False
-                    return response
-                finally:
-                    count(context, failed)
-                    GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - start)
-
-            return handler._replace(**{kind: unary_response})
-
-        kind = "unary_stream" if handler.unary_stream else "stream_stream"
-        inner = getattr(handler, kind)
-
-        async def streamed_response(
-            request_or_iterator: object, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[object]:
-            # A streaming handler is an async generator, or a coroutine that calls context.write().
+        async def timed(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
+            start = time.perf_counter()
             failed = True
             try:
-                result = inner(request_or_iterator, context)
-                if inspect.isawaitable(result):
-                    await result
-                else:
-                    async for response in result:
-                        yield response
+                response = await behaviour(request_or_iterator, context)
+                failed = False
+                return response
+            finally:
+                GRPC_HANDLED.labels(service, method, _code_of(context, failed)).inc()
+                GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - start)
+
+        return timed
+
+    def wrap_streamed_response(self, behaviour: StreamedResponse, rpc: Rpc) -> StreamedResponse:
+        service, method = _split(rpc.method)
+
+        async def counted(request_or_iterator: object, context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+            failed = True
+            try:
+                async for response in behaviour(request_or_iterator, context):
+                    yield response
                 failed = False
             finally:
-                count(context, failed)
+                GRPC_HANDLED.labels(service, method, _code_of(context, failed)).inc()
 
-        return handler._replace(**{kind: streamed_response})
+        return counted

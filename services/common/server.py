@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import inspect
 import signal
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
@@ -23,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.errors import FieldViolations, grpc_status, status_of_exception
+from services.common.interceptors import BehaviourInterceptor, Rpc, StreamedResponse, UnaryResponse
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import MetricsInterceptor, serve_metrics
 from services.common.settings import CommonSettings
@@ -80,7 +80,17 @@ async def _decoded(requests: AsyncIterable[object]) -> AsyncIterator[object]:
         yield request
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+def _requests_of(request_or_iterator: object, rpc: Rpc) -> object:
+    """What the handler is given: the request, or an iterator of the requests; the call is refused as
+    INVALID_ARGUMENT at one that cannot be decoded."""
+    if rpc.streaming_requests:
+        return _decoded(cast(AsyncIterable[object], request_or_iterator))
+    if isinstance(request_or_iterator, _Undecodable):
+        raise _undecodable_request()
+    return request_or_iterator
+
+
+class ErrorMappingInterceptor(BehaviourInterceptor):
     """Turns whatever a handler raises into the status `status_of_exception` says, for every method
     of every service, unary and streaming: one error mapping, never UNKNOWN or a Python name. A request
     protobuf cannot decode is INVALID_ARGUMENT too, before the handler runs."""
@@ -93,14 +103,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         await context.abort_with_status(grpc_status(status))
         raise AssertionError("unreachable")
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         deserialize = handler.request_deserializer
         if deserialize is not None:
 
@@ -111,48 +114,30 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
                     return _Undecodable(exc)
 
             handler = handler._replace(request_deserializer=tolerant_deserializer)
-        streaming_requests = bool(handler.stream_unary or handler.stream_stream)
+        return super().wrap(handler, method)
 
-        def requests_of(request_or_iterator: object) -> object:
-            if streaming_requests:
-                return _decoded(cast(AsyncIterable[object], request_or_iterator))
-            if isinstance(request_or_iterator, _Undecodable):
-                raise _undecodable_request()
-            return request_or_iterator
-
-        if handler.unary_unary or handler.stream_unary:
-            kind = "unary_unary" if handler.unary_unary else "stream_unary"
-            inner = getattr(handler, kind)
-
-            async def unary_response(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
-                try:
-                    return await inner(requests_of(request_or_iterator), context)
-                except (grpc.aio.AbortError, asyncio.CancelledError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - mapped to a status, logged when unexpected
-                    await self._abort(context, exc)
-
-            return handler._replace(**{kind: unary_response})
-
-        kind = "unary_stream" if handler.unary_stream else "stream_stream"
-        inner = getattr(handler, kind)
-
-        async def streamed_response(
-            request_or_iterator: object, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[object]:
+    def wrap_unary_response(self, behaviour: UnaryResponse, rpc: Rpc) -> UnaryResponse:
+        async def mapped(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
             try:
-                result = inner(requests_of(request_or_iterator), context)
-                if inspect.isawaitable(result):
-                    await result
-                else:
-                    async for response in result:
-                        yield response
+                return await behaviour(_requests_of(request_or_iterator, rpc), context)
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except Exception as exc:  # noqa: BLE001 - mapped to a status, logged when unexpected
                 await self._abort(context, exc)
 
-        return handler._replace(**{kind: streamed_response})
+        return mapped
+
+    def wrap_streamed_response(self, behaviour: StreamedResponse, rpc: Rpc) -> StreamedResponse:
+        async def mapped(request_or_iterator: object, context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+            try:
+                async for response in behaviour(_requests_of(request_or_iterator, rpc), context):
+                    yield response
+            except (grpc.aio.AbortError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to a status, logged when unexpected
+                await self._abort(context, exc)
+
+        return mapped
 
 
 class GrpcServer:

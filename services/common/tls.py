@@ -20,14 +20,15 @@ next restart (SECURITY.md).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pool
+
+from services.common.interceptors import BehaviourInterceptor, Rpc, StreamedResponse, UnaryResponse
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def caller_names(context: grpc.aio.ServicerContext) -> set[str]:
     return {identity.decode() for identity in context.peer_identities() or ()}
 
 
-class CallerCheck(grpc.aio.ServerInterceptor):
+class CallerCheck(BehaviourInterceptor):
     """Installed when TLS is on: a call whose caller presented no verified certificate is
     UNAUTHENTICATED (the handshake already refuses such callers; this holds should a listener ever
     accept them); an internal method called by a certificate not named in `internal_callers` (when
@@ -91,37 +92,17 @@ class CallerCheck(grpc.aio.ServerInterceptor):
         if self._callers and method in self._internal and not names & self._callers:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this certificate may not call internal methods")
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        if handler.unary_unary or handler.stream_unary:
-            kind = "unary_unary" if handler.unary_unary else "stream_unary"
-            inner = getattr(handler, kind)
+    def wrap_unary_response(self, behaviour: UnaryResponse, rpc: Rpc) -> UnaryResponse:
+        async def checked(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
+            await self._refusal(context, rpc.method)
+            return await behaviour(request_or_iterator, context)
 
-            async def unary_response(request_or_iterator: object, context: grpc.aio.ServicerContext) -> object:
-                await self._refusal(context, method)
-                return await inner(request_or_iterator, context)
+        return checked
 
-            return handler._replace(**{kind: unary_response})
+    def wrap_streamed_response(self, behaviour: StreamedResponse, rpc: Rpc) -> StreamedResponse:
+        async def checked(request_or_iterator: object, context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+            await self._refusal(context, rpc.method)
+            async for response in behaviour(request_or_iterator, context):
+                yield response
 
-        kind = "unary_stream" if handler.unary_stream else "stream_stream"
-        inner = getattr(handler, kind)
-
-        async def streamed_response(
-            request_or_iterator: object, context: grpc.aio.ServicerContext
-        ) -> AsyncIterator[object]:
-            await self._refusal(context, method)
-            result = inner(request_or_iterator, context)
-            if inspect.isawaitable(result):
-                await result
-            else:
-                async for response in result:
-                    yield response
-
-        return handler._replace(**{kind: streamed_response})
+        return checked

@@ -30,6 +30,7 @@ from typing import TypeVar
 import grpc
 
 from hooks.registry.v1 import routing_pb2, routing_pb2_grpc
+from services.common.background import BackgroundTask
 from services.common.backoff import backoff_delays
 from services.common.change_stream import ChangeFollower
 from services.common.logging import get_logger
@@ -125,7 +126,7 @@ class RouteCache:
         self._changes = ChangeFollower(
             self._stub, "routes", on_change=self._invalidate, on_broken=self._clear, max_backoff=max_backoff
         )
-        self._watch_task: asyncio.Task | None = None
+        self._watch = BackgroundTask("route-cache-watch", self._changes.run)
         self._stopping = False
         self._probe: asyncio.Task | None = None
         #: Every ResolveRoutes the registry answered (the evidence that it serves others).
@@ -134,18 +135,13 @@ class RouteCache:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._watch_task = asyncio.create_task(self._changes.run(), name="route-cache-watch")
+        self._watch.start()
 
     async def stop(self) -> None:
         self._stopping = True
         if self._probe:
             self._probe.cancel()
-        if self._watch_task:
-            self._watch_task.cancel()
-            try:
-                await self._watch_task
-            except asyncio.CancelledError:
-                pass
+        await self._watch.close()
 
     @property
     def live(self) -> bool:

@@ -27,14 +27,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Relationship, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from services.common.db import metadata
+from services.common.db import metadata, utcnow
 
 # A 64-bit key on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the autoincrementing rowid.
 BigKey = BigInteger().with_variant(Integer, "sqlite")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):

@@ -5,11 +5,11 @@ the database sees a few commits a second rather than one per delivery."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError
 
+from services.common.background import BackgroundTask
 from services.common.logging import get_logger
 from services.sender.store import AttemptResult, DeliveryStore
 
@@ -28,16 +28,13 @@ class AttemptRecorder:
     def __init__(self, store: DeliveryStore):
         self._store = store
         self._queue: asyncio.Queue[tuple[AttemptResult, asyncio.Future]] = asyncio.Queue()
-        self._task: asyncio.Task | None = None
+        self._writer = BackgroundTask("sender-attempt-recorder", self._write_forever)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._write_forever(), name="sender-attempt-recorder")
+        self._writer.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._writer.close()
         while not self._queue.empty():
             _result, future = self._queue.get_nowait()
             if not future.done():

@@ -18,15 +18,16 @@ whether to publish it or drop it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import RowMapping, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hooks_client.kafka import RecordProducer
+from services.common.background import PeriodicTask
+from services.common.db import utcnow
 from services.common.logging import get_logger
 from services.common.settings import KafkaSettings
 from services.sender.models import OutboxEvent
@@ -38,10 +39,6 @@ BATCH = 50
 #: The first retry's backoff after a failed publish; it doubles up to MAX_BACKOFF_SECONDS.
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -77,11 +74,13 @@ class Outbox:
         self.engine = engine
         self.kafka = kafka
         self.complete = complete
-        self.poll_interval = poll_interval_seconds
         self.delivery_timeout = delivery_timeout_seconds
         self._producer: RecordProducer | None = None
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        # A pass that found rows is followed by the next at once; the database may be briefly away.
+        self._relay = PeriodicTask(
+            "sender-outbox-relay", self.relay_once, poll_interval_seconds, "outbox relay pass failed", log, self._wake
+        )
         #: Events the broker acknowledged (tests and metrics read it).
         self.published = 0
 
@@ -143,32 +142,14 @@ class Outbox:
         return [_row(row) for row in rows]
 
     def start(self) -> Outbox:
-        self._task = asyncio.create_task(self._run(), name="sender-outbox-relay")
+        self._relay.start()
         return self
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._relay.close()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await asyncio.to_thread(producer.close, 1.0)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                busy = await self.relay_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be briefly away: try again later
-                log.warning("outbox relay pass failed", error=str(exc))
-                busy = False
-            if not busy:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                self._wake.clear()
 
     async def _take(self) -> list[OutboxRow]:
         """Rows available now, each moved out of other relays' reach for as long as a publish may take."""

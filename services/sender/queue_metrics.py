@@ -19,8 +19,6 @@ shared figures: aggregate them with max(), not sum().
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -28,6 +26,7 @@ from prometheus_client import Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.background import PeriodicTask
 from services.common.logging import get_logger
 from services.sender.models import Delivery, DeliveryState
 from services.sender.retention import FINISHED
@@ -83,13 +82,13 @@ class QueueSampler:
 
     def __init__(self, engine: AsyncEngine, interval: float = SAMPLE_INTERVAL_SECONDS):
         self.engine = engine
-        self.interval = interval
-        self._task: asyncio.Task | None = None
+        # The database may be briefly away: the gauges keep the last figures.
+        self._loop = PeriodicTask("sender-queue-sampler", self.sample, interval, "queue sample failed", log)
         #: Samples taken so far (tests wait on it).
         self.samples = 0
 
     def start(self) -> QueueSampler:
-        self._task = asyncio.create_task(self._run(), name="sender-queue-sampler")
+        self._loop.start()
         return self
 
     async def sample(self) -> None:
@@ -99,22 +98,8 @@ class QueueSampler:
         OLDEST_FINISHED_SECONDS.set(await oldest_finished_seconds(self.engine))
         self.samples += 1
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sample()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be briefly away; keep the last figures
-                log.warning("queue sample failed", error=str(exc))
-            await asyncio.sleep(self.interval)
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
 
 def start_queue_sampler(

@@ -22,13 +22,13 @@ retention when the pruner keeps up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.common.background import PeriodicTask
 from services.common.logging import get_logger
 from services.sender.models import Attempt, Delivery, DeliveryState
 
@@ -76,10 +76,12 @@ class Pruner:
     ):
         self.engine = engine
         self.retention = timedelta(seconds=retention_seconds)
-        self.interval = interval_seconds
         self.batch = max(1, batch)
         self.pause = pause_seconds
-        self._task: asyncio.Task | None = None
+        # The database may be briefly away: the next pass tries again.
+        self._loop = PeriodicTask(
+            "sender-retention", self._prune_and_log, interval_seconds, "pruning finished deliveries failed", log
+        )
         #: Deliveries pruned since start (tests and benchmarks read it).
         self.pruned = 0
 
@@ -95,30 +97,17 @@ class Pruner:
                 return total
             await asyncio.sleep(self.pause)
 
+    async def _prune_and_log(self) -> None:
+        count = await self.prune()
+        if count:
+            log.info("finished deliveries pruned", deliveries=count, retention_seconds=self.retention.total_seconds())
+
     def start(self) -> Pruner:
-        self._task = asyncio.create_task(self._run(), name="sender-retention")
+        self._loop.start()
         return self
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                count = await self.prune()
-                if count:
-                    log.info(
-                        "finished deliveries pruned", deliveries=count, retention_seconds=self.retention.total_seconds()
-                    )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be briefly away: next pass
-                log.warning("pruning finished deliveries failed", error=str(exc))
-            await asyncio.sleep(self.interval)
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
 
 def start_pruner(

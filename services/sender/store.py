@@ -19,13 +19,13 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from services.common.db import sessionmaker
+from services.common.db import sessionmaker, utcnow
 from services.common.paging import Keyset, Page
 from services.common.tenancy import AccountScoped
 from services.sender import dialects
@@ -38,10 +38,6 @@ LIST_FETCH_ROWS = 20
 #: How long the set of failing endpoints read from the database is trusted: another replica may start
 #: a streak meanwhile, which this one's successes then end only after the next reload.
 FAILING_REFRESH_SECONDS = 5.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ down still comes down it. A lookup is cached only if the stream was up from befo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import grpc
 
 from hooks.registry.v1 import endpoints_pb2, routing_pb2, routing_pb2_grpc
+from services.common.background import BackgroundTask
 from services.common.change_stream import ChangeFollower
 from services.common.logging import get_logger
 from services.common.lru import LruCache
@@ -56,17 +56,14 @@ class TargetCache:
         self._changes = ChangeFollower(
             routing, "endpoints", on_change=self._apply, on_broken=self._clear, on_live=self._live
         )
-        self._task: asyncio.Task | None = None
+        self._following = BackgroundTask("sender-target-cache", self._changes.run)
         self._lookups: dict[str, asyncio.Future[Target]] = {}
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._changes.run(), name="sender-target-cache")
+        self._following.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._following.close()
 
     async def get(self, endpoint_id: str) -> Target:
         """Raises EndpointDeleted, or grpc.aio.AioRpcError when the registry cannot answer. Lookups of
