@@ -29,12 +29,13 @@ from hooks.registry.v1 import applications_pb2
 from hooks_client.registration import schema_of, schema_version
 from hooks_client.registry import REMOVAL_VIOLATION_TYPE
 from services.common import builtin_application
+from services.common.db import utcnow
 from services.common.errors import FailedPrecondition, FieldViolations, NotFound
 from services.common.paging import Keyset
 from services.registry.application_diff import Removals, diff_applications
 from services.registry.database import APPLICATION, FILTER, Database, Write
 from services.registry.messages import application_message, timestamp
-from services.registry.models import Application, EventType, Filter, FilterEventType, FilterLevel, Level, utcnow
+from services.registry.models import Application, EventType, Filter, FilterEventType, FilterLevel, Level
 from services.registry.validation import MAX_ID, NAME_PATTERN, check_application, check_text
 
 #: ListApplications' order: by name (the identity).

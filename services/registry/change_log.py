@@ -33,10 +33,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.db import utcnow
 from services.common.errors import OutOfRange
 from services.common.logging import get_logger
 from services.registry.database import NOTIFY_CHANNEL, ChangeNote, Database
-from services.registry.models import Change, ChangeLogState, utcnow
+from services.registry.models import Change, ChangeLogState
 
 log = get_logger(__name__)
 

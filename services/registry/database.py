@@ -19,7 +19,8 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.common import db
-from services.registry.models import Change, utcnow
+from services.common.db import utcnow
+from services.registry.models import Change
 
 #: The PostgreSQL NOTIFY channel followers LISTEN on; the payload is the newest sequence number.
 NOTIFY_CHANNEL = "hooks_registry_changes"

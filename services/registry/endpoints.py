@@ -25,10 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hooks.registry.v1 import endpoints_pb2
+from services.common.db import utcnow
 from services.common.errors import AlreadyExists, FieldViolations, NotFound
 from services.registry.database import ENDPOINT, FILTER, Database, Write
 from services.registry.endpoint_policy import EndpointPolicy
-from services.registry.models import Endpoint, Filter, FilterEndpoint, utcnow
+from services.registry.models import Endpoint, Filter, FilterEndpoint
 from services.registry.ownership import Owned, require_id
 from services.registry.quotas import Quotas
 from services.registry.signing_secrets import generate_secret, normalize_secret

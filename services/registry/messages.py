@@ -9,7 +9,8 @@ from google.protobuf import timestamp_pb2
 from sqlalchemy import Row
 
 from hooks.registry.v1 import applications_pb2, endpoints_pb2, filters_pb2
-from services.registry.models import Application, Endpoint, Filter, utcnow
+from services.common.db import utcnow
+from services.registry.models import Application, Endpoint, Filter
 from services.registry.signing_secrets import secret_hint
 from services.registry.validation import ENDPOINT_TYPE_NUMBERS
 

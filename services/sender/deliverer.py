@@ -20,6 +20,7 @@ import structlog
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from hooks.registry.v1 import endpoints_pb2, routing_pb2_grpc
+from services.common.db import utcnow
 from services.common.headers import RESERVED_HEADERS
 from services.common.logging import get_logger
 from services.sender import formatters, metrics
@@ -30,7 +31,7 @@ from services.sender.email_policy import EmailPolicy
 from services.sender.lanes import Held
 from services.sender.models import Delivery, DeliveryState
 from services.sender.retry_policy import RetrySchedule, Verdict
-from services.sender.store import AttemptResult, DeliveryStore, QueuedDelivery, utcnow
+from services.sender.store import AttemptResult, DeliveryStore, QueuedDelivery
 from services.sender.targets import EndpointDeleted, Target, TargetCache
 from services.sender.transports import HttpTransport, Outcome, SmtpTransport
 from services.sender.watch_hub import WatchHub

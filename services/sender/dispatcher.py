@@ -21,10 +21,11 @@ from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError
 
+from services.common.db import utcnow
 from services.common.logging import get_logger
 from services.sender.lanes import BreakerSettings, CircuitBreaker, Held, Lane
 from services.sender.metrics import IN_FLIGHT
-from services.sender.store import DeliveryStore, QueuedDelivery, utcnow
+from services.sender.store import DeliveryStore, QueuedDelivery
 
 log = get_logger(__name__)
 

@@ -14,8 +14,9 @@ from hooks.registry.v1 import endpoints_pb2 as ep_pb
 from hooks.registry.v1 import filters_pb2 as f_pb
 from hooks.registry.v1 import routing_pb2 as pb
 from services.common.channels import channel
+from services.common.db import utcnow
 from services.common.identity import identity_metadata
-from services.registry.models import Change, utcnow
+from services.registry.models import Change
 from tests.helpers.registry import Registry, expect_error, running_registry
 
 ME = identity_metadata("acct-1")

@@ -14,10 +14,10 @@ from google.rpc import code_pb2
 
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
-from services.common.db import create_engine
+from services.common.db import create_engine, utcnow
 from services.sender.lanes import BreakerSettings, CircuitBreaker
 from services.sender.models import DeliveryState
-from services.sender.store import AttemptResult, DeliveryStore, NewDelivery, utcnow
+from services.sender.store import AttemptResult, DeliveryStore, NewDelivery
 from tests.helpers.sender import (
     create_endpoint,
     deliver,
