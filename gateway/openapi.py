@@ -32,7 +32,11 @@ _UINT64 = {FD.TYPE_UINT64, FD.TYPE_FIXED64}
 WELL_KNOWN_SCHEMAS: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$", "example": "1.5s"},
-    "google.protobuf.FieldMask": {"type": "string", "description": "Comma-separated lowerCamelCase field paths."},
+    "google.protobuf.FieldMask": {
+        "type": "string",
+        "description": "Comma-separated field paths, lowerCamelCase or snake_case (after a map field, its key as is, e.g. "
+        "headers.X-Token). Absent on an update: the fields present in the body.",
+    },
     "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
     "google.protobuf.Value": {"description": "Any JSON value."},
     "google.protobuf.ListValue": {"type": "array", "items": {}},

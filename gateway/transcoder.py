@@ -5,6 +5,11 @@ accepts both the proto and the lowerCamelCase names, enums by name, well-known t
 first the body (all of it with `body: "*"`, or under the named field), then query parameters for
 the remaining fields (dotted paths for nested ones, repeated keys for repeated fields), and last
 the path variables, which win.
+
+An update's `update_mask` (AIP-134) is read here rather than by json_format: its paths may be
+snake_case or lowerCamelCase, and a map key after a map field (`headers.X-Token`) is kept as it is.
+When the request gives none, the mask is the fields present in the body (output-only ones ignored),
+so `PATCH {"enabled": false}` changes that one field.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from google.api import field_behavior_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -82,6 +88,7 @@ def build_request(
     bound = set(variables)
     for key, values in query.items():
         _set_query_parameter(document, descriptor, route, key, values, bound)
+    mask = _update_mask(descriptor, route, document)
     for field_path, raw in variables.items():
         field = _walk(descriptor, field_path.split("."))[-1]
         _place(document, descriptor, field_path.split("."), _scalar(field, raw, field_path))
@@ -90,8 +97,66 @@ def build_request(
         json_format.ParseDict(document, message)
     except _UNPARSABLE as exc:
         raise bad_request(f"invalid request: {exc}") from exc
+    if mask is not None:
+        getattr(message, UPDATE_MASK).paths.extend(mask)
     _check_page_size(message)
     return message
+
+
+#: The field of an update request that names what it changes (AIP-134).
+UPDATE_MASK = "update_mask"
+
+
+def _update_mask(descriptor: _descriptor.Descriptor, route: Route, document: dict[str, Any]) -> list[str] | None:
+    """The paths of an update's mask, taken out of `document` (None when the call has no mask): the
+    given ones with each field named by its proto name, or the fields present in the body."""
+    field = descriptor.fields_by_name.get(UPDATE_MASK)
+    if field is None or field.message_type is None or field.message_type.full_name != "google.protobuf.FieldMask":
+        return None
+    given = [document.pop(alias) for alias in (field.name, field.json_name) if alias in document]
+    resource_field = descriptor.fields_by_name.get(route.body) if route.body and route.body != "*" else None
+    resource = resource_field.message_type if resource_field is not None else None
+    if given:
+        if len(given) > 1 or not isinstance(given[0], str):
+            raise bad_request("updateMask must be given once, as comma-separated field paths", [("updateMask", "")])
+        return [_mask_path(resource, path.strip()) for path in given[0].split(",") if path.strip()]
+    body = document.get(route.body) if resource is not None and route.body else None
+    if resource is None or not isinstance(body, dict):
+        return []
+    present = []
+    for key in body:
+        named = resource.fields_by_name.get(key) or next((f for f in resource.fields if f.json_name == key), None)
+        if named is not None and not _output_only(named) and named.name not in present:
+            present.append(named.name)
+    if not present:
+        raise bad_request(
+            "the body sets no field that can be changed: set one, or name them in updateMask",
+            [("updateMask", "absent, and the body names no writable field")],
+        )
+    return present
+
+
+def _mask_path(resource: _descriptor.Descriptor | None, path: str) -> str:
+    """`path` with each field named by its proto name (it may be given in lowerCamelCase); what follows
+    a map field is a key, kept as it is; a name that is no field is kept for the service to refuse."""
+    names = path.split(".")
+    current = resource
+    for index, name in enumerate(names):
+        if current is None:
+            break
+        field = current.fields_by_name.get(name) or next((f for f in current.fields if f.json_name == name), None)
+        if field is None:
+            break
+        names[index] = field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            break
+        current = field.message_type
+    return ".".join(names)
+
+
+def _output_only(field: _descriptor.FieldDescriptor) -> bool:
+    behaviours = field.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+    return field_behavior_pb2.OUTPUT_ONLY in behaviours
 
 
 def render(route: Route, response: Message) -> Any:

@@ -75,6 +75,50 @@ async def test_endpoint_crud(registry_gateway):
     assert response.status_code == 404
 
 
+async def test_an_update_without_a_mask_changes_the_fields_in_the_body(registry_gateway):
+    """AIP-134: no updateMask means the fields present in the body; output-only ones are ignored, so a
+    resource read with GET can be changed and sent back as it is."""
+    created = await _endpoint(registry_gateway, description="before", headers={"X-Team": "ops"})
+    url = f"/api/hooks/v1/endpoints/{created['id']}"
+
+    response = await registry_gateway.patch(url, json={"enabled": False}, headers=A)
+    assert response.status_code == 200, response.text
+    updated = response.json()
+    assert updated["enabled"] is False
+    assert (updated["name"], updated["description"], updated["headerHints"]) == ("ops", "before", {"X-Team": ""})
+
+    read = (await registry_gateway.get(url, headers=A)).json()
+    read.pop("type")  # immutable: sent back, it asks for a change that cannot be made
+    response = await registry_gateway.patch(url, json={**read, "description": "after"}, headers=A)
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] == "after" and response.json()["name"] == "ops"
+
+    response = await registry_gateway.patch(url, json={"id": "x", "createTime": read["createTime"]}, headers=A)
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["fieldViolations"][0]["field"] == "updateMask"
+
+
+async def test_update_mask_paths_in_either_case_and_header_names_as_given(registry_gateway):
+    created = await _endpoint(registry_gateway, headers={"X-Team": "ops"})
+    url = f"/api/hooks/v1/endpoints/{created['id']}"
+    response = await registry_gateway.patch(
+        url, params={"updateMask": "description"}, json={"description": "d", "name": "ignored"}, headers=A
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["description"] == "d" and response.json()["name"] == "ops"
+    for mask in ("ca_certificate", "caCertificate"):  # both name the same field: clearing it is allowed
+        response = await registry_gateway.patch(url, params={"updateMask": mask}, json={}, headers=A)
+        assert response.status_code == 200, (mask, response.text)
+    response = await registry_gateway.patch(
+        url, params={"updateMask": "headers.X-Token"}, json={"headers": {"X-Token": "t"}}, headers=A
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["headerHints"] == {"X-Team": "", "X-Token": ""}
+    response = await registry_gateway.patch(url, params={"updateMask": "nope"}, json={}, headers=A)
+    assert response.status_code == 400
+    assert "writable fields are" in response.json()["details"][0]["fieldViolations"][0]["description"]
+
+
 async def test_endpoint_errors_carry_the_field_violations(registry_gateway):
     response = await registry_gateway.post(
         "/api/hooks/v1/endpoints",
