@@ -92,6 +92,10 @@ def build_request(
     for field_path, raw in variables.items():
         field = _walk(descriptor, field_path.split("."))[-1]
         _place(document, descriptor, field_path.split("."), _scalar(field, raw, field_path))
+    problems: list[tuple[str, str]] = []
+    _check_shape(descriptor, document, "", problems)
+    if problems:
+        raise bad_request("invalid request: " + "; ".join(f"{f}: {d}" for f, d in problems), problems)
     message = route.request_class()
     try:
         json_format.ParseDict(document, message)
@@ -101,6 +105,68 @@ def build_request(
         getattr(message, UPDATE_MASK).paths.extend(mask)
     _check_page_size(message)
     return message
+
+
+#: Message types whose JSON form is any JSON value: nothing to check of their shape here.
+FREE_FORM_MESSAGES = {
+    "google.protobuf.Struct",
+    "google.protobuf.Value",
+    "google.protobuf.ListValue",
+    "google.protobuf.Any",
+}
+#: At most this many shape problems are listed (the rest would say the same).
+MAX_SHAPE_PROBLEMS = 20
+
+
+def _check_shape(
+    descriptor: _descriptor.Descriptor, document: dict[str, Any], prefix: str, problems: list[tuple[str, str]]
+) -> None:
+    """What json_format would refuse with a message naming no field ("has no field named 'h'" for a
+    string where a message goes) or no choice ("Invalid enum value"): each problem with the field's
+    JSON path and what it wants. Unknown fields are left to json_format, which names them."""
+    for key, value in document.items():
+        if len(problems) >= MAX_SHAPE_PROBLEMS:
+            return
+        field = descriptor.fields_by_name.get(key) or next((f for f in descriptor.fields if f.json_name == key), None)
+        if field is None or value is None:
+            continue
+        name = prefix + field.json_name
+        entry = (
+            field.message_type if field.message_type is not None and field.message_type.GetOptions().map_entry else None
+        )
+        if entry is not None:
+            if not isinstance(value, dict):
+                problems.append((name, "must be a JSON object (a map)"))
+                continue
+            value_field = entry.fields_by_name["value"]
+            for map_key, item in value.items():
+                _check_value(value_field, item, f"{name}.{map_key}", problems)
+        elif field.is_repeated:
+            if not isinstance(value, list):
+                problems.append((name, "must be a JSON array"))
+                continue
+            for index, item in enumerate(value):
+                _check_value(field, item, f"{name}[{index}]", problems)
+        else:
+            _check_value(field, value, name, problems)
+
+
+def _check_value(field: _descriptor.FieldDescriptor, value: Any, name: str, problems: list[tuple[str, str]]) -> None:
+    if field.enum_type is not None:
+        choices = [v.name for v in field.enum_type.values if not v.name.endswith("_UNSPECIFIED")]
+        # A number is taken too (as json_format does, also written as a string from a query).
+        if isinstance(value, str) and value not in field.enum_type.values_by_name and not value.lstrip("-").isdigit():
+            problems.append((name, f"{value!r} is not one of {', '.join(choices)}"))
+        elif not isinstance(value, (str, int)) or isinstance(value, bool):
+            problems.append((name, f"must be one of {', '.join(choices)}"))
+        return
+    message = field.message_type
+    if message is None or message.full_name in SCALAR_LIKE_MESSAGES or message.full_name in FREE_FORM_MESSAGES:
+        return
+    if not isinstance(value, dict):
+        problems.append((name, f"must be a JSON object ({message.name})"))
+        return
+    _check_shape(message, value, name + ".", problems)
 
 
 #: The field of an update request that names what it changes (AIP-134).

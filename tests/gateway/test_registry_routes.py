@@ -141,6 +141,23 @@ async def test_endpoint_errors_carry_the_field_violations(registry_gateway):
     assert response.status_code == 400
 
 
+async def test_a_value_of_the_wrong_shape_is_named_with_what_the_field_wants(registry_gateway):
+    response = await registry_gateway.post(
+        "/api/hooks/v1/endpoints", json={"name": "e", "type": "webhook", "target": "https://a.example.com"}, headers=A
+    )
+    assert response.status_code == 400, response.text
+    [(field, description)] = [(v["field"], v["description"]) for v in response.json()["details"][0]["fieldViolations"]]
+    assert field == "endpoint.type"
+    assert "'webhook' is not one of ENDPOINT_TYPE_WEBHOOK" in description and "UNSPECIFIED" not in description
+    response = await registry_gateway.post(
+        "/api/hooks/v1/filters", json={"name": "f", "eventTypes": ["x"], "endpointIds": "e"}, headers=A
+    )
+    assert response.status_code == 400, response.text
+    violations = dict((v["field"], v["description"]) for v in response.json()["details"][0]["fieldViolations"])
+    assert violations["filter.eventTypes[0]"].startswith("must be a JSON object")
+    assert violations["filter.endpointIds"] == "must be a JSON array"
+
+
 async def test_filter_crud(registry_gateway):
     endpoint = await _endpoint(registry_gateway)
     response = await registry_gateway.post(
