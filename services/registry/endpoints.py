@@ -78,6 +78,7 @@ OUTPUT_ONLY = (
     "header_hints",
     "previous_secret_hint",
     "previous_secret_expire_time",
+    "generated_secret",
     "disabled_reason",
     "create_time",
     "update_time",

@@ -41,6 +41,7 @@ async def test_create_generates_a_write_only_secret(registry):
     assert not endpoint.headers and dict(endpoint.header_hints) == {"X-Team": ""}  # too short for a hint
     assert endpoint.secret == ""
     secret = await secret_of(registry, endpoint.id)
+    assert endpoint.generated_secret == secret  # shown in the creation's answer, once
     assert secret.startswith("whsec_") and 24 <= len(base64.b64decode(secret[6:])) <= 64
     assert endpoint.secret_hint == secret[-4:]
     Webhook(secret)  # the standard library accepts it
@@ -435,3 +436,27 @@ async def test_public_calls_need_an_identity(registry):
     ]:
         await expect_error(call, grpc.StatusCode.UNAUTHENTICATED)
     await expect_invalid(registry.endpoints.GetEndpoint(pb.GetEndpointRequest(id=""), metadata=ME), "id")
+
+
+async def test_a_generated_secret_is_shown_once_in_the_answer_that_made_it(registry):
+    given = await registry.endpoint("acct-1", "given", secret="whsec_" + base64.b64encode(b"k" * 32).decode())
+    assert given.secret == given.generated_secret == ""  # the owner chose it: never echoed
+    endpoint = await registry.endpoint("acct-1", "rotated")
+    rotated = (
+        await registry.endpoints.UpdateEndpoint(
+            pb.UpdateEndpointRequest(endpoint=pb.Endpoint(id=endpoint.id), update_mask={"paths": ["secret"]}),
+            metadata=ME,
+        )
+    ).endpoint
+    new = await secret_of(registry, endpoint.id)
+    assert rotated.generated_secret == new != endpoint.generated_secret and rotated.secret == ""
+    renamed = (
+        await registry.endpoints.UpdateEndpoint(
+            pb.UpdateEndpointRequest(
+                endpoint=pb.Endpoint(id=endpoint.id, name="again"), update_mask={"paths": ["name"]}
+            ),
+            metadata=ME,
+        )
+    ).endpoint
+    got = (await registry.endpoints.GetEndpoint(pb.GetEndpointRequest(id=endpoint.id), metadata=ME)).endpoint
+    assert renamed.generated_secret == got.generated_secret == got.secret == "" and got.secret_hint == new[-4:]

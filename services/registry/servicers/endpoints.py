@@ -33,7 +33,10 @@ class EndpointServicer(endpoints_pb2_grpc.EndpointServiceServicer):
         row = await endpoints.create_endpoint(
             self.database, account, request.endpoint, quotas=self.quotas, policy=self.policy
         )
-        return endpoints_pb2.CreateEndpointResponse(endpoint=endpoint_message(row))
+        created = endpoint_message(row)
+        if not request.endpoint.secret:
+            created.generated_secret = row.secret  # shown this once, so signatures can be checked
+        return endpoints_pb2.CreateEndpointResponse(endpoint=created)
 
     async def GetEndpoint(
         self, request: endpoints_pb2.GetEndpointRequest, context: grpc.aio.ServicerContext
@@ -58,7 +61,10 @@ class EndpointServicer(endpoints_pb2_grpc.EndpointServiceServicer):
         row = await endpoints.update_endpoint(
             self.database, account, request.endpoint, request.update_mask, policy=self.policy
         )
-        return endpoints_pb2.UpdateEndpointResponse(endpoint=endpoint_message(row))
+        updated = endpoint_message(row)
+        if "secret" in request.update_mask.paths and not request.endpoint.secret:
+            updated.generated_secret = row.secret  # a rotation to a generated secret: shown this once
+        return endpoints_pb2.UpdateEndpointResponse(endpoint=updated)
 
     async def DeleteEndpoint(
         self, request: endpoints_pb2.DeleteEndpointRequest, context: grpc.aio.ServicerContext

@@ -47,7 +47,7 @@ DELIVERY_ORDER_UNORDERED: DeliveryOrder
 DELIVERY_ORDER_ORDERED: DeliveryOrder
 
 class Endpoint(_message.Message):
-    __slots__ = ("id", "name", "description", "type", "target", "enabled", "headers", "ca_certificate", "secret", "secret_hint", "disabled_reason", "create_time", "update_time", "rate_limit", "order", "header_hints", "previous_secret_hint", "previous_secret_expire_time")
+    __slots__ = ("id", "name", "description", "type", "target", "enabled", "headers", "ca_certificate", "secret", "secret_hint", "disabled_reason", "create_time", "update_time", "rate_limit", "order", "header_hints", "previous_secret_hint", "previous_secret_expire_time", "generated_secret")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Endpoint(_message.Message):
     HEADER_HINTS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_SECRET_HINT_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    GENERATED_SECRET_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -98,7 +99,8 @@ class Endpoint(_message.Message):
     header_hints: _containers.ScalarMap[str, str]
     previous_secret_hint: str
     previous_secret_expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[_Union[EndpointType, str]] = ..., target: _Optional[str] = ..., enabled: _Optional[bool] = ..., headers: _Optional[_Mapping[str, str]] = ..., ca_certificate: _Optional[str] = ..., secret: _Optional[str] = ..., secret_hint: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., order: _Optional[_Union[DeliveryOrder, str]] = ..., header_hints: _Optional[_Mapping[str, str]] = ..., previous_secret_hint: _Optional[str] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    generated_secret: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[_Union[EndpointType, str]] = ..., target: _Optional[str] = ..., enabled: _Optional[bool] = ..., headers: _Optional[_Mapping[str, str]] = ..., ca_certificate: _Optional[str] = ..., secret: _Optional[str] = ..., secret_hint: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., order: _Optional[_Union[DeliveryOrder, str]] = ..., header_hints: _Optional[_Mapping[str, str]] = ..., previous_secret_hint: _Optional[str] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., generated_secret: _Optional[str] = ...) -> None: ...
 
 class RateLimit(_message.Message):
     __slots__ = ("requests", "period")
