@@ -12,7 +12,6 @@ with the method's path and the message classes), one channel per target.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -32,6 +31,7 @@ from gateway import proto_comments, sse, transcoder
 from gateway.errors import GatewayError, rpc_error_response
 from gateway.health import check_services
 from gateway.http_routes import Route, Router
+from gateway.json_render import json_body
 from gateway.metrics import UNMATCHED, GatewayMetrics
 from gateway.openapi import build_openapi
 from gateway.settings import GatewaySettings
@@ -75,7 +75,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.router = Router(self.routes)
-        self.openapi_body = json.dumps(self.openapi).encode()
+        self.openapi_body = json_body(self.openapi)
 
     def channel(self, target: str) -> grpc.aio.Channel:
         if target not in self.channels:
@@ -222,7 +222,7 @@ async def transcode(request: web.Request) -> web.StreamResponse:
             log.warning("call failed", route=route.operation_id, code=error.code().name, request_id=request_id)
         return response
     return web.Response(
-        body=json.dumps(transcoder.render(route, answer)).encode(),
+        body=json_body(transcoder.render(route, answer)),
         content_type="application/json",
         headers={"x-request-id": request_id},
     )
@@ -233,16 +233,19 @@ async def openapi_handler(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "SERVING"})
+    return web.Response(body=json_body({"status": "SERVING"}), content_type="application/json")
 
 
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     statuses = await check_services(gateway.fronted_services(), gateway.settings.gateway_readiness_timeout_seconds)
     not_serving = [name for name, status in statuses.items() if status != "SERVING"]
-    return web.json_response(
-        {"status": "NOT_SERVING" if not_serving else "SERVING", "services": statuses, "notServing": not_serving},
+    return web.Response(
+        body=json_body(
+            {"status": "NOT_SERVING" if not_serving else "SERVING", "services": statuses, "notServing": not_serving}
+        ),
         status=503 if not_serving else 200,
+        content_type="application/json",
     )
 
 

@@ -8,13 +8,14 @@ reads every error the same way.
 from __future__ import annotations
 
 import base64
-import json
 
 import grpc
 from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from gateway.json_render import json_body
 
 # google/rpc/code.proto's HTTP mapping.
 HTTP_STATUS_OF_CODE: dict[grpc.StatusCode, int] = {
@@ -89,7 +90,7 @@ def status_json(status: status_pb2.Status) -> dict:
 def status_response(status: status_pb2.Status, http_status: int, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=http_status,
-        body=json.dumps(status_json(status)).encode(),
+        body=json_body(status_json(status)),
         content_type="application/json",
         headers=headers,
     )

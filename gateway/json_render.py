@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import math
 import operator
 from collections.abc import Callable
@@ -105,3 +106,9 @@ def _double(value: float) -> Any:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+def json_body(value: Any) -> bytes:
+    """A JSON response body: `value` as JSON, ending with a newline as a text response should (what a
+    terminal shows after `curl` starts on a line of its own)."""
+    return json.dumps(value).encode() + b"\n"

@@ -99,3 +99,17 @@ async def test_healthz_readyz_and_metrics(echo_gateway):
         'hooks_gateway_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/testing/v1/rooms/{room.id}/echoes/{id}"}'
         in text
     )
+
+
+async def test_every_json_answer_ends_with_a_newline(echo_gateway):
+    """curl's output (an answer, an error, a probe, the OpenAPI document) ends on a line of its own."""
+    answers = [
+        await echo_gateway.get("/api/testing/v1/rooms/r1/echoes/e1", headers=identity()),
+        await echo_gateway.get("/api/testing/v1/rooms/r1/echoes/e1"),  # no identity: 401
+        await echo_gateway.get("/healthz"),
+        await echo_gateway.get("/api/hooks/v1/openapi.json"),
+    ]
+    for answer in answers:
+        assert answer.headers["content-type"].startswith("application/json"), answer.url
+        assert answer.content.endswith(b"}\n"), (answer.url, answer.content[-20:])
+    assert [a.status_code for a in answers] == [200, 401, 200, 200]
