@@ -26,7 +26,7 @@ from services.sender.conversion import STATUS_FROM_PROTO, delivery_to_proto, eve
 from services.sender.deliverer import Deliverer
 from services.sender.dispatcher import Dispatcher
 from services.sender.metrics import DELIVERIES_QUEUED
-from services.sender.store import PAGES, DeliveryStore, NewDelivery, QueuedDelivery, encode_event
+from services.sender.store import PAGES, DeliveryFilter, DeliveryStore, NewDelivery, QueuedDelivery, encode_event
 from services.sender.targets import EndpointDeleted, TargetCache
 from services.sender.watch_hub import WatchHub
 
@@ -301,11 +301,22 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             status = STATUS_FROM_PROTO.get(request.status)
             if status is None:
                 violations.add("status", "is not a delivery status")
-        query = {"endpoint_id": request.endpoint_id, "status": request.status, "event_id": request.event_id}
+        after = request.created_after.ToDatetime(tzinfo=UTC) if request.HasField("created_after") else None
+        before = request.created_before.ToDatetime(tzinfo=UTC) if request.HasField("created_before") else None
+        if after is not None and before is not None and before <= after:
+            violations.add("created_before", "must be later than created_after")
+        which = DeliveryFilter(request.endpoint_id, status, request.event_id, after, before)
+        query = {
+            "endpoint_id": request.endpoint_id,
+            "status": request.status,
+            "event_id": request.event_id,
+            "created_after": after.isoformat() if after else "",
+            "created_before": before.isoformat() if before else "",
+        }
         page = PAGES.page(request.page_size, request.page_token, query, violations=violations)
         response = deliveries_pb2.ListDeliveriesResponse()
         size, last = 0, None
-        rows = self.store.list_page(account, page, request.endpoint_id, status, request.event_id)
+        rows = self.store.list_page(account, page, which)
         async with contextlib.aclosing(rows):
             async for row in rows:
                 if len(response.deliveries) == page.size:

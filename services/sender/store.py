@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.common.db import sessionmaker, utcnow
@@ -146,6 +146,31 @@ class AttemptResult:
 DELIVERIES = AccountScoped(Delivery)
 #: ListDeliveries' order: newest first.
 PAGES = Keyset[Delivery]("deliveries", Delivery.created_at, Delivery.id, descending=True)
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """Which of an account's deliveries a list selects: each given condition must hold."""
+
+    endpoint_id: str = ""
+    status: DeliveryState | None = None
+    event_id: str = ""
+    #: Created at or after / before these times (None: no bound).
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def apply(self, query: Select[Delivery]) -> Select[Delivery]:
+        if self.endpoint_id:
+            query = query.where(Delivery.endpoint_id == self.endpoint_id)
+        if self.status is not None:
+            query = query.where(Delivery.status == self.status.value)
+        if self.event_id:
+            query = query.where(Delivery.event_id == self.event_id)
+        if self.created_after is not None:
+            query = query.where(Delivery.created_at >= self.created_after)
+        if self.created_before is not None:
+            query = query.where(Delivery.created_at < self.created_before)
+        return query
 
 
 class DeliveryStore:
@@ -423,24 +448,14 @@ class DeliveryStore:
             return delivery, list(attempts)
 
     async def list_page(
-        self,
-        account_id: str,
-        page: Page,
-        endpoint_id: str = "",
-        status: DeliveryState | None = None,
-        event_id: str = "",
+        self, account_id: str, page: Page, which: DeliveryFilter | None = None
     ) -> AsyncGenerator[Delivery, None]:
-        """The account's deliveries of `page` (PAGES: newest first, one more than the page holds),
-        read as they are taken (a caller that has enough stops reading: close it with
-        contextlib.aclosing)."""
-        query = DELIVERIES.statement(account_id)
-        if endpoint_id:
-            query = query.where(Delivery.endpoint_id == endpoint_id)
-        if status is not None:
-            query = query.where(Delivery.status == status.value)
-        if event_id:
-            query = query.where(Delivery.event_id == event_id)
-        query = PAGES.apply(query, page).execution_options(yield_per=LIST_FETCH_ROWS)
+        """The account's deliveries of `page` (PAGES: newest first, one more than the page holds)
+        that `which` selects, read as they are taken (a caller that has enough stops reading: close it
+        with contextlib.aclosing)."""
+        query = PAGES.apply(
+            (which or DeliveryFilter()).apply(DELIVERIES.statement(account_id)), page
+        ).execution_options(yield_per=LIST_FETCH_ROWS)
         async with self.sessions() as session:
             rows = await session.stream_scalars(query)
             async for row in rows:

@@ -62,7 +62,15 @@ async def test_the_document_is_valid_openapi_with_every_route_and_message(echo_g
     assert links["EndpointService_GetEndpoint"]["parameters"] == {"id": "$response.body#/id"}
     assert links["DeliveryService_SendTestMessage"]["parameters"] == {"endpoint_id": "$response.body#/id"}
     listing = document["paths"]["/api/hooks/v1/deliveries"]["get"]
-    assert [p["name"] for p in listing["parameters"]] == ["pageSize", "pageToken", "endpointId", "status", "eventId"]
+    assert [p["name"] for p in listing["parameters"]] == [
+        "pageSize",
+        "pageToken",
+        "endpointId",
+        "status",
+        "eventId",
+        "createdAfter",
+        "createdBefore",
+    ]
     assert listing["parameters"][0]["schema"] == {"type": "integer", "format": "int32", "minimum": 0, "maximum": 1000}
     assert listing["parameters"][3]["schema"] == {"$ref": "#/components/schemas/hooks.sender.v1.DeliveryStatus"}
     by_endpoint = document["paths"]["/api/hooks/v1/endpoints/{endpoint_id}/deliveries"]["get"]

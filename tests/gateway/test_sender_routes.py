@@ -98,6 +98,13 @@ async def test_test_message_and_deliveries(sender_gateway, receiver_url):
         "/api/hooks/v1/deliveries", params={"status": "DELIVERY_STATUS_SUCCEEDED"}, headers=A
     )
     assert [d["id"] for d in response.json()["deliveries"]] == [delivered["id"]]
+    newest = max(response.json()["deliveries"] + [failed], key=lambda d: d["createTime"])["createTime"]
+    response = await sender_gateway.get(
+        "/api/hooks/v1/deliveries", params={"createdBefore": "1970-01-02T00:00:00Z"}, headers=A
+    )
+    assert response.status_code == 200 and response.json()["deliveries"] == []
+    response = await sender_gateway.get("/api/hooks/v1/deliveries", params={"createdAfter": newest}, headers=A)
+    assert response.status_code == 200 and len(response.json()["deliveries"]) >= 1
     # The additional binding: an endpoint's deliveries.
     response = await sender_gateway.get(f"/api/hooks/v1/endpoints/{failing}/deliveries", headers=A)
     assert [d["id"] for d in response.json()["deliveries"]] == [failed["id"]]

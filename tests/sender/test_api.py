@@ -9,6 +9,7 @@ import asyncio
 import grpc
 import pytest
 from aiohttp import web
+from google.protobuf import timestamp_pb2
 
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
@@ -79,6 +80,46 @@ async def test_list_filters_pages_newest_first(sender, receiver):
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await _list(sender, account, page_size=-1)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_list_by_creation_time(sender, receiver):
+    """ "What failed in the last hour": created_after and created_before bound the list, pages included."""
+    account = new_account()
+    endpoint = await create_endpoint(sender, account, receiver.url("timed"))
+    [early] = await deliver(sender, request_for(make_event(account), endpoint.id))
+    first = await wait_for_status(sender, account, early.delivery_ids[0], SUCCEEDED)
+    later = []
+    while len(later) < 3:  # created after the first one's creation time, to the microsecond
+        [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
+        delivery = await wait_for_status(sender, account, response.delivery_ids[0], SUCCEEDED)
+        if delivery.create_time.ToDatetime() > first.create_time.ToDatetime():
+            later.append(delivery)
+    cut = first.create_time.ToDatetime() + (later[0].create_time.ToDatetime() - first.create_time.ToDatetime()) / 2
+    bound = timestamp_pb2.Timestamp()
+    bound.FromDatetime(cut)
+
+    seen, token = [], ""
+    while True:
+        page = await _list(sender, account, created_after=bound, page_size=2, page_token=token)
+        seen += [d.id for d in page.deliveries]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [d.id for d in reversed(later)]
+    before = await _list(sender, account, created_before=bound)
+    assert [d.id for d in before.deliveries] == [first.id]
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await _list(sender, account, created_after=bound, created_before=first.create_time)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations_of(error.value)[0][0] == "created_before"
+    with pytest.raises(grpc.aio.AioRpcError) as error:  # a page token belongs to its query
+        await _list(
+            sender,
+            account,
+            created_before=bound,
+            page_token=(await _list(sender, account, page_size=1)).next_page_token,
+        )
+    assert field_violations_of(error.value)[0][0] == "page_token"
 
 
 async def test_tenancy(sender, receiver):
