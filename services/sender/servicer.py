@@ -104,6 +104,22 @@ def _new_deliveries(request: deliveries_pb2.DeliverRequest) -> list[NewDelivery]
     ]
 
 
+#: At most this many deliveries are queued again by one RetryDeliveries call.
+MAX_BULK_RETRY = 10_000
+
+
+def _created_between(
+    request: deliveries_pb2.ListDeliveriesRequest | deliveries_pb2.RetryDeliveriesRequest, violations: FieldViolations
+) -> tuple[datetime | None, datetime | None]:
+    """The request's `created_after` and `created_before` (None where unset); a range that ends
+    before it starts is a violation."""
+    after = request.created_after.ToDatetime(tzinfo=UTC) if request.HasField("created_after") else None
+    before = request.created_before.ToDatetime(tzinfo=UTC) if request.HasField("created_before") else None
+    if after is not None and before is not None and before <= after:
+        violations.add("created_before", "must be later than created_after")
+    return after, before
+
+
 @dataclass(slots=True)
 class _Accepted:
     """A request that passed validation: its answer (to fill in) and its deliveries."""
@@ -301,10 +317,7 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             status = STATUS_FROM_PROTO.get(request.status)
             if status is None:
                 violations.add("status", "is not a delivery status")
-        after = request.created_after.ToDatetime(tzinfo=UTC) if request.HasField("created_after") else None
-        before = request.created_before.ToDatetime(tzinfo=UTC) if request.HasField("created_before") else None
-        if after is not None and before is not None and before <= after:
-            violations.add("created_before", "must be later than created_after")
+        after, before = _created_between(request, violations)
         which = DeliveryFilter(request.endpoint_id, status, request.event_id, after, before)
         query = {
             "endpoint_id": request.endpoint_id,
@@ -346,6 +359,21 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         if delivery.claimed_by != self.store.sender_id or not self.dispatcher.submit(delivery.id, delivery.endpoint_id):
             self.dispatcher.wake()
         return deliveries_pb2.RetryDeliveryResponse(delivery=delivery_to_proto(delivery))
+
+    async def RetryDeliveries(
+        self, request: deliveries_pb2.RetryDeliveriesRequest, context: grpc.aio.ServicerContext
+    ) -> deliveries_pb2.RetryDeliveriesResponse:
+        account = await require_account(context)
+        violations = FieldViolations()
+        after, before = _created_between(request, violations)
+        if violations:
+            raise violations
+        which = DeliveryFilter(endpoint_id=request.endpoint_id, created_after=after, created_before=before)
+        queued, more = await self.store.retry_failed(account, which, MAX_BULK_RETRY)
+        if queued:
+            self.dispatcher.wake()
+        log.info("failed deliveries queued again", queued=queued, more=more)
+        return deliveries_pb2.RetryDeliveriesResponse(queued=queued, more=more)
 
     async def WatchDeliveries(
         self, request: deliveries_pb2.WatchDeliveriesRequest, context: grpc.aio.ServicerContext

@@ -18,9 +18,9 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -33,6 +33,7 @@ from services.sender.models import Attempt, Delivery, DeliveryState, EndpointHea
 
 # Rows per INSERT statement (SQLite allows 32766 bound parameters; a delivery binds 16).
 INSERT_CHUNK = 1000
+T = TypeVar("T", bound=Any)
 #: Rows a listing reads from the database at a time (its page may end after any of them).
 LIST_FETCH_ROWS = 20
 #: How long the set of failing endpoints read from the database is trusted: another replica may start
@@ -159,7 +160,7 @@ class DeliveryFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
 
-    def apply(self, query: Select[Delivery]) -> Select[Delivery]:
+    def apply(self, query: Select[T]) -> Select[T]:
         if self.endpoint_id:
             query = query.where(Delivery.endpoint_id == self.endpoint_id)
         if self.status is not None:
@@ -475,6 +476,37 @@ class DeliveryStore:
                 delivery.claimed_until = now + self.lease
                 delivery.claimed_by = self.sender_id
         return delivery
+
+    async def retry_failed(self, account_id: str, which: DeliveryFilter, limit: int) -> tuple[int, bool]:
+        """Makes at most `limit` of the account's FAILED deliveries that `which` selects PENDING and
+        due now, oldest first, unleased (the poller takes them); returns how many, and whether more
+        matched."""
+        now = utcnow()
+        table = Delivery.__table__
+        failed = replace(which, status=DeliveryState.FAILED)
+        async with self._writing_core() as connection:
+            selected = failed.apply(select(Delivery.id).where(Delivery.account_id == account_id))
+            rows = await connection.execute(selected.order_by(Delivery.created_at, Delivery.id).limit(limit + 1))
+            ids = list(rows.scalars())
+            more, ids = len(ids) > limit, ids[:limit]
+            queued = 0
+            for start in range(0, len(ids), INSERT_CHUNK):
+                result = await connection.execute(
+                    update(table)
+                    .where(
+                        dialects.in_list(connection, table.c.id, ids[start : start + INSERT_CHUNK]),
+                        table.c.status == DeliveryState.FAILED.value,
+                    )
+                    .values(
+                        status=DeliveryState.PENDING.value,
+                        next_attempt_at=now,
+                        updated_at=now,
+                        claimed_until=None,
+                        claimed_by="",
+                    )
+                )
+                queued += result.rowcount
+        return queued, more
 
     async def release(self, delivery_ids: list[str]) -> None:
         """Gives up this sender's lease on deliveries it will not work on now (the poller or another

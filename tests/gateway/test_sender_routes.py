@@ -115,6 +115,16 @@ async def test_test_message_and_deliveries(sender_gateway, receiver_url):
     assert attempts[0]["httpStatus"] == 200 and attempts[0]["succeeded"] is True
     assert attempts[0]["latency"].endswith("s")  # a Duration, as a string
 
+    response = await sender_gateway.post(
+        "/api/hooks/v1/deliveries:retry",
+        json={"endpointId": failing, "createdBefore": "1970-01-02T00:00:00Z"},
+        headers=A,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"queued": 0, "more": False}  # none that old
+    response = await sender_gateway.post("/api/hooks/v1/deliveries:retry", json={"endpointId": failing}, headers=A)
+    assert response.json() == {"queued": 0, "more": False}, response.text  # it waits for a retry: not FAILED
+
     response = await sender_gateway.post(f"/api/hooks/v1/deliveries/{failed['id']}:retry", json={}, headers=A)
     assert response.status_code == 200, response.text
     assert response.json()["id"] == failed["id"]

@@ -5,10 +5,10 @@ UNAUTHENTICATED)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import grpc
 import pytest
-from aiohttp import web
 from google.protobuf import timestamp_pb2
 
 from hooks.registry.v1 import endpoints_pb2
@@ -17,6 +17,7 @@ from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
 from services.sender.servicer import MAX_PAGE_BYTES
 from tests.helpers.sender import (
+    answers,
     create_endpoint,
     deliver,
     make_event,
@@ -40,7 +41,7 @@ async def _list(sender, account, **fields) -> deliveries_pb2.ListDeliveriesRespo
 
 async def test_list_filters_pages_newest_first(sender, receiver):
     account = new_account()
-    receiver.script["bad"] = answers_then(400)
+    receiver.script["bad"] = answers(400)
     good = await create_endpoint(sender, account, receiver.url("good"))
     bad = await create_endpoint(sender, account, receiver.url("bad"))
     ids = []
@@ -122,6 +123,50 @@ async def test_list_by_creation_time(sender, receiver):
     assert field_violations_of(error.value)[0][0] == "page_token"
 
 
+async def test_retry_deliveries_queues_the_failed_ones_again_bounded_and_counted(sender, receiver):
+    """Svix's "recover": the account's FAILED deliveries (of an endpoint, of a time range) go out again."""
+    account, other = new_account(), new_account()
+    receiver.script["flaky"] = answers(400, 400, 400, 200)  # fails each first attempt, then takes them
+    flaky = await create_endpoint(sender, account, receiver.url("flaky"))
+    fine = await create_endpoint(sender, account, receiver.url("fine"))
+    theirs = await create_endpoint(sender, other, receiver.url("flaky"))
+    failed = []
+    for endpoint, owner in ((flaky, account), (flaky, account), (theirs, other)):
+        [response] = await deliver(sender, request_for(make_event(owner), endpoint.id))
+        failed.append(await wait_for_status(sender, owner, response.delivery_ids[0], FAILED))
+    [ok] = await deliver(sender, request_for(make_event(account), fine.id))
+    await wait_for_status(sender, account, ok.delivery_ids[0], SUCCEEDED)
+    me = identity_metadata(account)
+
+    later = timestamp_pb2.Timestamp()
+    later.FromDatetime(max(d.create_time.ToDatetime() for d in failed) + timedelta(seconds=1))
+    none = await sender.deliveries.RetryDeliveries(
+        deliveries_pb2.RetryDeliveriesRequest(created_after=later), metadata=me
+    )
+    assert (none.queued, none.more) == (0, False)
+
+    answer = await sender.deliveries.RetryDeliveries(
+        deliveries_pb2.RetryDeliveriesRequest(endpoint_id=flaky.id), metadata=me
+    )
+    assert (answer.queued, answer.more) == (2, False)
+    for delivery in failed[:2]:
+        retried = await wait_for_status(sender, account, delivery.id, SUCCEEDED)
+        assert retried.attempt_count == 2
+    their = await sender.deliveries.GetDelivery(
+        deliveries_pb2.GetDeliveryRequest(id=failed[2].id), metadata=identity_metadata(other)
+    )
+    assert their.delivery.status == FAILED  # another account's failures are its own
+    again = await sender.deliveries.RetryDeliveries(deliveries_pb2.RetryDeliveriesRequest(), metadata=me)
+    assert again.queued == 0  # nothing failed is left
+
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await sender.deliveries.RetryDeliveries(
+            deliveries_pb2.RetryDeliveriesRequest(created_after=later, created_before=failed[0].create_time),
+            metadata=me,
+        )
+    assert field_violations_of(error.value) == [("created_before", "must be later than created_after")]
+
+
 async def test_tenancy(sender, receiver):
     account, other = new_account(), new_account()
     endpoint = await create_endpoint(sender, account, receiver.url("mine"))
@@ -158,7 +203,7 @@ async def test_tenancy(sender, receiver):
 
 async def test_retry_queues_a_new_attempt(sender, receiver):
     account = new_account()
-    receiver.script["fixed"] = answers_then(400, 200)
+    receiver.script["fixed"] = answers(400, 200)
     endpoint = await create_endpoint(sender, account, receiver.url("fixed"))
     [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
     delivery_id = response.delivery_ids[0]
@@ -181,16 +226,9 @@ async def test_retry_queues_a_new_attempt(sender, receiver):
     assert delivery.attempt_count == 3
 
 
-def answers_then(*statuses):
-    async def handler(_request, count):
-        return web.Response(status=statuses[min(count, len(statuses) - 1)])
-
-    return handler
-
-
 async def test_watch_streams_the_accounts_status_changes(sender, receiver):
     account = new_account()
-    receiver.script["watched"] = answers_then(500, 200)
+    receiver.script["watched"] = answers(500, 200)
     watched = await create_endpoint(sender, account, receiver.url("watched"))
     other_endpoint = await create_endpoint(sender, account, receiver.url("unwatched"))
     other_account = new_account()
@@ -253,7 +291,7 @@ async def test_a_retry_honours_what_the_account_changed_since(database_url, regi
     """Endpoint details are read at attempt time (through a cache the registry's change stream
     keeps fresh): a change in the registry reaches the next attempt."""
     account = new_account()
-    receiver.script["before"] = answers_then(503)
+    receiver.script["before"] = answers(503)
     async with running_sender(database_url, registry, sender_retry_schedule="1s,1s,1s") as sender:
         endpoint = await create_endpoint(sender, account, receiver.url("before"))
         [response] = await deliver(sender, request_for(make_event(account), endpoint.id))

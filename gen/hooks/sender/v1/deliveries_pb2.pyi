@@ -152,6 +152,24 @@ class RetryDeliveryResponse(_message.Message):
     delivery: Delivery
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
 
+class RetryDeliveriesRequest(_message.Message):
+    __slots__ = ("endpoint_id", "created_after", "created_before")
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, endpoint_id: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RetryDeliveriesResponse(_message.Message):
+    __slots__ = ("queued", "more")
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    queued: int
+    more: bool
+    def __init__(self, queued: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
 class WatchDeliveriesRequest(_message.Message):
     __slots__ = ("endpoint_id",)
     ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]

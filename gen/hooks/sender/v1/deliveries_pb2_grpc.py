@@ -61,6 +61,11 @@ class DeliveryServiceStub:
                 request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveryRequest.SerializeToString,
                 response_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveryResponse.FromString,
                 _registered_method=True)
+        self.RetryDeliveries = channel.unary_unary(
+                '/hooks.sender.v1.DeliveryService/RetryDeliveries',
+                request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveriesRequest.SerializeToString,
+                response_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveriesResponse.FromString,
+                _registered_method=True)
         self.WatchDeliveries = channel.unary_stream(
                 '/hooks.sender.v1.DeliveryService/WatchDeliveries',
                 request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.WatchDeliveriesRequest.SerializeToString,
@@ -120,6 +125,15 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryDeliveries(self, request, context):
+        """Queues a new attempt, now, of each of the account's FAILED deliveries that the request selects
+        (by endpoint and creation time; all of them when it names neither), oldest first, at most
+        10000 per call: `more` says whether others are left for another call (Svix's "recover").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchDeliveries(self, request, context):
         """Streams the account's delivery status changes as they happen.
         """
@@ -161,6 +175,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.RetryDelivery,
                     request_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveryRequest.FromString,
                     response_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveryResponse.SerializeToString,
+            ),
+            'RetryDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDeliveries,
+                    request_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveriesRequest.FromString,
+                    response_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveriesResponse.SerializeToString,
             ),
             'WatchDeliveries': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchDeliveries,
@@ -310,6 +329,33 @@ class DeliveryService:
             '/hooks.sender.v1.DeliveryService/RetryDelivery',
             hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveryRequest.SerializeToString,
             hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hooks.sender.v1.DeliveryService/RetryDeliveries',
+            hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveriesRequest.SerializeToString,
+            hooks_dot_sender_dot_v1_dot_deliveries__pb2.RetryDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
