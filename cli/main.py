@@ -6,6 +6,7 @@ import click
 
 from cli.apps import apps
 from cli.db import db
+from cli.deliveries import deliveries
 from cli.dlq import dlq
 from cli.listen import listen
 from cli.messages import messages
@@ -28,6 +29,7 @@ for command in (
     topics,  # hooks topics: partitions, records, the matcher's lag
     dlq,  # hooks dlq list / replay: the dead-letter topic
     messages,  # hooks messages get ID: what happened to one message
+    deliveries,  # hooks deliveries list / get / retry: an account's deliveries, through the gateway
 ):
     main.add_command(command)
 

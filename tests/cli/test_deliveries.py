@@ -1,0 +1,92 @@
+"""`hooks deliveries list / get / retry` against the whole system through its gateway, as an account
+admin uses them: find what failed in the last hour, look at its attempts, retry it all at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+from google.protobuf import struct_pb2
+
+from cli.main import main as hooks_cli
+from hooks.matcher.v1 import matcher_pb2
+from hooks.registry.v1 import applications_pb2
+from services.common.identity import identity_metadata
+from tests.helpers.stack import running_stack
+from tests.helpers.waiting import eventually
+
+SHOP = applications_pb2.Application(
+    name="shop", title="Shop", event_types=[applications_pb2.EventType(id="placed", title="Placed")]
+)
+ACCOUNT, OTHER = "acct-admin", "acct-other"
+LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \[")
+
+
+@pytest.fixture
+async def stack(sqlite_url, kafka, topics):
+    async with running_stack(sqlite_url, kafka.bootstrap_servers, topics) as running:
+        await running.register(SHOP)
+        yield running
+
+
+def hooks(stack, *args: str, account: str = ACCOUNT):
+    """The command as a person runs it: the gateway and the account from the environment."""
+    env = {"HOOKS_GATEWAY_URL": str(stack.http.base_url), "HOOKS_ACCOUNT": account}
+    return CliRunner().invoke(hooks_cli, ["deliveries", *args], env=env, catch_exceptions=False)
+
+
+async def run(stack, *args: str, account: str = ACCOUNT):
+    result = await asyncio.to_thread(hooks, stack, *args, account=account)
+    assert result.exit_code == 0, result.output
+    # The services run in this process, and their log lines (structlog's default: printed) land in the
+    # same capture: keep the command's own.
+    return "".join(line for line in result.stdout.splitlines(keepends=True) if not LOG_LINE.match(line))
+
+
+async def test_an_admin_finds_what_failed_looks_at_it_and_retries_it_all(stack):
+    broken = await stack.subscribe(ACCOUNT, "/broken")
+    theirs = await stack.subscribe(OTHER, "/theirs")
+    stack.receiver.script["/broken"] = [400, 400]  # refused, not retried; fixed after two
+    stack.receiver.script["/theirs"] = [400]
+    for account, count in ((ACCOUNT, 2), (OTHER, 1)):
+        for number in range(count):
+            await stack.publish(
+                matcher_pb2.PublishMessageRequest(
+                    application="shop", event_type="placed", message=struct_pb2.Value(number_value=number)
+                ),
+                identity_metadata(account),
+            )
+
+    async def failed(account: str) -> list[dict]:
+        output = await run(stack, "list", "--status", "failed", "--since", "1h", "--json", account=account)
+        return [json.loads(line) for line in output.splitlines()]
+
+    await eventually(lambda: len(stack.receiver.at("/broken")) == 2 and len(stack.receiver.at("/theirs")) == 1)
+    mine = await failed(ACCOUNT)
+    assert len(mine) == 2 and {d["endpointId"] for d in mine} == {broken.id}
+    table = await run(stack, "list", "--status", "failed")
+    assert table.splitlines()[0].split()[:3] == ["ID", "STATUS", "ENDPOINT"]
+    assert all(d["id"] in table for d in mine) and "HTTP 400" in table
+
+    shown = await run(stack, "get", mine[0]["id"])
+    assert "failed" in shown.splitlines()[0] and "attempt 1" in shown and "HTTP 400" in shown
+
+    retried = await run(stack, "retry", "--since", "1h", "--endpoint", broken.id)
+    assert retried.strip() == "queued 2 failed deliveries again"
+    await eventually(lambda: len(stack.receiver.at("/broken")) == 4, message="both delivered on retry")
+
+    async def none_failed() -> bool:
+        return not await failed(ACCOUNT)
+
+    await eventually(none_failed, message="none of the account's deliveries is FAILED any more")
+    assert len(await failed(OTHER)) == 1  # another account's failures are untouched
+    assert (await run(stack, "retry", "--json")).strip() == json.dumps({"queued": 0, "more": False})
+    assert json.loads(await run(stack, "retry", mine[0]["id"], "--json"))["id"] == mine[0]["id"]
+
+    refused = await asyncio.to_thread(hooks, stack, "get", theirs.id)
+    assert refused.exit_code != 0 and "404" in refused.output
+    unnamed = CliRunner().invoke(hooks_cli, ["deliveries", "list"], env={"HOOKS_ACCOUNT": ""})
+    assert unnamed.exit_code != 0 and "--account" in unnamed.output
