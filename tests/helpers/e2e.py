@@ -31,6 +31,7 @@ from hooks.registry.v1 import (
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
 from services.common.identity import identity_metadata
 from tests.helpers.http import Received, Served
+from tests.helpers.registry import policies
 from tests.helpers.smtp import SmtpInbox
 
 ACCOUNT = "e2e-account"
@@ -39,18 +40,7 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #: Millisecond retries, so a failed attempt is retried within the test.
 FAST_RETRIES = "100ms,200ms,400ms,800ms,1s,1s,1s"
 
-POLICIES = applications_pb2.Application(
-    name="policies",
-    title="Policies",
-    event_types=[
-        applications_pb2.EventType(
-            id="policy-triggered",
-            title="Policy triggered",
-            levels=[applications_pb2.Level(id="low", title="Low"), applications_pb2.Level(id="high", title="High")],
-        ),
-        applications_pb2.EventType(id="policy-created", title="Policy created"),
-    ],
-)
+POLICIES = policies("low", "high", more=(applications_pb2.EventType(id="policy-created", title="Policy created"),))
 
 
 class Hooks:

@@ -50,22 +50,11 @@ async def register_policies(registry_target: str) -> None:
     """Registers the application `policies` (event type `policy-triggered`, level `high`)."""
     from hooks.registry.v1 import applications_pb2, applications_pb2_grpc
     from services.common.channels import channel
+    from tests.helpers.registry import policies
 
     async with channel(registry_target) as grpc_channel:
         await applications_pb2_grpc.ApplicationServiceStub(grpc_channel).RegisterApplication(
-            applications_pb2.RegisterApplicationRequest(
-                application=applications_pb2.Application(
-                    name="policies",
-                    title="Policies",
-                    event_types=[
-                        applications_pb2.EventType(
-                            id="policy-triggered",
-                            title="Policy triggered",
-                            levels=[applications_pb2.Level(id="high", title="High")],
-                        )
-                    ],
-                )
-            )
+            applications_pb2.RegisterApplicationRequest(application=policies("high"))
         )
 
 

@@ -51,6 +51,23 @@ async def running_registry(database_url: str, **settings) -> AsyncIterator[tuple
         await server.stop(0.5)
 
 
+def policies(*levels: str, more: tuple[apps_pb.EventType, ...] = ()) -> apps_pb.Application:
+    """The seed's example application: `policies`, its event type `policy-triggered` with `levels`
+    (ids; titles capitalised), and `more` event types."""
+    return apps_pb.Application(
+        name="policies",
+        title="Policies",
+        event_types=[
+            apps_pb.EventType(
+                id="policy-triggered",
+                title="Policy triggered",
+                levels=[apps_pb.Level(id=level, title=level.title()) for level in levels],
+            ),
+            *more,
+        ],
+    )
+
+
 @dataclass
 class Registry:
     port: int

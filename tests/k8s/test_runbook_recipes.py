@@ -24,7 +24,7 @@ from services.common.channels import channel
 from services.common.identity import identity_metadata
 from tests.helpers.groups import SESSION_TIMEOUT_MS
 from tests.helpers.http import serving
-from tests.helpers.registry import running_registry
+from tests.helpers.registry import policies, running_registry
 
 BIN = Path(sys.executable).parent
 REQUIRED = [
@@ -211,19 +211,7 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
                         )
                     ).endpoint
                     await applications_pb2_grpc.ApplicationServiceStub(registry_channel).RegisterApplication(
-                        applications_pb2.RegisterApplicationRequest(
-                            application=applications_pb2.Application(
-                                name="policies",
-                                title="Policies",
-                                event_types=[
-                                    applications_pb2.EventType(
-                                        id="policy-triggered",
-                                        title="Policy triggered",
-                                        levels=[applications_pb2.Level(id="critical", title="Critical")],
-                                    )
-                                ],
-                            )
-                        )
+                        applications_pb2.RegisterApplicationRequest(application=policies("critical"))
                     )
                     await filters_pb2_grpc.FilterServiceStub(registry_channel).CreateFilter(
                         filters_pb2.CreateFilterRequest(
