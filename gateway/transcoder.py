@@ -92,14 +92,15 @@ def build_request(
     for field_path, raw in variables.items():
         field = _walk(descriptor, field_path.split("."))[-1]
         _place(document, descriptor, field_path.split("."), _scalar(field, raw, field_path))
-    problems: list[tuple[str, str]] = []
-    _check_shape(descriptor, document, "", problems)
-    if problems:
-        raise bad_request("invalid request: " + "; ".join(f"{f}: {d}" for f, d in problems), problems)
     message = route.request_class()
     try:
         json_format.ParseDict(document, message)
     except _UNPARSABLE as exc:
+        # Only now is the document walked again, for an error that names the field and what it wants.
+        problems: list[tuple[str, str]] = []
+        _check_shape(descriptor, document, "", problems)
+        if problems:
+            raise bad_request("invalid request: " + "; ".join(f"{f}: {d}" for f, d in problems), problems) from exc
         raise bad_request(f"invalid request: {exc}") from exc
     if mask is not None:
         getattr(message, UPDATE_MASK).paths.extend(mask)

@@ -33,7 +33,7 @@ from services.sender.models import Attempt, Delivery, DeliveryState, EndpointHea
 
 # Rows per INSERT statement (SQLite allows 32766 bound parameters; a delivery binds 16).
 INSERT_CHUNK = 1000
-T = TypeVar("T", bound=Any)
+T = TypeVar("T")
 #: Rows a listing reads from the database at a time (its page may end after any of them).
 LIST_FETCH_ROWS = 20
 #: How long the set of failing endpoints read from the database is trusted: another replica may start
