@@ -2,7 +2,8 @@
 
 - `suite` (the default, what `make test` runs): FUZZ_EXAMPLES examples per test and database
   (default 12, which keeps each database's run well within a minute and a half), random each run on
-  a developer's machine, derandomized where CI=true so that a CI run's verdict is reproducible.
+  a developer's machine, derandomized where CI=true so that a CI run's verdict is reproducible (and, as hypothesis requires
+  of a derandomized run, with no example database).
   The shrinking of a failure is cut at SUITE_SHRINK_SECONDS (hypothesis has no setting for it; its
   engine's constant is lowered while a suite-profile test runs, see `fuzzing`), so a failing run
   still reports a counterexample within pytest's timeout.
@@ -33,17 +34,19 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = os.environ.get("FUZZ_PROFILE", "suite")
 SUITE_SHRINK_SECONDS = 45
 
+DERANDOMIZE = os.environ.get("CI") == "true"
 _common = dict(
     deadline=None,
     print_blob=True,
-    database=DirectoryBasedExampleDatabase(ROOT / "var" / "hypothesis"),
     # An example starts and awaits real services: slow by design. Data is small; size is in the rendering.
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 settings.register_profile(
     "suite",
     max_examples=int(os.environ.get("FUZZ_EXAMPLES") or 12),
-    derandomize=os.environ.get("CI") == "true",
+    # Derandomized runs replay nothing: hypothesis refuses a database beside derandomize=True.
+    derandomize=DERANDOMIZE,
+    database=None if DERANDOMIZE else DirectoryBasedExampleDatabase(ROOT / "var" / "hypothesis"),
     report_multiple_bugs=False,
     **_common,
 )
@@ -51,6 +54,7 @@ settings.register_profile(
     "fuzz",
     max_examples=int(os.environ.get("FUZZ_EXAMPLES") or 1000),
     derandomize=False,
+    database=DirectoryBasedExampleDatabase(ROOT / "var" / "hypothesis"),
     report_multiple_bugs=True,
     **_common,
 )
