@@ -18,7 +18,6 @@ from services.sender.disabled_events import EndpointDisabler
 from services.sender.dispatcher import Dispatcher
 from services.sender.email_policy import EmailPolicy
 from services.sender.lanes import BreakerSettings
-from services.sender.network_policy import NetworkPolicy
 from services.sender.outbox import Outbox
 from services.sender.queue_metrics import start_queue_sampler
 from services.sender.retention import Pruner, start_pruner
@@ -54,9 +53,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
     registry_channel = channel(settings.registry_target, tls=settings.tls)
     routing = routing_pb2_grpc.RoutingServiceStub(registry_channel)
     targets = TargetCache(routing)
-    http = HttpTransport(
-        NetworkPolicy(settings.allowed_networks), settings.sender_attempt_timeout_seconds, settings.sender_concurrency
-    )
+    http = HttpTransport(settings.network_policy, settings.sender_attempt_timeout_seconds, settings.sender_concurrency)
     smtp = SmtpTransport(
         SmtpSettings(
             host=settings.sender_smtp_host,
