@@ -22,10 +22,17 @@ from services.common.errors import FieldViolations, NotFound, Unavailable, abort
 from services.common.identity import require_account
 from services.common.limits import json_value_problem, string_problem, text_problem
 from services.common.logging import get_logger
-from services.sender.conversion import STATUS_FROM_PROTO, delivery_to_proto, event_to_body, timestamp_problem
+from services.sender.conversion import (
+    STATUS_FROM_PROTO,
+    attempt_to_proto,
+    delivery_to_proto,
+    event_to_body,
+    timestamp_problem,
+)
 from services.sender.deliverer import Deliverer
 from services.sender.dispatcher import Dispatcher
 from services.sender.metrics import DELIVERIES_QUEUED
+from services.sender.models import Delivery
 from services.sender.store import PAGES, DeliveryFilter, DeliveryStore, NewDelivery, QueuedDelivery, encode_event
 from services.sender.targets import EndpointDeleted, TargetCache
 from services.sender.watch_hub import WatchHub
@@ -327,23 +334,36 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             "created_before": before.isoformat() if before else "",
         }
         page = PAGES.page(request.page_size, request.page_token, query, violations=violations)
-        response = deliveries_pb2.ListDeliveriesResponse()
-        size, last = 0, None
+        # The page's deliveries, as far as they fit without their attempts...
+        selected: list[tuple[Delivery, deliveries_pb2.Delivery]] = []
+        size, more = 0, True
         rows = self.store.list_page(account, page, which)
         async with contextlib.aclosing(rows):
             async for row in rows:
-                if len(response.deliveries) == page.size:
+                if len(selected) == page.size:
                     break  # there is more
                 delivery = delivery_to_proto(row)
                 size += _entry_size(delivery)
-                if response.deliveries and size > MAX_PAGE_BYTES:
+                if selected and size > MAX_PAGE_BYTES:
                     break
-                response.deliveries.append(delivery)
-                last = row
+                selected.append((row, delivery))
             else:
-                return response  # the last page
-        assert last is not None  # a page holds at least one delivery
-        response.next_page_token = PAGES.token_after(last, page)
+                more = False  # the last page
+        # ...then their attempts, in one query for the page, which may end it sooner.
+        attempts = await self.store.attempts_of([row.id for row, _ in selected])
+        response = deliveries_pb2.ListDeliveriesResponse()
+        size, last = 0, None
+        for row, delivery in selected:
+            delivery.attempts.extend(attempt_to_proto(attempt) for attempt in attempts.get(row.id, ()))
+            size += _entry_size(delivery)
+            if response.deliveries and size > MAX_PAGE_BYTES:
+                more = True
+                break
+            response.deliveries.append(delivery)
+            last = row
+        if more:
+            assert last is not None  # a page holds at least one delivery
+            response.next_page_token = PAGES.token_after(last, page)
         return response
 
     async def RetryDelivery(

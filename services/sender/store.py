@@ -174,6 +174,21 @@ class DeliveryFilter:
         return query
 
 
+async def _attempts_of(session: AsyncSession, delivery_ids: list[str]) -> dict[str, list[Attempt]]:
+    """Delivery id -> its attempts, oldest first (by number; by id between a retry's equals)."""
+    attempts: dict[str, list[Attempt]] = {}
+    for start in range(0, len(delivery_ids), INSERT_CHUNK):
+        chunk = delivery_ids[start : start + INSERT_CHUNK]
+        result = await session.scalars(
+            select(Attempt)
+            .where(Attempt.delivery_id.in_(chunk))
+            .order_by(Attempt.delivery_id, Attempt.number, Attempt.id)
+        )
+        for attempt in result:
+            attempts.setdefault(attempt.delivery_id, []).append(attempt)
+    return attempts
+
+
 class DeliveryStore:
     def __init__(self, engine: AsyncEngine, sender_id: str, lease_seconds: float):
         self.engine = engine
@@ -441,12 +456,16 @@ class DeliveryStore:
             delivery = await DELIVERIES.get(session, account_id, delivery_id)
             if delivery is None:
                 return None
-            attempts = (
-                await session.execute(
-                    select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.number, Attempt.id)
-                )
-            ).scalars()
-            return delivery, list(attempts)
+            attempts = await _attempts_of(session, [delivery_id])
+            return delivery, attempts.get(delivery_id, [])
+
+    async def attempts_of(self, delivery_ids: list[str]) -> dict[str, list[Attempt]]:
+        """The attempts of each of these deliveries (ids read through DELIVERIES already), oldest
+        first, in one query: a list page's."""
+        if not delivery_ids:
+            return {}
+        async with self.sessions() as session:
+            return await _attempts_of(session, delivery_ids)
 
     async def list_page(
         self, account_id: str, page: Page, which: DeliveryFilter | None = None
