@@ -251,7 +251,7 @@ class Deliverer:
                     attempt_count=number,
                     next_attempt_at=result.next_attempt_at,
                     last_error=error,
-                    updated_at=utcnow(),
+                    updated_at=result.finished_at,  # as written (a resumed watch reads from it)
                 )
             )
         if outcome.verdict is Verdict.GONE:

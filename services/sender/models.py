@@ -76,6 +76,8 @@ class Delivery(Base):
         ),
         # The API's: an account's deliveries, newest first.
         Index("ix_deliveries_account_id_created_at", "account_id", "created_at"),
+        # A resumed watch's: what changed in an account since a time, in the order it changed.
+        Index("ix_deliveries_account_id_updated_at", "account_id", "updated_at"),
         # Retention's: finished deliveries, oldest first.
         Index("ix_deliveries_status_updated_at", "status", "updated_at"),
     )

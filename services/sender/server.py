@@ -4,6 +4,7 @@ transports, the workers and poller, and the gRPC server; all closed through the 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from hooks.registry.v1 import routing_pb2_grpc
@@ -100,7 +101,9 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
             max_probe_seconds=settings.sender_breaker_max_probe_seconds,
         ),
     )
-    servicer = DeliveryServicer(store, dispatcher, deliverer, targets, hub)
+    servicer = DeliveryServicer(
+        store, dispatcher, deliverer, targets, hub, retention=timedelta(seconds=settings.sender_retention_seconds)
+    )
 
     recorder.start()
     targets.start()

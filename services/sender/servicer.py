@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import grpc
@@ -18,10 +18,12 @@ from google.rpc import code_pb2, status_pb2
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
 from hooks_client.envelope import build_envelope
 from services.common import builtin_application
+from services.common.db import utcnow
 from services.common.errors import FieldViolations, NotFound, Unavailable, abort, status_of_exception
 from services.common.identity import require_account
 from services.common.limits import json_value_problem, string_problem, text_problem
 from services.common.logging import get_logger
+from services.sender import watch_cursor
 from services.sender.conversion import (
     STATUS_FROM_PROTO,
     attempt_to_proto,
@@ -155,7 +157,11 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         deliverer: Deliverer,
         targets: TargetCache,
         hub: WatchHub,
+        *,
+        retention: timedelta,
     ):
+        """`retention`: how long finished deliveries are kept (a resume token older is refused)."""
+        self.retention = retention
         self.store = store
         self.dispatcher = dispatcher
         self.deliverer = deliverer
@@ -400,16 +406,43 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
     ) -> AsyncIterator[deliveries_pb2.WatchDeliveriesResponse]:
         """Streams the account's changes from the moment the call's initial metadata is sent (a
         client that waits for it misses nothing after); QuotaExceeded when the account already
-        watches as many times as HOOKS_SENDER_WATCH_STREAMS_PER_ACCOUNT allows."""
+        watches as many times as HOOKS_SENDER_WATCH_STREAMS_PER_ACCOUNT allows.
+
+        With a resume token, what changed since it comes first (services/sender/watch_cursor.py):
+        the subscription is made before the database is read, so a change committed meanwhile is in
+        one or the other (or both: a live change no newer than the state already sent of its
+        delivery is dropped)."""
         account = await require_account(context)
+        cursor = None
+        if request.resume_token:
+            cursor = watch_cursor.parse_token(request.resume_token)
+            watch_cursor.check_age(cursor, utcnow(), self.retention)
         subscription = self.hub.subscribe(account, request.endpoint_id)
+        subscribed_at = utcnow()
         try:
             await context.send_initial_metadata(())
+            # Delivery id -> update time sent, of what the catch-up read that changed since the
+            # subscription began (only those may also be queued live).
+            caught_up: dict[str, datetime] = {}
+            if cursor is not None:
+                changes = self.store.changed_since(
+                    account, cursor.update_time - watch_cursor.RESUME_OVERLAP, request.endpoint_id
+                )
+                async with contextlib.aclosing(changes):
+                    async for row in changes:
+                        if row.id == cursor.delivery_id and row.updated_at <= cursor.update_time:
+                            continue  # the change the token was made from: the watcher has it
+                        if row.updated_at >= subscribed_at - watch_cursor.RESUME_OVERLAP:
+                            caught_up[row.id] = row.updated_at
+                        yield _watched(delivery_to_proto(row))
             while True:
                 if subscription.overflowed and subscription.queue.empty():
                     await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "the watcher fell behind; watch again")
                 delivery = await subscription.queue.get()
-                yield deliveries_pb2.WatchDeliveriesResponse(delivery=delivery)
+                sent = caught_up.get(delivery.id)
+                if sent is not None and delivery.update_time.ToDatetime(tzinfo=UTC) <= sent:
+                    continue
+                yield _watched(delivery)
         finally:
             self.hub.unsubscribe(subscription)
 
@@ -447,6 +480,10 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             raise NotFound(f"delivery {delivery_id!r} not found")
         delivery, attempts = found
         return deliveries_pb2.SendTestMessageResponse(delivery=delivery_to_proto(delivery, attempts))
+
+
+def _watched(delivery: deliveries_pb2.Delivery) -> deliveries_pb2.WatchDeliveriesResponse:
+    return deliveries_pb2.WatchDeliveriesResponse(delivery=delivery, resume_token=watch_cursor.token_of(delivery))
 
 
 def _entry_size(delivery: deliveries_pb2.Delivery) -> int:

@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -141,12 +141,18 @@ class AttemptResult:
     next_attempt_at: datetime | None
     #: The lease the attempt was made under: its outcome is written only while that lease holds.
     lease_generation: int = 0
+    #: When the outcome was judged: the delivery's update time as written and as watchers are told.
+    finished_at: datetime = field(default_factory=utcnow)
 
 
 #: An account's deliveries: every get, list and retry reads them through this.
 DELIVERIES = AccountScoped(Delivery)
 #: ListDeliveries' order: newest first.
 PAGES = Keyset[Delivery]("deliveries", Delivery.created_at, Delivery.id, descending=True)
+#: A resumed WatchDeliveries' order: in the order they changed (services/sender/watch_cursor.py).
+CHANGES = Keyset[Delivery]("delivery-changes", Delivery.updated_at, Delivery.id)
+#: Rows a resumed watch reads at a time, each read a short transaction of its own.
+CHANGES_READ_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -256,7 +262,8 @@ class DeliveryStore:
                 # A microsecond apart in the order given: the acceptance order an ordered endpoint
                 # is served in, also when its deliveries are claimed back from the database.
                 created_at=now + timedelta(microseconds=len(fresh)),
-                updated_at=now,
+                # The same, as watchers are told of it (QueuedDelivery.as_row) and resume from it.
+                updated_at=now + timedelta(microseconds=len(fresh)),
             )
         rows = list(fresh.values())
         inserted: set[str] = set()
@@ -387,7 +394,7 @@ class DeliveryStore:
                     for r in ordered
                 ],
                 [
-                    (r.status.value, r.number, r.next_attempt_at, r.error, now,
+                    (r.status.value, r.number, r.next_attempt_at, r.error, r.finished_at,
                      None if r.succeeded else r.started_at, r.delivery_id, self.sender_id, r.lease_generation)
                     for r in ordered
                 ],
@@ -480,6 +487,26 @@ class DeliveryStore:
             rows = await session.stream_scalars(query)
             async for row in rows:
                 yield row
+
+    async def changed_since(
+        self, account_id: str, since: datetime, endpoint_id: str = ""
+    ) -> AsyncGenerator[Delivery, None]:
+        """The account's deliveries (to `endpoint_id`, if given) changed at or after `since`, as they
+        now stand, in the order they changed (update time, then id: CHANGES), CHANGES_READ_ROWS at
+        a time, so that no transaction stays open while a slow watcher reads."""
+        statement = DELIVERIES.statement(account_id)
+        if endpoint_id:
+            statement = statement.where(Delivery.endpoint_id == endpoint_id)
+        page = Page(CHANGES_READ_ROWS, (since, ""), {})
+        while True:
+            async with self.sessions() as session:
+                rows = list((await session.scalars(CHANGES.apply(statement, page))).all())
+            for row in rows[:CHANGES_READ_ROWS]:
+                yield row
+            if len(rows) <= CHANGES_READ_ROWS:
+                return
+            last = rows[CHANGES_READ_ROWS - 1]
+            page = Page(CHANGES_READ_ROWS, (last.updated_at, last.id), {})
 
     async def retry(self, account_id: str, delivery_id: str) -> Delivery | None:
         """Makes the delivery PENDING and due now, leased to this sender for its hot path."""

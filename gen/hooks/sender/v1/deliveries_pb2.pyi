@@ -171,16 +171,20 @@ class RetryDeliveriesResponse(_message.Message):
     def __init__(self, queued: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class WatchDeliveriesRequest(_message.Message):
-    __slots__ = ("endpoint_id",)
+    __slots__ = ("endpoint_id", "resume_token")
     ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     endpoint_id: str
-    def __init__(self, endpoint_id: _Optional[str] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, endpoint_id: _Optional[str] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class WatchDeliveriesResponse(_message.Message):
-    __slots__ = ("delivery",)
+    __slots__ = ("delivery", "resume_token")
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     delivery: Delivery
-    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class SendTestMessageRequest(_message.Message):
     __slots__ = ("endpoint_id", "message")

@@ -135,7 +135,9 @@ class DeliveryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchDeliveries(self, request, context):
-        """Streams the account's delivery status changes as they happen.
+        """Streams the account's delivery status changes as they happen; with a `resume_token`, first
+        those made since it (see WatchDeliveriesRequest). Over HTTP, Server-Sent Events whose `id:` is
+        the resume token, so an EventSource that reconnects (sending `Last-Event-ID`) resumes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
