@@ -133,3 +133,33 @@ async def test_a_token_that_is_not_one_or_too_old_is_invalid_naming_it(sender, r
             assert field == "resume_token" and says in description, (token, description)
         else:
             raise AssertionError(f"{token!r} was accepted")
+
+
+async def test_a_delivery_that_changes_after_the_catch_up_read_it_comes_again_live(sender, receiver):
+    """Caught up with a delivery still in flight (its receiver holds the request), the watcher then
+    gets its later change live: the catch-up's state does not hide newer ones."""
+    from aiohttp import web
+
+    account = new_account()
+    released = asyncio.Event()
+
+    async def held(_request, _count):
+        await released.wait()
+        return web.Response(text="ok")
+
+    receiver.script["held"] = held
+    endpoint = await create_endpoint(sender, account, receiver.url("held"))
+    quick = await create_endpoint(sender, account, receiver.url("quick"))
+    async with watching(sender, account) as seen:
+        first = await _succeeded(sender, account, quick.id)
+        await eventually(lambda: _done(seen, first))
+    [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
+    in_flight = response.delivery_ids[0]
+    await eventually(lambda: receiver.on("held"))  # sent, not answered: still PENDING
+
+    async with watching(sender, account, resume_token=seen[-1].resume_token) as resumed:
+        await eventually(lambda: resumed)
+        released.set()
+        await eventually(lambda: _done(resumed, in_flight))
+    assert [(r.delivery.id, r.delivery.status) for r in resumed] == [(in_flight, PENDING), (in_flight, SUCCEEDED)]
+    assert resumed[1].delivery.attempt_count == 1
