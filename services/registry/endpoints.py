@@ -83,6 +83,8 @@ OUTPUT_ONLY = (
     "previous_secret_expire_time",
     "generated_secret",
     "disabled_reason",
+    "paused",
+    "pause_time",
     "create_time",
     "update_time",
 )
@@ -322,6 +324,22 @@ async def delete_endpoint(database: Database, account_id: str, endpoint_id: str)
         unit.record(ENDPOINT, endpoint_id, account_id)
         for filter_id in sorted(set(filter_ids)):
             unit.record(FILTER, filter_id, account_id)
+
+
+async def set_paused(database: Database, account_id: str, endpoint_id: str, *, paused: bool) -> Endpoint:
+    """Pauses (`paused`) or resumes the account's endpoint; one already so is answered as it is,
+    unchanged. The change goes down the change stream like any other, so the senders hold its
+    deliveries from their next attempt on, or let the held ones go as soon as it is resumed."""
+    require_id("id", endpoint_id)
+    async with database.write() as unit:
+        row = await ENDPOINTS.one(unit.session, account_id, endpoint_id)
+        if (row.pause_time is not None) == paused:
+            return row
+        now = utcnow()
+        row.pause_time = now if paused else None
+        row.update_time = now
+        unit.record(ENDPOINT, row.id, row.account_id)
+    return row
 
 
 async def delivery_target(database: Database, endpoint_id: str) -> Endpoint:
