@@ -291,6 +291,13 @@ def due(now: datetime, claimer: str | None = None) -> tuple[ColumnElement[bool],
     return (table.c.status == DeliveryState.PENDING.value, table.c.next_attempt_at <= now, or_(*free))
 
 
+def held() -> tuple[ColumnElement[bool], ...]:
+    """PENDING with no next attempt: kept for its paused endpoint until it is resumed (no poll finds
+    it due; see services/sender/pauses.py)."""
+    table = DELIVERIES
+    return (table.c.status == DeliveryState.PENDING.value, table.c.next_attempt_at.is_(None))
+
+
 def _leasing(
     statement: Update, lease_until: datetime, claimer: str, columns: Sequence[ColumnElement[Any]]
 ) -> ReturningUpdate[Any]:

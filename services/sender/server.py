@@ -20,6 +20,7 @@ from services.sender.dispatcher import Dispatcher
 from services.sender.email_policy import EmailPolicy
 from services.sender.lanes import BreakerSettings
 from services.sender.outbox import Outbox
+from services.sender.pauses import PausedEndpoints
 from services.sender.queue_metrics import start_queue_sampler
 from services.sender.retention import Pruner, start_pruner
 from services.sender.retry_policy import RetrySchedule
@@ -72,6 +73,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
     # On PostgreSQL every replica's changes reach every replica's watchers; SQLite has one process.
     relay = None if is_sqlite(engine) else WatchRelay(hub, engine, sender_id).start()
     recorder = AttemptRecorder(store)
+    paused = PausedEndpoints(store, targets)
     deliverer = Deliverer(
         store,
         recorder,
@@ -84,6 +86,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         disabler,
         hub,
         email=EmailPolicy(settings.email_domains, settings.email_rate_limit),
+        paused=paused,
     )
     dispatcher = Dispatcher(
         deliverer.deliver,
@@ -106,11 +109,13 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
     )
 
     recorder.start()
+    paused.start(dispatcher)  # before the target cache: it hears of the first stream
     targets.start()
     dispatcher.start()
     outbox.start()
 
     async def close() -> None:
+        await paused.close()
         await dispatcher.close(grace=settings.shutdown_grace_seconds)
         await recorder.close()
         await deliverer.close()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.common.db import sessionmaker, utcnow
@@ -553,6 +553,49 @@ class DeliveryStore:
                 )
                 queued += result.rowcount
         return queued, more
+
+    async def has_held(self, endpoint_id: str) -> bool:
+        """Whether deliveries are kept for the endpoint (paused when they were last tried)."""
+        table = Delivery.__table__
+        async with self.engine.connect() as connection:
+            query = select(table.c.id).where(table.c.endpoint_id == endpoint_id, *dialects.held()).limit(1)
+            return (await connection.execute(query)).first() is not None
+
+    async def held_endpoints(self) -> list[str]:
+        """The endpoints deliveries are kept for."""
+        table = Delivery.__table__
+        async with self.engine.connect() as connection:
+            return list(
+                (await connection.execute(select(table.c.endpoint_id).where(*dialects.held()).distinct())).scalars()
+            )
+
+    async def release_held(self, endpoint_id: str, given_back: list[str]) -> int:
+        """Lets the deliveries kept for the endpoint go: in one transaction, this sender's leases of
+        `given_back` are given up, and the endpoint's held deliveries, with those of its due ones
+        nobody leases, are made due now, all at the same time, so they are claimed in the order they
+        arrived (`claim_lane`: next attempt, then acceptance). Returns how many were made due."""
+        now = utcnow()
+        table = Delivery.__table__
+        async with self._writing_core() as connection:
+            for start in range(0, len(given_back), INSERT_CHUNK):
+                chunk = given_back[start : start + INSERT_CHUNK]
+                await connection.execute(
+                    update(table)
+                    .where(dialects.in_list(connection, table.c.id, chunk), table.c.claimed_by == self.sender_id)
+                    .values(claimed_until=None, claimed_by="")
+                )
+            was_held = table.c.next_attempt_at.is_(None)
+            result = await connection.execute(
+                update(table)
+                .where(
+                    table.c.endpoint_id == endpoint_id,
+                    table.c.status == DeliveryState.PENDING.value,
+                    or_(was_held, table.c.next_attempt_at <= now),
+                    or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
+                )
+                .values(next_attempt_at=now, last_error=case((was_held, ""), else_=table.c.last_error), updated_at=now)
+            )
+            return result.rowcount
 
     async def release(self, delivery_ids: list[str]) -> None:
         """Gives up this sender's lease on deliveries it will not work on now (the poller or another
