@@ -222,6 +222,7 @@ class Deliverer:
             status=status,
             next_attempt_at=next_at,
             lease_generation=delivery.lease_generation,
+            account_id=delivery.account_id,
         )
 
     def _recorded(

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -29,13 +29,22 @@ from services.sender.conversion import (
     attempt_to_proto,
     delivery_to_proto,
     event_to_body,
+    timestamp,
     timestamp_problem,
 )
 from services.sender.deliverer import Deliverer
 from services.sender.dispatcher import Dispatcher
 from services.sender.metrics import DELIVERIES_QUEUED
 from services.sender.models import Delivery
-from services.sender.store import PAGES, DeliveryFilter, DeliveryStore, NewDelivery, QueuedDelivery, encode_event
+from services.sender.store import (
+    PAGES,
+    DeliveryFilter,
+    DeliveryStore,
+    EndpointFigures,
+    NewDelivery,
+    QueuedDelivery,
+    encode_event,
+)
 from services.sender.targets import EndpointDeleted, TargetCache
 from services.sender.watch_hub import WatchHub
 
@@ -81,11 +90,7 @@ def validate_deliver_request(request: deliveries_pb2.DeliverRequest) -> FieldVio
         problem = timestamp_problem(event.timestamp)
         if problem:
             violations.add("event.timestamp", problem)
-    if not request.endpoint_ids:
-        violations.add("endpoint_ids", "at least one endpoint id is required")
-    for index, endpoint_id in enumerate(request.endpoint_ids):
-        if not endpoint_id or len(endpoint_id) > 64 or text_problem(endpoint_id):
-            violations.add(f"endpoint_ids[{index}]", "must be 1 to 64 characters, none of them control characters")
+    _endpoint_ids_problems(request.endpoint_ids, violations)
     return violations
 
 
@@ -115,6 +120,34 @@ def _new_deliveries(request: deliveries_pb2.DeliverRequest) -> list[NewDelivery]
 
 #: At most this many deliveries are queued again by one RetryDeliveries call.
 MAX_BULK_RETRY = 10_000
+#: At most this many endpoints' figures in one BatchGetEndpointStats call.
+MAX_STATS_ENDPOINTS = 1000
+
+
+def _endpoint_ids_problems(endpoint_ids: Sequence[str], violations: FieldViolations) -> None:
+    """Adds what is wrong with a list of endpoint ids (`endpoint_ids`: one or more, each 1 to 64
+    characters, none of them control characters), naming each bad one by its index."""
+    if not endpoint_ids:
+        violations.add("endpoint_ids", "at least one endpoint id is required")
+    for index, endpoint_id in enumerate(endpoint_ids):
+        if not endpoint_id or len(endpoint_id) > 64 or text_problem(endpoint_id):
+            violations.add(f"endpoint_ids[{index}]", "must be 1 to 64 characters, none of them control characters")
+
+
+def _stats_of(endpoint_id: str, figures: EndpointFigures | None) -> deliveries_pb2.EndpointStats:
+    stats = deliveries_pb2.EndpointStats(endpoint_id=endpoint_id)
+    if figures is None:
+        return stats
+    if figures.last_attempt_at is not None:
+        stats.last_attempt_time.CopyFrom(timestamp(figures.last_attempt_at))
+        stats.last_attempt_succeeded = figures.last_attempt_succeeded
+        stats.last_http_status = figures.last_http_status
+    stats.attempts_24h = figures.attempts
+    stats.succeeded_attempts_24h = figures.succeeded
+    if figures.failing_since is not None:
+        stats.failing_since.CopyFrom(timestamp(figures.failing_since))
+    stats.pending_count = figures.pending
+    return stats
 
 
 def _created_between(
@@ -400,6 +433,24 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             self.dispatcher.wake()
         log.info("failed deliveries queued again", queued=queued, more=more)
         return deliveries_pb2.RetryDeliveriesResponse(queued=queued, more=more)
+
+    async def BatchGetEndpointStats(
+        self, request: deliveries_pb2.BatchGetEndpointStatsRequest, context: grpc.aio.ServicerContext
+    ) -> deliveries_pb2.BatchGetEndpointStatsResponse:
+        """One EndpointStats per id asked, in the request's order; an id that is not one of the
+        account's endpoints gets zero figures (as one that has had no delivery): never another's."""
+        account = await require_account(context)
+        violations = FieldViolations()
+        if len(request.endpoint_ids) > MAX_STATS_ENDPOINTS:
+            violations.add("endpoint_ids", f"at most {MAX_STATS_ENDPOINTS} ids in one call")
+        else:
+            _endpoint_ids_problems(request.endpoint_ids, violations)
+        if violations:
+            raise violations
+        figures = await self.store.endpoint_figures(account, request.endpoint_ids)
+        return deliveries_pb2.BatchGetEndpointStatsResponse(
+            stats=[_stats_of(endpoint_id, figures.get(endpoint_id)) for endpoint_id in request.endpoint_ids]
+        )
 
     async def WatchDeliveries(
         self, request: deliveries_pb2.WatchDeliveriesRequest, context: grpc.aio.ServicerContext

@@ -20,9 +20,9 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, case, or_, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.common.db import sessionmaker, utcnow
@@ -143,6 +143,8 @@ class AttemptResult:
     lease_generation: int = 0
     #: When the outcome was judged: the delivery's update time as written and as watchers are told.
     finished_at: datetime = field(default_factory=utcnow)
+    #: The delivery's account (its attempts are counted per account and endpoint).
+    account_id: str = ""
 
 
 #: An account's deliveries: every get, list and retry reads them through this.
@@ -193,6 +195,27 @@ async def _attempts_of(session: AsyncSession, delivery_ids: list[str]) -> dict[s
         for attempt in result:
             attempts.setdefault(attempt.delivery_id, []).append(attempt)
     return attempts
+
+
+#: How far back an endpoint's attempts are counted in its health figures.
+STATS_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class EndpointFigures:
+    """An endpoint's health, as BatchGetEndpointStats answers it."""
+
+    #: Its last attempt (within the retention): when it started, whether it delivered, its HTTP status.
+    last_attempt_at: datetime | None = None
+    last_attempt_succeeded: bool = False
+    last_http_status: int = 0
+    #: Attempts started within STATS_WINDOW, and how many of them delivered.
+    attempts: int = 0
+    succeeded: int = 0
+    #: Since when it has failed without a success in between (None: it is not failing).
+    failing_since: datetime | None = None
+    #: Deliveries PENDING for it (due, waiting for a retry, or held while it is paused).
+    pending: int = 0
 
 
 class DeliveryStore:
@@ -390,7 +413,7 @@ class DeliveryStore:
                 connection,
                 [
                     (r.delivery_id, r.number, r.started_at, r.latency_seconds, r.http_status,
-                     r.response_body, r.error, r.succeeded)
+                     r.response_body, r.error, r.succeeded, r.account_id, r.endpoint_id)
                     for r in ordered
                 ],
                 [
@@ -553,6 +576,74 @@ class DeliveryStore:
                 )
                 queued += result.rowcount
         return queued, more
+
+    async def endpoint_figures(self, account_id: str, endpoint_ids: Sequence[str]) -> dict[str, EndpointFigures]:
+        """The health of the account's endpoints among `endpoint_ids`; one that is not the account's
+        (or has had neither an attempt within the retention nor a pending delivery) is absent. Four
+        statements, whatever the number of ids, each reading one index range per endpoint: its last
+        attempt and its attempts of the last 24 hours on the attempts' (account, endpoint, start)
+        index, its pending deliveries on the deliveries' (endpoint, status, ...) one, and its failure
+        streak by key, only for endpoints the first two showed to be the account's (the streak's table
+        does not name accounts; an endpoint's deliveries and attempts are all its owner's)."""
+        ids = sorted(set(endpoint_ids))
+        since = utcnow() - STATS_WINDOW
+        figures: dict[str, EndpointFigures] = {}
+        async with self.engine.connect() as connection:
+            wanted = dialects.strings_table(connection, ids)
+            each = Attempt.__table__.alias("each_one")
+            last_of_each = (
+                select(each.c.id)
+                .where(each.c.account_id == account_id, each.c.endpoint_id == wanted.c.value)
+                .order_by(each.c.started_at.desc())
+                .limit(1)
+                .correlate(wanted)
+                .scalar_subquery()
+            )
+            last = await connection.execute(
+                select(Attempt.endpoint_id, Attempt.started_at, Attempt.succeeded, Attempt.http_status).where(
+                    Attempt.id.in_(select(last_of_each).select_from(wanted))
+                )
+            )
+            for endpoint_id, started_at, succeeded, http_status in last:
+                figures[endpoint_id] = EndpointFigures(started_at, bool(succeeded), http_status)
+            recent = await connection.execute(
+                select(Attempt.endpoint_id, func.count(), func.sum(case((Attempt.succeeded, 1), else_=0)))
+                .where(
+                    Attempt.account_id == account_id,
+                    dialects.in_list(connection, Attempt.endpoint_id, ids),
+                    Attempt.started_at >= since,
+                )
+                .group_by(Attempt.endpoint_id)
+            )
+            for endpoint_id, count, succeeded in recent:
+                found = figures.setdefault(endpoint_id, EndpointFigures())
+                found.attempts, found.succeeded = count, succeeded or 0
+            # Counted per endpoint, correlated: one range of the (endpoint, status, ...) index each
+            # (a plain IN list lets SQLite walk all the account's deliveries by its index instead).
+            pending_of_each = (
+                select(func.count())
+                .where(
+                    Delivery.endpoint_id == wanted.c.value,
+                    Delivery.status == DeliveryState.PENDING.value,
+                    Delivery.account_id == account_id,
+                )
+                .correlate(wanted)
+                .scalar_subquery()
+            )
+            pending = await connection.execute(select(wanted.c.value, pending_of_each).select_from(wanted))
+            for endpoint_id, count in cast("list[tuple[str, int]]", pending.all()):
+                if count:
+                    figures.setdefault(endpoint_id, EndpointFigures()).pending = count
+            if figures:
+                streaks = await connection.execute(
+                    select(EndpointHealth.endpoint_id, EndpointHealth.failing_since).where(
+                        dialects.in_list(connection, EndpointHealth.endpoint_id, sorted(figures)),
+                        EndpointHealth.failing_since.is_not(None),
+                    )
+                )
+                for endpoint_id, failing_since in streaks:
+                    figures[endpoint_id].failing_since = failing_since
+        return figures
 
     async def has_held(self, endpoint_id: str) -> bool:
         """Whether deliveries are kept for the endpoint (paused when they were last tried)."""
