@@ -178,7 +178,7 @@ def test_the_hooks_routes_come_from_the_annotations_and_internal_rpcs_have_none(
         "GetDeliveryTarget",
         "DisableEndpoint",
     }
-    assert len(routes) == 21
+    assert len(routes) == 24
 
 
 async def test_unknown_route_is_404_and_wrong_method_is_405(echo_gateway):
