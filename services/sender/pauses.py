@@ -18,7 +18,9 @@ Two races are closed: a delivery held on a cached answer while the resume was co
 (the cache's `generation` moved between the lookup and the hold: the endpoint is looked at again
 after the hold), and changes a stream may have missed (the sender's first stream, or one started
 afresh after the registry pruned the changes it wanted): every endpoint with held deliveries is
-looked at again then.
+looked at again then. What is not promised: a delivery already on its way to the wire when the
+endpoint is paused is sent; and one caught between its lookup and its hold at the very moment of the
+resume is let go a moment after the others, so it may go out after later ones.
 """
 
 from __future__ import annotations

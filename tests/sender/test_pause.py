@@ -155,3 +155,40 @@ async def test_a_resume_while_no_sender_ran_is_seen_when_one_starts(database_url
         await eventually(lambda: len(receiver.on("hook")) == len(ids), timeout=10, message="sent after the start")
         for delivery_id in ids:
             await wait_for_status(sender, account, delivery_id, SUCCEEDED)
+
+
+async def test_two_senders_both_hear_of_the_resume_and_send_each_kept_delivery_once(
+    database_url, registry, receiver: Receiver
+):
+    account = new_account()
+    async with (
+        running_sender(database_url, registry, **RARE_POLLS) as first,
+        running_sender(database_url, registry, **RARE_POLLS) as second,
+    ):
+        endpoint = await create_endpoint(first, account, receiver.url("shared"))
+        await pause(first, account, endpoint.id)
+        ids = await deliver_events(first, account, endpoint.id, 10) + await deliver_events(
+            second, account, endpoint.id, 10
+        )
+        await wait_until_held(first, account, ids)
+        await resume(second, account, endpoint.id)
+        await eventually(lambda: len(receiver.on("shared")) >= len(ids), timeout=10, message="all sent")
+        for delivery_id in ids:
+            assert (await wait_for_status(first, account, delivery_id, SUCCEEDED)).attempt_count == 1
+    assert sorted(r.headers["webhook-id"] for r in receiver.on("shared")) == sorted(ids)  # each once
+
+
+async def test_a_test_message_to_a_paused_endpoint_is_kept_and_sent_on_resume(sender: Sender, receiver: Receiver):
+    """SendTestMessage answers at once with the delivery as it stands, held; it goes with the others."""
+    account = new_account()
+    endpoint = await create_endpoint(sender, account, receiver.url("hook"))
+    await pause(sender, account, endpoint.id)
+    tested = (
+        await sender.deliveries.SendTestMessage(
+            deliveries_pb2.SendTestMessageRequest(endpoint_id=endpoint.id), metadata=identity_metadata(account)
+        )
+    ).delivery
+    assert tested.status == PENDING and tested.last_error == HELD and tested.attempt_count == 0
+    await resume(sender, account, endpoint.id)
+    await wait_for_status(sender, account, tested.id, SUCCEEDED, timeout=10)
+    assert [r.headers["webhook-id"] for r in receiver.on("hook")] == [tested.id]
