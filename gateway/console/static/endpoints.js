@@ -199,7 +199,7 @@ export async function show(root, [id]) {
   const actions = h(
     "div",
     { class: "actions" },
-    h("a", { class: "button", href: `#/endpoints/${encodeURIComponent(id)}/edit` }, "Edit"),
+    h("a", { class: "button", id: "edit", href: `#/endpoints/${encodeURIComponent(id)}/edit` }, "Edit"),
     endpoint.enabled
       ? actionButton("Disable", async () => (await patch(path, { enabled: false }, { updateMask: "enabled" }), notify("Disabled", "ok"), reload()), {
           id: "disable",
