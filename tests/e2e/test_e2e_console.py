@@ -8,15 +8,20 @@ other end-to-end tests publish them, and delivered to the stack's loopback recei
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Page, expect
 from standardwebhooks.webhooks import Webhook
 
-from services.common.identity import IDENTITY_HEADER
+from hooks.registry.v1 import endpoints_pb2
+from services.common.identity import IDENTITY_HEADER, identity_metadata
 from tests.helpers.browser import console_page
 from tests.helpers.e2e import incoming
 from tests.helpers.gateway import identity
@@ -253,3 +258,108 @@ async def test_outside_development_there_is_no_sign_in_and_the_proxy_identity_is
         await expect(page.locator("#account")).to_have_text(account)
         await expect(page.locator("#endpoints tbody tr")).to_have_count(1)
         await expect(page.locator("#endpoints .target")).to_have_text(stack.receiver.url("/proxied"))
+
+
+async def test_pause_keeps_deliveries_pending_and_resume_sends_them(console_stack, browser):
+    stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
+    paused = await stack.subscribe(account, "/paused")
+    await stack.subscribe(account, "/running")
+    async with console_page(browser) as page:
+        accept_dialogs(page)
+        await sign_in(page, stack, account)
+        await page.click(f'#endpoints tr[data-id="{paused.id}"] .endpoint-name')
+        await page.click("#pause")
+        await expect(page.locator("h1 .badge")).to_have_text("paused")
+        await expect(page.locator("dl.facts")).to_contain_text("Paused since")
+
+        await stack.produce([json.dumps(incoming(account, "policies", "policy-created")).encode()])
+        await eventually(lambda: stack.receiver.at("/running"), message="the endpoint not paused gets it")
+        await page.reload()
+        await expect(page.locator("#health")).to_contain_text("Pending1", timeout=SLOW)
+        assert stack.receiver.at("/paused") == []  # kept, not sent
+
+        await page.click("#resume")
+        await expect(page.locator("h1 .badge")).to_have_text("enabled")
+        await eventually(lambda: stack.receiver.at("/paused"), message="the kept delivery goes out on resume")
+        await page.reload()
+        await expect(page.locator("#health")).to_contain_text("Pending0", timeout=SLOW)
+        await expect(page.locator("#health")).to_contain_text("100% of 1")
+
+
+async def test_the_endpoints_page_shows_each_endpoints_health_at_a_glance(console_stack, browser, tmp_path):
+    """Also the README's screenshot (docs/console-endpoints.png): HOOKS_CONSOLE_SCREENSHOT=path writes it."""
+    stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
+    stack.receiver.script["/gone"] = [410]  # the receiver says the endpoint is gone: hooks disables it
+    stack.receiver.script["/down"] = [503] * 100  # failing, retried
+    healthy = await stack.subscribe(account, "/billing", {"name": "billing-webhook"})
+    await stack.subscribe(account, "/slack", {"name": "ops-slack", "type": endpoints_pb2.ENDPOINT_TYPE_SLACK})
+    failing = await stack.subscribe(account, "/down", {"name": "inventory-sync"})
+    await stack.subscribe(account, "/gone", {"name": "legacy-crm"})
+    await stack.subscribe(
+        account, "/teams", {"name": "support-teams", "type": endpoints_pb2.ENDPOINT_TYPE_TEAMS, "enabled": False}
+    )
+    for level in ("high", "low"):
+        message = incoming(account, "policies", "policy-triggered", level, message={"policy": "cpu > 90%"})
+        await stack.produce([json.dumps(message).encode()])
+    await eventually(lambda: len(stack.receiver.at("/billing")) == 2, message="both reach the healthy endpoint")
+    await eventually(lambda: len(stack.receiver.at("/down")) >= 4, message="the failing endpoint is retried")
+
+    async with console_page(browser) as page:
+        await sign_in(page, stack, account)
+        await expect(page.locator("#health-note")).to_contain_text("Attempts of the last 24 hours")
+        row = page.locator(f'#endpoints tr[data-id="{healthy.id}"]')
+        await expect(row.locator(".health-last")).to_contain_text("✓")
+        await expect(row.locator(".health-last")).to_contain_text("(200)")
+        await expect(row.locator(".health-rate")).to_have_text("100% of 2")
+        await expect(row.locator(".health-failing")).to_have_text("—")
+        row = page.locator(f'#endpoints tr[data-id="{failing.id}"]')
+        await expect(row.locator(".health-last")).to_contain_text("✗")
+        await expect(row.locator(".health-last")).to_contain_text("(503)")
+        await expect(row.locator(".health-rate")).to_contain_text("0% of")
+        await expect(row.locator(".health-failing time")).to_have_count(1)
+        await expect(row.locator(".health-pending")).to_have_text("2")  # both messages still being retried
+        row = page.locator("#endpoints tr", has_text="legacy-crm")
+        await expect(row.locator(".badge")).to_have_text("disabled")
+        await expect(row.locator(".disabled-reason")).not_to_be_empty()
+        await expect(page.locator("#endpoints tr", has_text="support-teams").locator(".badge")).to_have_text("disabled")
+        await page.screenshot(path=str(tmp_path / "endpoints.png"))
+        if os.environ.get("HOOKS_CONSOLE_SCREENSHOT"):
+            await page.screenshot(path=os.environ["HOOKS_CONSOLE_SCREENSHOT"])
+
+
+async def test_a_page_of_a_thousand_endpoints_takes_one_list_call_and_ten_stats_calls(console_stack, browser):
+    stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
+    metadata = identity_metadata(account)
+    gate = asyncio.Semaphore(16)
+
+    async def create(number: int) -> None:
+        async with gate:
+            await stack.endpoints.CreateEndpoint(
+                endpoints_pb2.CreateEndpointRequest(
+                    endpoint=endpoints_pb2.Endpoint(
+                        name=f"endpoint-{number:04}",
+                        type=endpoints_pb2.ENDPOINT_TYPE_WEBHOOK,
+                        target=stack.receiver.url(f"/many/{number}"),
+                        enabled=True,
+                    )
+                ),
+                metadata=metadata,
+            )
+
+    await asyncio.gather(*(create(number) for number in range(1000)))  # the account's quota, all of it
+
+    async with console_page(browser) as page:
+        await sign_in(page, stack, account)
+        calls: list[str] = []
+        page.on("request", lambda request: calls.append(request.url))
+        started = time.monotonic()
+        await page.select_option("#endpoint-page-size", "1000")
+        await expect(page.locator("#endpoints tbody tr")).to_have_count(1000)
+        await expect(page.locator("#health-note")).to_contain_text("Attempts of the last 24 hours")
+        shown = time.monotonic() - started
+        api = [urlsplit(url).path for url in calls if "/api/" in url]
+        assert api.count("/api/hooks/v1/endpoints") == 1, api
+        assert api.count("/api/hooks/v1/endpoints:batchGetStats") == 10, api  # 100 ids a call, never one each
+        assert len(api) == 11, api
+        await expect(page.locator("#endpoints tbody tr").last.locator(".health-rate")).to_have_text("no attempts")
+        assert shown < 10, f"a page of 1,000 endpoints took {shown:.1f} s"

@@ -143,7 +143,7 @@ export async function list(root, _params, query) {
     healthNote.textContent = "Attempts of the last 24 hours; pending: deliveries waiting for an attempt.";
   } catch (error) {
     healthNote.textContent = `Health figures unavailable: ${error instanceof ApiError ? error.describe() : error}`;
-    healthNote.classList.add("bad");
+    healthNote.classList.replace("muted", "bad");
   }
 }
 
