@@ -330,7 +330,7 @@ async def test_the_endpoints_page_shows_each_endpoints_health_at_a_glance(consol
 async def test_a_page_of_a_thousand_endpoints_takes_one_list_call_and_ten_stats_calls(console_stack, browser):
     stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
     metadata = identity_metadata(account)
-    gate = asyncio.Semaphore(16)
+    gate = asyncio.Semaphore(8)
 
     async def create(number: int) -> None:
         async with gate:
