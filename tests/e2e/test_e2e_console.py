@@ -170,13 +170,31 @@ async def test_the_secret_is_shown_once_at_creation_and_once_at_rotation(console
         assert answer.json()["generatedSecret"] == ""
 
 
-async def test_edit_refuses_a_bad_target_naming_the_field_then_disable_enable_and_delete(console_stack, browser):
+async def test_create_per_type_edit_refusing_a_bad_target_naming_the_field_disable_enable_and_delete(
+    console_stack, browser
+):
     stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
     async with console_page(browser) as page:
         accept_dialogs(page)
         await sign_in(page, stack, account)
-        await create_endpoint(page, "editable", stack.receiver.url("/edit"))
+        # One form per type: what the target is, and which fields apply.
+        await page.click("text=New endpoint")
+        await page.select_option("#endpoint-type", "ENDPOINT_TYPE_EMAIL")
+        await expect(page.locator('label[for="endpoint-target"]')).to_have_text("E-mail address")
+        await expect(page.locator("#endpoint-headers")).to_be_hidden()
+        await expect(page.locator("#endpoint-secret")).to_be_hidden()
+        await page.select_option("#endpoint-type", "ENDPOINT_TYPE_SLACK")
+        await expect(page.locator('label[for="endpoint-target"]')).to_have_text("Slack incoming webhook URL")
+        await expect(page.locator("#endpoint-headers")).to_be_visible()
+        await page.select_option("#endpoint-type", "ENDPOINT_TYPE_EMAIL")
+        await page.fill("#endpoint-name", "ops mail")
+        await page.fill("#endpoint-target", "ops@example.com")
+        await page.click("#save-endpoint")
+        await expect(page.locator("dl.facts")).to_contain_text("TypeE-mail")
+        await expect(page.locator("dl.facts")).to_contain_text("ops@example.com")
+        await open_page(page, "Endpoints")
 
+        await create_endpoint(page, "editable", stack.receiver.url("/edit"))
         await page.click("#edit")
         await page.fill("#endpoint-target", "ftp://files.example.com/drop")
         await page.fill("#endpoint-description", "the ops team's")
@@ -196,7 +214,7 @@ async def test_edit_refuses_a_bad_target_naming_the_field_then_disable_enable_an
         await expect(page.locator("h1 .badge")).to_have_text("enabled")
         await page.click("#delete")
         await expect(page.locator("h1")).to_have_text("Endpoints")
-        await expect(page.locator(".empty")).to_contain_text("No endpoints yet")
+        await expect(page.locator("#endpoints .endpoint-name")).to_have_text(["ops mail"])  # the other one only
 
 
 async def test_the_delivery_log_searches_and_retries_every_failed_delivery_in_view(console_stack, browser):

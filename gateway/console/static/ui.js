@@ -12,8 +12,10 @@ export function notify(text, kind = "info") {
     h("span", { class: "notice-text" }, text),
     h("button", { type: "button", class: "link dismiss", "aria-label": "Dismiss", onclick: () => notice.remove() }, "×"),
   );
-  document.getElementById("notices").append(notice);
-  if (kind !== "error") setTimeout(() => notice.remove(), 6000);
+  const notices = document.getElementById("notices");
+  notices.append(notice);
+  while (notices.children.length > 3) notices.firstElementChild.remove();
+  if (kind !== "error") setTimeout(() => notice.remove(), 4000);
 }
 
 /** An error as a notice: an ApiError's message and the fields it names, anything else as it is. */
