@@ -1,5 +1,6 @@
 """Fixtures of the end-to-end tests: the whole system in this process (tests/helpers/stack.py), receivers
-on loopback, and a client that talks to the services the way a user's tools do (gRPC, x-rh-identity)."""
+on loopback, a client that talks to the services the way a user's tools do (gRPC, x-rh-identity), and
+a real browser for the console (tests/helpers/browser.py)."""
 
 from __future__ import annotations
 
