@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook
 
 from hooks.registry.v1 import endpoints_pb2
 from services.common.identity import IDENTITY_HEADER, identity_metadata
-from tests.helpers.browser import console_page
+from tests.helpers.browser import VIEWPORT, console_page
 from tests.helpers.e2e import incoming
 from tests.helpers.gateway import identity
 from tests.helpers.stack import Stack
@@ -146,7 +146,7 @@ async def test_the_secret_is_shown_once_at_creation_and_once_at_rotation(console
         await page.reload()
         await expect(page.locator("h1")).to_contain_text("signed")
         assert await page.locator("#secret-panel").count() == 0  # never shown again...
-        await expect(page.locator("dl.facts")).to_contain_text(f"…{first[-4:]}")  # ...only its hint
+        await expect(page.locator("#settings")).to_contain_text(f"…{first[-4:]}")  # ...only its hint
 
         await page.click("#rotate-secret")
         second = await page.locator("#generated-secret").input_value()
@@ -155,7 +155,7 @@ async def test_the_secret_is_shown_once_at_creation_and_once_at_rotation(console
         await page.reload()
         await expect(page.locator("h1")).to_contain_text("signed")
         assert await page.locator("#secret-panel").count() == 0
-        await expect(page.locator("dl.facts")).to_contain_text(f"Previous secret…{first[-4:]}")
+        await expect(page.locator("#settings")).to_contain_text(f"Previous secret…{first[-4:]}")
 
         # Both secrets verify a delivery during the grace period: the test message shows its result.
         await page.click("#send-test")
@@ -190,8 +190,8 @@ async def test_create_per_type_edit_refusing_a_bad_target_naming_the_field_disab
         await page.fill("#endpoint-name", "ops mail")
         await page.fill("#endpoint-target", "ops@example.com")
         await page.click("#save-endpoint")
-        await expect(page.locator("dl.facts")).to_contain_text("TypeE-mail")
-        await expect(page.locator("dl.facts")).to_contain_text("ops@example.com")
+        await expect(page.locator("#settings")).to_contain_text("TypeE-mail")
+        await expect(page.locator("#settings")).to_contain_text("ops@example.com")
         await open_page(page, "Endpoints")
 
         await create_endpoint(page, "editable", stack.receiver.url("/edit"))
@@ -205,8 +205,8 @@ async def test_create_per_type_edit_refusing_a_bad_target_naming_the_field_disab
         await expect(page.locator("#endpoint-target")).to_have_class(re.compile("invalid"))
         await page.fill("#endpoint-target", stack.receiver.url("/edited"))
         await page.click("#save-endpoint")
-        await expect(page.locator("dl.facts")).to_contain_text(stack.receiver.url("/edited"))
-        await expect(page.locator("dl.facts")).to_contain_text("the ops team's")
+        await expect(page.locator("#settings")).to_contain_text(stack.receiver.url("/edited"))
+        await expect(page.locator("#settings")).to_contain_text("the ops team's")
 
         await page.click("#disable")
         await expect(page.locator("h1 .badge")).to_have_text("disabled")
@@ -288,7 +288,7 @@ async def test_pause_keeps_deliveries_pending_and_resume_sends_them(console_stac
         await page.click(f'#endpoints tr[data-id="{paused.id}"] .endpoint-name')
         await page.click("#pause")
         await expect(page.locator("h1 .badge")).to_have_text("paused")
-        await expect(page.locator("dl.facts")).to_contain_text("Paused since")
+        await expect(page.locator("#settings")).to_contain_text("Paused since")
 
         await stack.produce([json.dumps(incoming(account, "policies", "policy-created")).encode()])
         await eventually(lambda: stack.receiver.at("/running"), message="the endpoint not paused gets it")
@@ -306,16 +306,20 @@ async def test_pause_keeps_deliveries_pending_and_resume_sends_them(console_stac
 
 async def test_the_endpoints_page_shows_each_endpoints_health_at_a_glance(console_stack, browser, tmp_path):
     """Also the README's screenshot (docs/console-endpoints.png): HOOKS_CONSOLE_SCREENSHOT=path writes it."""
-    stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
-    stack.receiver.script["/gone"] = [410]  # the receiver says the endpoint is gone: hooks disables it
+    stack, account = console_stack, "000001"
+    stack.receiver.script["/gone"] = [410, 410]  # the receiver says the endpoint is gone: hooks disables it
     stack.receiver.script["/down"] = [503] * 100  # failing, retried
-    healthy = await stack.subscribe(account, "/billing", {"name": "billing-webhook"})
-    await stack.subscribe(account, "/slack", {"name": "ops-slack", "type": endpoints_pb2.ENDPOINT_TYPE_SLACK})
-    failing = await stack.subscribe(account, "/down", {"name": "inventory-sync"})
-    await stack.subscribe(account, "/gone", {"name": "legacy-crm"})
-    await stack.subscribe(
-        account, "/teams", {"name": "support-teams", "type": endpoints_pb2.ENDPOINT_TYPE_TEAMS, "enabled": False}
-    )
+    # Each gets the policies' events (not hooks' own endpoint-disabled event when legacy-crm is disabled).
+    policies = {"applications": ["policies"]}
+    healthy = await stack.subscribe(account, "/billing", {"name": "billing-webhook"}, **policies)
+    slack = {"name": "ops-slack", "type": endpoints_pb2.ENDPOINT_TYPE_SLACK}
+    await stack.subscribe(account, "/slack", slack, **policies)
+    failing = await stack.subscribe(account, "/down", {"name": "inventory-sync"}, **policies)
+    await stack.subscribe(account, "/gone", {"name": "legacy-crm"}, **policies)
+    teams = {"name": "support-teams", "type": endpoints_pb2.ENDPOINT_TYPE_TEAMS}
+    paused = await stack.subscribe(account, "/teams", teams, **policies)
+    answer = await stack.http.post(f"/api/hooks/v1/endpoints/{paused.id}:pause", json={}, headers=identity(account))
+    assert answer.json()["paused"] is True
     for level in ("high", "low"):
         message = incoming(account, "policies", "policy-triggered", level, message={"policy": "cpu > 90%"})
         await stack.produce([json.dumps(message).encode()])
@@ -339,10 +343,16 @@ async def test_the_endpoints_page_shows_each_endpoints_health_at_a_glance(consol
         row = page.locator("#endpoints tr", has_text="legacy-crm")
         await expect(row.locator(".badge")).to_have_text("disabled")
         await expect(row.locator(".disabled-reason")).not_to_be_empty()
-        await expect(page.locator("#endpoints tr", has_text="support-teams").locator(".badge")).to_have_text("disabled")
-        await page.screenshot(path=str(tmp_path / "endpoints.png"))
+        row = page.locator(f'#endpoints tr[data-id="{paused.id}"]')
+        await expect(row.locator(".badge")).to_have_text("paused")
+        await expect(row.locator(".health-pending")).to_have_text("2")  # kept until it is resumed
+        await expect(row.locator(".health-last")).to_have_text("never")
+        box = await page.locator("#health-note").bounding_box()
+        assert box is not None
+        clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": box["y"] + box["height"] + 24}
+        await page.screenshot(path=str(tmp_path / "endpoints.png"), clip=clip)  # taken every run: it must work
         if os.environ.get("HOOKS_CONSOLE_SCREENSHOT"):
-            await page.screenshot(path=os.environ["HOOKS_CONSOLE_SCREENSHOT"])
+            await page.screenshot(path=os.environ["HOOKS_CONSOLE_SCREENSHOT"], clip=clip)
 
 
 async def test_a_page_of_a_thousand_endpoints_takes_one_list_call_and_ten_stats_calls(console_stack, browser):

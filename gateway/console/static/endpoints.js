@@ -257,7 +257,7 @@ export async function show(root, [id]) {
       { class: "columns" },
       h(
         "section",
-        { class: "card" },
+        { class: "card", id: "settings" },
         h("h2", {}, "Settings"),
         facts([
           ["Type", ENDPOINT_TYPES[endpoint.type] || endpoint.type],
