@@ -15,12 +15,14 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
-#: How long an action (a click, a fill) waits for its element: the console answers in milliseconds.
+#: How long an action (a click, a fill) or an `expect` waits for its element or its text: the console
+#: answers in milliseconds, but make test runs three workers on two cores.
 TIMEOUT_MS = 10_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @contextlib.asynccontextmanager
