@@ -116,11 +116,14 @@ export async function endpointStats(ids) {
 
 /**
  * A Server-Sent Events stream read with fetch, so the development identity header goes with it
- * (EventSource cannot send headers). Calls onEvent(json) for each `data:` event, onError(ApiError)
- * for an `event: error` or an error answer; resolves when the stream ends; abort with `signal`.
+ * (EventSource cannot send headers). Calls onEvent(json, id) for each `data:` event (`id` its `id:`
+ * line, or ""), onError(ApiError) for an `event: error` or an error answer; resolves when the stream
+ * ends; abort with `signal`. `lastEventId` resumes a stream, as an EventSource would (Last-Event-ID).
  */
-export async function stream(path, query, { onEvent, onError, onOpen, signal }) {
-  const response = await fetch(url(path, query), { headers: headers({ Accept: "text/event-stream" }), signal });
+export async function stream(path, query, { onEvent, onError, onOpen, signal, lastEventId }) {
+  const extra = { Accept: "text/event-stream" };
+  if (lastEventId) extra["Last-Event-ID"] = lastEventId;
+  const response = await fetch(url(path, query), { headers: headers(extra), signal });
   if (!response.ok) {
     let body = null;
     try {
@@ -143,6 +146,7 @@ export async function stream(path, query, { onEvent, onError, onOpen, signal }) 
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
       let event = "message";
+      let id = "";
       const data = [];
       for (const line of block.split("\n")) {
         if (line.startsWith(":")) continue; // a comment: the stream's keep-alive
@@ -150,12 +154,13 @@ export async function stream(path, query, { onEvent, onError, onOpen, signal }) 
         const field = colon < 0 ? line : line.slice(0, colon);
         const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
         if (field === "event") event = text;
+        else if (field === "id") id = text;
         else if (field === "data") data.push(text);
       }
       if (!data.length) continue;
       const payload = JSON.parse(data.join("\n"));
       if (event === "error") onError(new ApiError(0, payload));
-      else onEvent(payload);
+      else onEvent(payload, id);
     }
   }
 }

@@ -269,7 +269,8 @@ export async function show(root, [id]) {
   };
 }
 
-/** #/live?endpoint=ID: deliveries as their status changes, from deliveries:watch. */
+/** #/live?endpoint=ID: deliveries as their status changes, from deliveries:watch; a dropped stream is
+ * reconnected and resumed from the last event it gave (its SSE id, sent back as Last-Event-ID). */
 export async function live(root, _params, query) {
   const names = await endpointNames();
   const endpointId = query.get("endpoint") || "";
@@ -288,7 +289,10 @@ export async function live(root, _params, query) {
     state.textContent = text;
     state.className = `badge live-${kind}`;
   };
-  const onEvent = (message) => {
+  // The last event's id: a reconnect resumes from it, so no change made meanwhile is missed.
+  let lastEventId = "";
+  const onEvent = (message, id) => {
+    if (id) lastEventId = id;
     const delivery = message.delivery;
     if (!delivery) return;
     empty.hidden = true;
@@ -312,6 +316,7 @@ export async function live(root, _params, query) {
       try {
         await stream("/deliveries:watch", { endpointId }, {
           signal: controller.signal,
+          lastEventId,
           onOpen: () => {
             setState("live", "on");
             wait = 1000;
@@ -319,6 +324,8 @@ export async function live(root, _params, query) {
           onEvent,
           onError: (error) => {
             failed = error;
+            // A token the sender no longer accepts (too old): watch anew rather than fail forever.
+            if (error.violations.some((violation) => violation.field === "resume_token")) lastEventId = "";
           },
         });
       } catch (error) {
