@@ -20,6 +20,9 @@ import pytest
 from playwright.async_api import Page, expect
 from standardwebhooks.webhooks import Webhook
 
+from gateway.app import build_app
+from gateway.server import GatewayServer
+from gateway.settings import GatewaySettings
 from hooks.registry.v1 import endpoints_pb2
 from services.common.identity import IDENTITY_HEADER, identity_metadata
 from tests.helpers.browser import VIEWPORT, console_page
@@ -391,3 +394,31 @@ async def test_a_page_of_a_thousand_endpoints_takes_one_list_call_and_ten_stats_
         assert len(api) == 11, api
         await expect(page.locator("#endpoints tbody tr").last.locator(".health-rate")).to_have_text("no attempts")
         assert shown < 10, f"a page of 1,000 endpoints took {shown:.1f} s"
+
+
+async def test_the_live_view_resumes_after_the_gateway_restarts_without_missing_a_delivery(console_stack, browser):
+    stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
+    await stack.subscribe(account, "/live")
+    port = stack.gateway.port
+    async with console_page(browser) as page:
+        await sign_in(page, stack, account)
+        await open_page(page, "Live")
+        await expect(page.locator("#live-state")).to_have_text("live")
+        await stack.produce([json.dumps(incoming(account, "policies", "policy-created")).encode()])
+        rows = page.locator('#live tbody tr[data-status="DELIVERY_STATUS_SUCCEEDED"]')
+        await expect(rows).to_have_count(1, timeout=SLOW)
+
+        # The gateway goes away; a delivery happens meanwhile; a new gateway comes up on the same port.
+        await stack.gateway.stop()
+        await expect(page.locator("#live-state")).not_to_have_text("live")
+        await stack.produce([json.dumps(incoming(account, "policies", "policy-created")).encode()])
+        await eventually(lambda: len(stack.receiver.at("/live")) == 2, message="delivered while no one watched")
+        settings = {"registry_target": stack.registry_target, "sender_target": stack.sender_target}
+        restarted = GatewayServer(build_app(GatewaySettings(gateway_development=True, **settings)), 0.5)
+        await restarted.start(f"127.0.0.1:{port}")
+        try:
+            # The console reconnects with the last event's id and is given what it missed.
+            await expect(page.locator("#live-state")).to_have_text("live", timeout=SLOW)
+            await expect(rows).to_have_count(2, timeout=SLOW)
+        finally:
+            await restarted.stop()
