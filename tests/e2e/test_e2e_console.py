@@ -260,7 +260,8 @@ async def test_the_delivery_log_searches_and_retries_every_failed_delivery_in_vi
 @pytest.mark.parametrize("console_stack", [False], indirect=True)
 async def test_outside_development_there_is_no_sign_in_and_the_proxy_identity_is_used(console_stack, browser):
     stack, account = console_stack, f"acct-{uuid.uuid4().hex[:8]}"
-    await stack.subscribe(account, "/proxied")
+    hostile = '<img src=x onerror="window.pwned = 1">'  # what a tenant stored is shown as text, never run
+    await stack.subscribe(account, "/proxied", {"name": hostile})
 
     async with console_page(browser) as page:
         sent: list[dict[str, str]] = []
@@ -279,6 +280,9 @@ async def test_outside_development_there_is_no_sign_in_and_the_proxy_identity_is
         await expect(page.locator("#account")).to_have_text(account)
         await expect(page.locator("#endpoints tbody tr")).to_have_count(1)
         await expect(page.locator("#endpoints .target")).to_have_text(stack.receiver.url("/proxied"))
+        await expect(page.locator("#endpoints .endpoint-name")).to_have_text(hostile)
+        assert await page.locator("#endpoints img").count() == 0
+        assert await page.evaluate("window.pwned") is None
 
 
 async def test_pause_keeps_deliveries_pending_and_resume_sends_them(console_stack, browser):
