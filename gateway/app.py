@@ -1,4 +1,5 @@
-"""The aiohttp application: the transcoding handler, identity, body limit, errors, health; and the
+"""The aiohttp application: the transcoding handler, identity, body limit, errors, health, the web
+console's files under /console/ (gateway/console); and the
 gateway's /metrics as an application of its own, for the metrics port (never the public one).
 
     app = build_app(settings)                       # routes of hooks.{registry,sender,matcher}.v1
@@ -26,8 +27,8 @@ from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
+from gateway import console, proto_comments, sse, transcoder
 from gateway import http_routes as routes_module
-from gateway import proto_comments, sse, transcoder
 from gateway.errors import GatewayError, rpc_error_response
 from gateway.health import check_services
 from gateway.http_routes import Route, Router
@@ -305,6 +306,7 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
+    console.add_routes(app, settings)
     app.router.add_route("*", "/{tail:.*}", transcode)
 
     async def close(_app: web.Application) -> None:

@@ -313,14 +313,15 @@ async def running_stack(
     registry_settings: dict[str, object] | None = None,
     sender_settings: dict[str, object] | None = None,
     matcher_settings: dict[str, object] | None = None,
+    gateway_settings: dict[str, object] | None = None,
 ) -> AsyncIterator[Stack]:
     """The whole system on `database_url` and the topics {"outbox": ..., "dlq": ...} of the broker at
     `bootstrap`; stopped, in reverse order, when the block ends.
 
     The sender's database is `sender_database_url` when given (else the registry's, or a file beside
-    it on SQLite); `registry_settings`, `sender_settings` and `matcher_settings` are fields of
-    RegistrySettings, SenderSettings and MatcherSettings that differ from the fast ones used here
-    (e.g. {"sender_retry_schedule": "1h"})."""
+    it on SQLite); `registry_settings`, `sender_settings`, `matcher_settings` and `gateway_settings`
+    are fields of RegistrySettings, SenderSettings, MatcherSettings and GatewaySettings that differ
+    from the fast ones used here (e.g. {"sender_retry_schedule": "1h"}, {"gateway_development": True})."""
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic=topics["outbox"], dlq_topic=topics["dlq"])
     async with contextlib.AsyncExitStack() as stack:
         receiver = await stack.enter_async_context(
@@ -381,7 +382,12 @@ async def running_stack(
         gateway = GatewayServer(
             build_app(
                 GatewaySettings(
-                    registry_target=registry_target, sender_target=sender_target, matcher_target=matcher_target
+                    **{
+                        "registry_target": registry_target,
+                        "sender_target": sender_target,
+                        "matcher_target": matcher_target,
+                        **(gateway_settings or {}),
+                    }
                 )
             ),
             shutdown_grace_seconds=0.5,
