@@ -15,6 +15,7 @@ from cli.main import main as hooks_cli
 from hooks.matcher.v1 import matcher_pb2
 from hooks.registry.v1 import applications_pb2
 from services.common.identity import identity_metadata
+from tests.helpers.processes import HooksCommand
 from tests.helpers.stack import running_stack
 from tests.helpers.waiting import eventually
 
@@ -74,7 +75,7 @@ async def test_an_admin_finds_what_failed_looks_at_it_and_retries_it_all(stack):
     shown = await run(stack, "get", mine[0]["id"])
     assert "failed" in shown.splitlines()[0] and "attempt 1" in shown and "HTTP 400" in shown
 
-    retried = await run(stack, "retry", "--since", "1h", "--endpoint", broken.id)
+    retried = await run(stack, "retry", "--status", "failed", "--since", "1h", "--endpoint", broken.id)
     assert retried.strip() == "queued 2 failed deliveries again"
     await eventually(lambda: len(stack.receiver.at("/broken")) == 4, message="both delivered on retry")
 
@@ -90,3 +91,67 @@ async def test_an_admin_finds_what_failed_looks_at_it_and_retries_it_all(stack):
     assert refused.exit_code != 0 and "404" in refused.output
     unnamed = CliRunner().invoke(hooks_cli, ["deliveries", "list"], env={"HOOKS_ACCOUNT": ""})
     assert unnamed.exit_code != 0 and "--account" in unnamed.output
+
+
+async def publish(stack, account: str, number: int) -> None:
+    await stack.publish(
+        matcher_pb2.PublishMessageRequest(
+            application="shop", event_type="placed", message=struct_pb2.Value(number_value=number)
+        ),
+        identity_metadata(account),
+    )
+
+
+def watched(command: HooksCommand) -> list[dict]:
+    return [json.loads(line) for line in command.stdout if line.startswith("{")]
+
+
+async def test_an_admin_watches_deliveries_change_across_a_dropped_connection_until_ctrl_c(stack):
+    mine = await stack.subscribe(ACCOUNT, "/watched")
+    other = await stack.subscribe(ACCOUNT, "/unwatched")  # the same events (the account's catch-all filters)
+    env = {"HOOKS_GATEWAY_URL": str(stack.http.base_url), "HOOKS_ACCOUNT": ACCOUNT}
+    as_json = await HooksCommand("deliveries", "watch", "--json", env=env).start()
+    as_table = await HooksCommand("deliveries", "watch", "--endpoint", mine.id, env=env).start()
+    try:
+        for command in (as_json, as_table):
+            await eventually(lambda c=command: any(line.startswith("watching") for line in c.stderr), message="open")
+        await publish(stack, ACCOUNT, 1)
+        await eventually(
+            lambda: (
+                {(d["endpointId"], d["status"]) for d in watched(as_json)}
+                >= {(mine.id, "DELIVERY_STATUS_SUCCEEDED"), (other.id, "DELIVERY_STATUS_SUCCEEDED")}
+            ),
+            message="both deliveries seen succeeding",
+        )
+        await eventually(lambda: any(mine.id in line and "succeeded" in line for line in as_table.stdout))
+        assert as_table.stdout[0].split()[:3] == ["ID", "STATUS", "ENDPOINT"]
+        assert not any(other.id in line for line in as_table.stdout)  # --endpoint: only that endpoint's
+
+        await stack.restart_gateway()  # every open stream drops
+        await eventually(lambda: any("reconnecting" in line for line in as_json.stderr), message="the drop told")
+        await eventually(lambda: any(line.startswith("watching again") for line in as_json.stderr), timeout=60)
+        await publish(stack, ACCOUNT, 2)
+        await eventually(
+            lambda: (
+                sum(d["endpointId"] == mine.id and d["status"] == "DELIVERY_STATUS_SUCCEEDED" for d in watched(as_json))
+                == 2
+            ),
+            message="the change after the reconnection seen",
+        )
+        for command in (as_json, as_table):
+            assert await command.stop_with_ctrl_c() == 0, command.stderr
+            assert not any("Traceback" in line for line in command.stderr), command.stderr
+    finally:
+        await as_json.close()
+        await as_table.close()
+
+
+async def test_watch_errors_are_said_plainly(stack):
+    unnamed = CliRunner().invoke(hooks_cli, ["deliveries", "watch"], env={"HOOKS_ACCOUNT": ""})
+    assert unnamed.exit_code != 0 and "--account" in unnamed.output
+    nowhere = await asyncio.to_thread(
+        CliRunner().invoke, hooks_cli, ["deliveries", "watch", "--gateway", "http://127.0.0.1:9", "--account", "a"]
+    )
+    assert (
+        nowhere.exit_code == 1 and "cannot be reached" in nowhere.output and nowhere.exception.__class__ is SystemExit
+    )

@@ -289,12 +289,27 @@ class Stack:
             if not token:
                 return found
 
+    async def restart_gateway(self) -> None:
+        """Stops the gateway, ending its open streams as a deploy or a lost connection would, and serves a
+        new one on the same port (what a client reconnecting finds)."""
+        port = self.gateway.port
+        await self.gateway.stop()
+        self.gateway = _gateway(self.registry_target, self.sender_target, self.matcher_target)
+        await self.gateway.start(f"127.0.0.1:{port}")
+
     # -- what the matcher holds -------------------------------------------------------------------
 
     @property
     def in_flight(self) -> int:
         """Messages the matcher's consumer is still working on (validating, routing, handing over)."""
         return self.matcher.matcher.consumer.in_flight
+
+
+def _gateway(registry_target: str, sender_target: str, matcher_target: str) -> GatewayServer:
+    settings = GatewaySettings(
+        registry_target=registry_target, sender_target=sender_target, matcher_target=matcher_target
+    )
+    return GatewayServer(build_app(settings), shutdown_grace_seconds=0.5)
 
 
 def _sender_database(database_url: str) -> str:
@@ -378,14 +393,7 @@ async def running_stack(
         stack.push_async_callback(matcher.stop, 1.0)
         await asyncio.wait_for(matcher.matcher.consumer.assigned.wait(), 30)
 
-        gateway = GatewayServer(
-            build_app(
-                GatewaySettings(
-                    registry_target=registry_target, sender_target=sender_target, matcher_target=matcher_target
-                )
-            ),
-            shutdown_grace_seconds=0.5,
-        )
+        gateway = _gateway(registry_target, sender_target, matcher_target)
         gateway_port = await gateway.start("127.0.0.1:0")
         stack.push_async_callback(gateway.stop)
         http = await stack.enter_async_context(
@@ -415,5 +423,6 @@ async def running_stack(
         try:
             yield running
         finally:
+            await running.gateway.stop()  # the one restart_gateway started, if any
             for made in running.channels:
                 await made.close()
