@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -161,41 +162,56 @@ def watch_command(endpoint_id: str, client: Gateway, as_json: bool) -> None:
     its events (SSE `id:`), the new stream resumes after the last one printed (Last-Event-ID), so nothing
     is missed; otherwise a warning says that changes in between are not shown.
     """
-    params = {"endpointId": endpoint_id} if endpoint_id else {}
-    state = {"last_id": "", "opened": 0, "pause": RECONNECT_FIRST_SECONDS}
-
-    def opened() -> None:
-        state["opened"] += 1
-        state["pause"] = RECONNECT_FIRST_SECONDS
-        again = "watching again" if state["opened"] > 1 else "watching"
-        click.echo(
-            f"{again} the account's deliveries{' to ' + endpoint_id if endpoint_id else ''} (Ctrl-C stops)", err=True
-        )
-
+    watch = _Watch(client, endpoint_id, as_json)
     if not as_json:
         WATCH_TABLE.header()
     try:
+        watch.run()
+    except KeyboardInterrupt:  # Ctrl-C: how a watch is meant to end
+        return
+
+
+@dataclass
+class _Watch:
+    """`watch`'s loop: a stream, and a new one each time it drops."""
+
+    client: Gateway
+    endpoint_id: str
+    as_json: bool
+    #: The id of the last event printed (SSE `id:`), to resume after; empty while the gateway sends none.
+    last_id: str = ""
+    #: How many streams the gateway has accepted so far.
+    opened: int = 0
+    pause: float = RECONNECT_FIRST_SECONDS
+
+    def run(self) -> None:
+        params = {"endpointId": self.endpoint_id} if self.endpoint_id else {}
         while True:
             try:
-                for event in client.events("/deliveries:watch", params, last_event_id=state["last_id"], opened=opened):
-                    _show_watched(event.type, event.data, as_json)
-                    state["last_id"] = event.id or state["last_id"]
+                for event in self.client.events(
+                    "/deliveries:watch", params, last_event_id=self.last_id, opened=self._opened
+                ):
+                    _show_watched(event.type, event.data, self.as_json)
+                    self.last_id = event.id or self.last_id
             except StreamDropped as dropped:
                 problem = str(dropped)
             except Unreachable as unreachable:
-                if not state["opened"]:
+                if not self.opened:
                     raise
                 problem = unreachable.message
             except _Resumable as resumable:
                 problem = str(resumable)
-            resuming = (
-                f"resuming after event {state['last_id']}" if state["last_id"] else "changes meanwhile are not shown"
-            )
-            click.echo(f"{problem}; reconnecting in {state['pause']:g} s ({resuming})", err=True)
-            time.sleep(state["pause"])
-            state["pause"] = min(state["pause"] * 2, RECONNECT_MAX_SECONDS)
-    except KeyboardInterrupt:  # Ctrl-C: how a watch is meant to end
-        return
+            resuming = f"resuming after event {self.last_id}" if self.last_id else "changes meanwhile are not shown"
+            click.echo(f"{problem}; reconnecting in {self.pause:g} s ({resuming})", err=True)
+            time.sleep(self.pause)
+            self.pause = min(self.pause * 2, RECONNECT_MAX_SECONDS)
+
+    def _opened(self) -> None:
+        self.opened += 1
+        self.pause = RECONNECT_FIRST_SECONDS
+        what = "watching again" if self.opened > 1 else "watching"
+        to = f" to {self.endpoint_id}" if self.endpoint_id else ""
+        click.echo(f"{what} the account's deliveries{to} (Ctrl-C stops)", err=True)
 
 
 class _Resumable(Exception):

@@ -145,7 +145,7 @@ class Gateway:
 def _parse_events(lines: Iterator[str]) -> Iterator[Event]:
     """Server-Sent Events (the WHATWG rules that matter here): fields until a blank line; `:` starts a comment;
     the last `id:` seen stays the stream's id."""
-    kind, data, last_id = "", [], ""
+    kind, last_id, data = "", "", list[str]()
     for line in lines:
         if not line:
             if data:
@@ -176,6 +176,8 @@ def problem_text(response: httpx.Response) -> str:
         message = problem.get("message") or message
         for detail in problem.get("details") or []:
             violations += [(v.get("field", ""), v.get("description", "")) for v in detail.get("fieldViolations", [])]
+    if violations and all(why in message for _, why in violations):
+        message = ""  # it only lists the violations, which follow one a line
     lines = [f"{response.status_code} {response.reason_phrase}: {message}".rstrip(": ")]
     lines += [f"  {field or '(request)'}: {why}" for field, why in violations]
     if response.status_code == 401:

@@ -1,11 +1,10 @@
-"""`hooks deliveries list / get / retry` against the whole system through its gateway, as an account
-admin uses them: find what failed in the last hour, look at its attempts, retry it all at once."""
+"""`hooks deliveries list / get / retry / watch` against the whole system through its gateway, as an account
+admin uses them: find what failed in the last hour, look at its attempts, retry it all at once, watch."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +14,7 @@ from cli.main import main as hooks_cli
 from hooks.matcher.v1 import matcher_pb2
 from hooks.registry.v1 import applications_pb2
 from services.common.identity import identity_metadata
+from tests.helpers import cli
 from tests.helpers.processes import HooksCommand
 from tests.helpers.stack import running_stack
 from tests.helpers.waiting import eventually
@@ -23,7 +23,6 @@ SHOP = applications_pb2.Application(
     name="shop", title="Shop", event_types=[applications_pb2.EventType(id="placed", title="Placed")]
 )
 ACCOUNT, OTHER = "acct-admin", "acct-other"
-LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \[")
 
 
 @pytest.fixture
@@ -33,18 +32,8 @@ async def stack(sqlite_url, kafka, topics):
         yield running
 
 
-def hooks(stack, *args: str, account: str = ACCOUNT):
-    """The command as a person runs it: the gateway and the account from the environment."""
-    env = {"HOOKS_GATEWAY_URL": str(stack.http.base_url), "HOOKS_ACCOUNT": account}
-    return CliRunner().invoke(hooks_cli, ["deliveries", *args], env=env, catch_exceptions=False)
-
-
-async def run(stack, *args: str, account: str = ACCOUNT):
-    result = await asyncio.to_thread(hooks, stack, *args, account=account)
-    assert result.exit_code == 0, result.output
-    # The services run in this process, and their log lines (structlog's default: printed) land in the
-    # same capture: keep the command's own.
-    return "".join(line for line in result.stdout.splitlines(keepends=True) if not LOG_LINE.match(line))
+async def run(stack, *args: str, account: str = ACCOUNT) -> str:
+    return await cli.run(stack, "deliveries", *args, account=account)
 
 
 async def test_an_admin_finds_what_failed_looks_at_it_and_retries_it_all(stack):
@@ -87,8 +76,7 @@ async def test_an_admin_finds_what_failed_looks_at_it_and_retries_it_all(stack):
     assert (await run(stack, "retry", "--json")).strip() == json.dumps({"queued": 0, "more": False})
     assert json.loads(await run(stack, "retry", mine[0]["id"], "--json"))["id"] == mine[0]["id"]
 
-    refused = await asyncio.to_thread(hooks, stack, "get", theirs.id)
-    assert refused.exit_code != 0 and "404" in refused.output
+    assert "404 Not Found" in await cli.refused(stack, "deliveries", "get", theirs.id, account=ACCOUNT)
     unnamed = CliRunner().invoke(hooks_cli, ["deliveries", "list"], env={"HOOKS_ACCOUNT": ""})
     assert unnamed.exit_code != 0 and "--account" in unnamed.output
 
