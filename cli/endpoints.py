@@ -451,10 +451,15 @@ def test_command(endpoint_id: str, message: str, client: Gateway, as_json: bool)
     else:
         attempts = delivery.get("attempts") or [{}]
         last = attempts[-1]
-        http = f"HTTP {last['httpStatus']}" if last.get("httpStatus") else "no HTTP answer"
-        detail = f"{http}, {last.get('latency', '')}".rstrip(", ")
+        # No HTTP status: an e-mail, or no answer at all (the error says which).
+        details = [f"HTTP {last['httpStatus']}" if last.get("httpStatus") else "", last.get("latency", "")]
+        detail = ", ".join(d for d in details if d)
         error = last.get("error") or delivery.get("lastError") or ""
-        click.echo(f"test delivery {delivery.get('id', '')}: {status} ({detail})" + (f": {error}" if error else ""))
+        click.echo(
+            f"test delivery {delivery.get('id', '')}: {status}"
+            + (f" ({detail})" if detail else "")
+            + (f": {error}" if error else "")
+        )
         if status == "pending" and delivery.get("nextAttemptTime"):
             click.echo(f"  hooks retries it at {when(delivery['nextAttemptTime'])} UTC")
     if status != "succeeded":
