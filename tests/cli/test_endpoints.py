@@ -141,8 +141,8 @@ async def test_an_admin_creates_each_type_reads_it_changes_only_what_is_named_an
     rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
     assert rows[endpoint_id][1:4] == ["ops", "webhook", "enabled"]
     assert rows[slack["id"]][1:4] == ["chat", "slack", "disabled"]
-    listed = [json.loads(line) for line in (await run(stack, "list", "--json", "--name-contains", "CHA")).splitlines()]
-    assert [e["name"] for e in listed] == ["chat"] and listed[0]["stats"]["attempts24h"] == 0
+    listed = [json.loads(line) for line in (await run(stack, "list", "--json", "--name-contains", "MAI")).splitlines()]
+    assert [e["name"] for e in listed] == ["mail"] and listed[0]["stats"]["attempts24h"] == 0
 
     assert (await run(stack, "delete", endpoint_id)).strip() == f"deleted endpoint {endpoint_id}"
     assert "404 Not Found" in await refused(stack, "get", endpoint_id)
