@@ -289,11 +289,13 @@ class Stack:
             if not token:
                 return found
 
-    async def restart_gateway(self) -> None:
-        """Stops the gateway, ending its open streams as a deploy or a lost connection would, and serves a
-        new one on the same port (what a client reconnecting finds)."""
-        port = self.gateway.port
+    async def stop_gateway(self) -> None:
+        """Stops the gateway, ending its open streams as a deploy or a lost connection would; `start_gateway`
+        serves a new one on the same port (what a client reconnecting finds)."""
         await self.gateway.stop()
+
+    async def start_gateway(self) -> None:
+        port = self.gateway.port
         self.gateway = _gateway(self.registry_target, self.sender_target, self.matcher_target)
         await self.gateway.start(f"127.0.0.1:{port}")
 
@@ -423,6 +425,6 @@ async def running_stack(
         try:
             yield running
         finally:
-            await running.gateway.stop()  # the one restart_gateway started, if any
+            await running.gateway.stop()  # the one start_gateway started, if any
             for made in running.channels:
                 await made.close()
