@@ -135,7 +135,7 @@ class Gateway:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise self._unreachable(exc) from None
         except httpx.HTTPError as exc:
-            raise StreamDropped(str(exc) or type(exc).__name__) from None
+            raise StreamDropped(f"the connection to the gateway was lost ({exc or type(exc).__name__})") from None
         raise StreamDropped("the gateway closed the stream")
 
     def _unreachable(self, exc: httpx.HTTPError) -> Unreachable:
