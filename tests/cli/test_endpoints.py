@@ -17,6 +17,7 @@ from hooks.matcher.v1 import matcher_pb2
 from hooks.registry.v1 import applications_pb2
 from services.common.identity import identity_metadata
 from tests.helpers import cli
+from tests.helpers.certificates import Authority
 from tests.helpers.stack import running_stack
 from tests.helpers.waiting import eventually
 
@@ -54,7 +55,8 @@ def signed_by(secret: str, received) -> bool:
     return True
 
 
-async def test_an_admin_creates_each_type_reads_it_changes_only_what_is_named_and_deletes_it(stack):
+async def test_an_admin_creates_each_type_reads_it_changes_only_what_is_named_and_deletes_it(stack, tmp_path):
+    authority = Authority.create(tmp_path / "ca")
     result = await cli.hooks(
         stack,
         "endpoints",
@@ -72,6 +74,8 @@ async def test_an_admin_creates_each_type_reads_it_changes_only_what_is_named_an
         "10/s",
         "--order",
         "ordered",
+        "--ca-certificate",
+        str(authority.ca_file),
         account=ACCOUNT,
     )
     assert result.exit_code == 0, result.output
@@ -89,6 +93,7 @@ async def test_an_admin_creates_each_type_reads_it_changes_only_what_is_named_an
         "headers           X-Team (...1234)",
         "rate limit        10 per second",
         "order             ordered",
+        "CA certificate    set",
         "success rate 24h  no attempt",
     ):
         assert expected in shown, (expected, shown)
@@ -96,6 +101,7 @@ async def test_an_admin_creates_each_type_reads_it_changes_only_what_is_named_an
     read = await run_json(stack, "get", endpoint_id)
     assert "generatedSecret" not in read or not read["generatedSecret"]
     assert read["stats"]["endpointId"] == endpoint_id and read["stats"]["pendingCount"] == 0
+    assert read["caCertificate"] == authority.ca_file.read_text()
 
     # The other types, each with what it takes; --json gives the API's answer.
     slack = await run_json(
@@ -135,6 +141,9 @@ async def test_an_admin_creates_each_type_reads_it_changes_only_what_is_named_an
     updated = await run_json(stack, "update", endpoint_id, "--no-rate-limit", "--order", "unordered")
     assert updated["enabled"] is True and updated["headerHints"] == {"X-Other": ""}
     assert not (updated.get("rateLimit") or {}).get("requests") and updated["description"] == "night shift"
+    assert updated["caCertificate"] and updated["order"] == "DELIVERY_ORDER_UNORDERED"
+    updated = await run_json(stack, "update", endpoint_id, "--no-ca-certificate", "--no-headers", "--header", "A: b")
+    assert (updated["caCertificate"], updated["headerHints"]) == ("", {"A": ""})  # the whole set replaced
 
     table = await run(stack, "list")
     assert table.splitlines()[0].split()[:4] == ["ID", "NAME", "TYPE", "STATE"]
