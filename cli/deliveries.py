@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from cli.dlq import parse_since
-from cli.gateway import Gateway, StreamDropped, Table, Unreachable, echo_json, enum_name, when, with_gateway
+from cli.gateway import ApiError, Gateway, StreamDropped, Table, Unreachable, echo_json, enum_name, when, with_gateway
 from cli.topics import json_option
 
 STATUSES = ("pending", "succeeded", "failed")
@@ -201,6 +201,11 @@ class _Watch:
                 problem = unreachable.message
             except _Resumable as resumable:
                 problem = str(resumable)
+            except ApiError as refused:
+                if not (self.last_id and refused.status == 400 and _names_resume_token(refused)):
+                    raise
+                # Too old to resume from (past the sender's retention), or not understood: start afresh.
+                problem, self.last_id = f"the gateway cannot resume the watch ({refused.violations[0][1]})", ""
             resuming = f"resuming after event {self.last_id}" if self.last_id else "changes meanwhile are not shown"
             click.echo(f"{problem}; reconnecting in {self.pause:g} s ({resuming})", err=True)
             time.sleep(self.pause)
@@ -212,6 +217,10 @@ class _Watch:
         what = "watching again" if self.opened > 1 else "watching"
         to = f" to {self.endpoint_id}" if self.endpoint_id else ""
         click.echo(f"{what} the account's deliveries{to} (Ctrl-C stops)", err=True)
+
+
+def _names_resume_token(error: ApiError) -> bool:
+    return any(field.rsplit(".", 1)[-1] in ("resume_token", "resumeToken") for field, _ in error.violations)
 
 
 class _Resumable(Exception):

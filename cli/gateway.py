@@ -89,7 +89,7 @@ class Gateway:
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
         if response.status_code >= 400:
-            raise click.ClickException(problem_text(response))
+            raise ApiError(response)
         try:
             return response.json()
         except ValueError:
@@ -129,7 +129,7 @@ class Gateway:
             with self._client.stream("GET", API + path, params=params, headers=headers, timeout=timeout) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise click.ClickException(problem_text(response))
+                    raise ApiError(response)
                 opened()
                 yield from _parse_events(response.iter_lines())
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -164,25 +164,32 @@ def _parse_events(lines: Iterator[str]) -> Iterator[Event]:
             last_id = value
 
 
-def problem_text(response: httpx.Response) -> str:
-    """An error answer as a person reads it: `404 Not Found: endpoint 'x' not found`, then a line per field
-    violation (`  target: must be an http:// or https:// URL`)."""
-    message, violations = response.text.strip(), []
-    try:
-        problem = response.json()
-    except ValueError:
-        problem = None
-    if isinstance(problem, dict):
-        message = problem.get("message") or message
-        for detail in problem.get("details") or []:
-            violations += [(v.get("field", ""), v.get("description", "")) for v in detail.get("fieldViolations", [])]
-    if violations and all(why in message for _, why in violations):
-        message = ""  # it only lists the violations, which follow one a line
-    lines = [f"{response.status_code} {response.reason_phrase}: {message}".rstrip(": ")]
-    lines += [f"  {field or '(request)'}: {why}" for field, why in violations]
-    if response.status_code == 401:
-        lines.append("  say which account: --account (HOOKS_ACCOUNT) or --identity (HOOKS_IDENTITY)")
-    return "\n".join(lines)
+class ApiError(click.ClickException):
+    """An error answer of the API, printed as a person reads it: `404 Not Found: endpoint 'x' not found`,
+    then a line per field violation (`  endpoint.target: must be an http:// or https:// URL`); `status` and
+    `violations` ((field, why) pairs) for a command that can do something about it."""
+
+    def __init__(self, response: httpx.Response):
+        message, violations = response.text.strip(), []
+        try:
+            problem = response.json()
+        except ValueError:
+            problem = None
+        if isinstance(problem, dict):
+            message = problem.get("message") or message
+            for detail in problem.get("details") or []:
+                violations += [
+                    (v.get("field", ""), v.get("description", "")) for v in detail.get("fieldViolations", [])
+                ]
+        if violations and all(why in message for _, why in violations):
+            message = ""  # it only lists the violations, which follow one a line
+        lines = [f"{response.status_code} {response.reason_phrase}: {message}".rstrip(": ")]
+        lines += [f"  {field or '(request)'}: {why}" for field, why in violations]
+        if response.status_code == 401:
+            lines.append("  say which account: --account (HOOKS_ACCOUNT) or --identity (HOOKS_IDENTITY)")
+        super().__init__("\n".join(lines))
+        self.status = response.status_code
+        self.violations: list[tuple[str, str]] = violations
 
 
 def echo_json(document: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -165,3 +166,33 @@ async def test_watch_errors_are_said_plainly(stack):
     assert (
         nowhere.exit_code == 1 and "cannot be reached" in nowhere.output and nowhere.exception.__class__ is SystemExit
     )
+
+
+async def test_a_watch_too_old_to_resume_starts_afresh_and_says_so(sqlite_url, kafka, topics):
+    """A sender keeps changes for HOOKS_SENDER_RETENTION_SECONDS; a watch away for longer cannot resume (400
+    naming resume_token) and watches from now on, saying that changes in between are not shown."""
+    retention = 2.0
+    async with running_stack(
+        sqlite_url, kafka.bootstrap_servers, topics, sender_settings={"sender_retention_seconds": retention}
+    ) as stack:
+        await stack.register(SHOP)
+        mine = await stack.subscribe(ACCOUNT, "/watched")
+        env = {"HOOKS_GATEWAY_URL": str(stack.http.base_url), "HOOKS_ACCOUNT": ACCOUNT}
+        watch = await HooksCommand("deliveries", "watch", "--json", env=env).start()
+        try:
+            await eventually(lambda: any(line.startswith("watching") for line in watch.stderr), message="open")
+            await publish(stack, ACCOUNT, 1)
+            await eventually(lambda: succeeded_ids(watch, mine.id), message="the first change seen")
+            seen = time.monotonic()
+            await stack.stop_gateway()
+            await eventually(lambda: time.monotonic() > seen + retention + 1, timeout=retention + 5)
+            await stack.start_gateway()
+            await eventually(lambda: any(line.startswith("watching again") for line in watch.stderr), timeout=60)
+            told = [line for line in watch.stderr if "cannot resume" in line]
+            assert told and "older than this sender keeps" in told[0], watch.stderr
+            assert "changes meanwhile are not shown" in told[0]
+            await publish(stack, ACCOUNT, 2)
+            await eventually(lambda: len(succeeded_ids(watch, mine.id)) == 2, message="live changes after it")
+            assert await watch.stop_with_ctrl_c() == 0, watch.stderr
+        finally:
+            await watch.close()
