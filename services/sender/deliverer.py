@@ -136,9 +136,10 @@ class Deliverer:
     async def _prepare(self, held: Held) -> tuple[QueuedDelivery, Target] | None:
         """The delivery under this sender's lease and its endpoint as the registry has it now, or None
         when it is not to be sent now (settled here when the endpoint is gone or disabled, held while it
-        is paused, put off when the registry cannot say or the account's e-mail rate is spent). While enough of the lease
-        `held` carries is left it is used as is, saving a claim; a (re)claim is put back in
-        `held.delivery`, so the lease renewal sees it. The lease is looked at again after the lookup."""
+        is paused, put off when the registry cannot say or the account's e-mail rate is spent). While
+        enough of the lease `held` carries is left it is used as is, saving a claim; a (re)claim is put
+        back in `held.delivery`, so the lease renewal sees it. The lease is looked at again after the
+        lookup."""
         delivery = held.delivery
         if delivery is None or not self.store.holds_lease(delivery):
             delivery = held.delivery = await self.store.claim(held.id)

@@ -618,14 +618,16 @@ class DeliveryStore:
             for endpoint_id, count, succeeded in recent:
                 found = figures.setdefault(endpoint_id, EndpointFigures())
                 found.attempts, found.succeeded = count, succeeded or 0
-            # Counted per endpoint, correlated: one range of the (endpoint, status, ...) index each
-            # (a plain IN list lets SQLite walk all the account's deliveries by its index instead).
+            # Counted per endpoint, correlated: one range of the (endpoint, status, ...) index each. The
+            # account is compared through coalesce (it is never NULL): as a bare `account_id = ?` (or
+            # with an IN list of endpoints) SQLite, without statistics, picks an account index instead
+            # and walks all the account's deliveries.
             pending_of_each = (
                 select(func.count())
                 .where(
                     Delivery.endpoint_id == wanted.c.value,
                     Delivery.status == DeliveryState.PENDING.value,
-                    Delivery.account_id == account_id,
+                    func.coalesce(Delivery.account_id, "") == account_id,
                 )
                 .correlate(wanted)
                 .scalar_subquery()

@@ -17,6 +17,7 @@ from services.common.db import create_engine, utcnow
 from services.common.errors import field_violations_of
 from services.common.identity import identity_metadata
 from services.sender.models import Attempt
+from tests.helpers.registry import running_registry
 from tests.helpers.sender import (
     Receiver,
     Sender,
@@ -162,11 +163,14 @@ async def test_the_request_holds_one_to_a_thousand_ids_none_of_them_empty(sender
         raise AssertionError("answered without an identity")
 
 
-async def test_every_statement_searches_an_index(sqlite_url, registry, receiver: Receiver):
+async def test_every_statement_searches_an_index(sqlite_url, receiver: Receiver):
     """On SQLite (whose plans do not depend on the tables' sizes) no statement of a call for many
     endpoints scans a table: each finds its rows through an index."""
     account = new_account()
-    async with running_sender(sqlite_url, registry) as sender:
+    async with (
+        running_registry(sqlite_url, registry_change_poll_seconds=0.05) as (_, registry_port),
+        running_sender(sqlite_url, f"127.0.0.1:{registry_port}") as sender,
+    ):
         endpoint = await create_endpoint(sender, account, receiver.url("hook"))
         await delivered(sender, account, endpoint.id, 2, SUCCEEDED)
         engine = sender.server.sender.store.engine.sync_engine
