@@ -158,9 +158,10 @@ def watch_command(endpoint_id: str, client: Gateway, as_json: bool) -> None:
     """Prints each change of the account's deliveries as it happens (a row, or with --json the delivery
     as a JSON line), until Ctrl-C.
 
-    A stream that drops is opened again, after a pause that doubles up to 10 s; where the gateway numbers
-    its events (SSE `id:`), the new stream resumes after the last one printed (Last-Event-ID), so nothing
-    is missed; otherwise a warning says that changes in between are not shown.
+    A stream that drops is opened again, after a pause that doubles up to 10 s; the new stream resumes
+    after the last event printed (its SSE `id:`, sent back as Last-Event-ID), so nothing is missed. Where it
+    cannot (no event yet, or away longer than the sender keeps changes), a warning says that changes in
+    between are not shown.
     """
     watch = _Watch(client, endpoint_id, as_json)
     if not as_json:
