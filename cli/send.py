@@ -12,6 +12,7 @@ import time
 import uuid
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -41,7 +42,7 @@ class _Progress:
             self._bar.__enter__()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, *exc_info: Any) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc_info)
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +110,7 @@ class RecordProducer:
         value: bytes | None,
         *,
         key: bytes | None = None,
-        headers: list[tuple[str, bytes | None]] | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
         partition: int | None = None,
         id: str = "",
     ) -> Future[Published]:
@@ -126,7 +127,7 @@ class RecordProducer:
         value: bytes | None,
         *,
         key: bytes | None = None,
-        headers: list[tuple[str, bytes | None]] | None = None,
+        headers: Sequence[tuple[str, bytes | None]] | None = None,
         partition: int | None = None,
         id: str = "",
     ) -> Published:
@@ -144,7 +145,7 @@ class RecordProducer:
         topic: str,
         value: bytes | None,
         key: bytes | None,
-        headers: list[tuple[str, bytes | None]] | None,
+        headers: Sequence[tuple[str, bytes | None]] | None,
         partition: int | None,
         id: str,
     ) -> Future[Published]:
@@ -165,7 +166,14 @@ class RecordProducer:
 
         where = {} if partition is None else {"partition": partition}
         try:
-            self._producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery, **where)
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=None if headers is None else list(headers),
+                on_delivery=on_delivery,
+                **where,
+            )
         except KafkaException as exc:  # e.g. a record larger than message.max.bytes
             raise PublishError(f"refused by the producer: {exc}", exc.args[0] if exc.args else None) from exc
         return future
