@@ -14,6 +14,7 @@ so `PATCH {"enabled": false}` changes that one field.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -89,6 +90,7 @@ def build_request(
     for key, values in query.items():
         _set_query_parameter(document, descriptor, route, key, values, bound)
     mask = _update_mask(descriptor, route, document)
+    _refuse_enum_numbers(descriptor, document, "")
     for field_path, raw in variables.items():
         field = _walk(descriptor, field_path.split("."))[-1]
         _place(document, descriptor, field_path.split("."), _scalar(field, raw, field_path))
@@ -152,14 +154,21 @@ def _check_shape(
             _check_value(field, value, name, problems)
 
 
+def _enum_problem(enum: _descriptor.EnumDescriptor, value: Any) -> str | None:
+    """What is wrong with `value` as the name of one of the enum's values, or None."""
+    if isinstance(value, str) and value in enum.values_by_name:
+        return None
+    choices = ", ".join(v.name for v in enum.values if not v.name.endswith("_UNSPECIFIED"))
+    if isinstance(value, str):
+        return f"{value[:100]!r} is not one of {choices}"
+    return f"must be one of {choices} (a name, not a number)"
+
+
 def _check_value(field: _descriptor.FieldDescriptor, value: Any, name: str, problems: list[tuple[str, str]]) -> None:
     if field.enum_type is not None:
-        choices = [v.name for v in field.enum_type.values if not v.name.endswith("_UNSPECIFIED")]
-        # A number is taken too (as json_format does, also written as a string from a query).
-        if isinstance(value, str) and value not in field.enum_type.values_by_name and not value.lstrip("-").isdigit():
-            problems.append((name, f"{value!r} is not one of {', '.join(choices)}"))
-        elif not isinstance(value, (str, int)) or isinstance(value, bool):
-            problems.append((name, f"must be one of {', '.join(choices)}"))
+        problem = _enum_problem(field.enum_type, value)
+        if problem:
+            problems.append((name, problem))
         return
     message = field.message_type
     if message is None or message.full_name in SCALAR_LIKE_MESSAGES or message.full_name in FREE_FORM_MESSAGES:
@@ -168,6 +177,74 @@ def _check_value(field: _descriptor.FieldDescriptor, value: Any, name: str, prob
         problems.append((name, f"must be a JSON object ({message.name})"))
         return
     _check_shape(message, value, name + ".", problems)
+
+
+@functools.cache
+def _enum_fields(descriptor: _descriptor.Descriptor) -> dict[str, _descriptor.FieldDescriptor]:
+    """The fields of the message, by both their names, that are enums or lead to one (a message
+    field, a map, a list): the only ones `_refuse_enum_numbers` walks into."""
+    found: dict[str, _descriptor.FieldDescriptor] = {}
+    pending, seen = [descriptor], set()
+    # Which messages reach an enum: a fixed point over the messages reachable from this one.
+    reachable: list[_descriptor.Descriptor] = []
+    while pending:
+        message = pending.pop()
+        if message.full_name in seen or message.full_name in FREE_FORM_MESSAGES:
+            continue
+        seen.add(message.full_name)
+        reachable.append(message)
+        pending.extend(f.message_type for f in message.fields if f.message_type is not None)
+    leads = {m.full_name for m in reachable if any(f.enum_type is not None for f in m.fields)}
+    changed = True
+    while changed:
+        changed = False
+        for message in reachable:
+            if message.full_name not in leads and any(
+                f.message_type is not None and f.message_type.full_name in leads for f in message.fields
+            ):
+                leads.add(message.full_name)
+                changed = True
+    for field in descriptor.fields:
+        if field.enum_type is not None or (field.message_type is not None and field.message_type.full_name in leads):
+            found[field.name] = found[field.json_name] = field
+    return found
+
+
+def _refuse_enum_numbers(descriptor: _descriptor.Descriptor, document: dict[str, Any], prefix: str) -> None:
+    """An enum is given by its name over HTTP, as the OpenAPI document says: json_format would also
+    take its number (`?status=0`, `"type": 3`, even one no value has), which the document does not
+    offer and a caller would not mean. Walks only the fields that lead to an enum."""
+    fields = _enum_fields(descriptor)
+    if not fields:
+        return
+    for key, value in document.items():
+        field = fields.get(key)
+        if field is None or value is None:
+            continue
+        name = prefix + field.json_name
+        entry = (
+            field.message_type if field.message_type is not None and field.message_type.GetOptions().map_entry else None
+        )
+        if entry is not None:
+            if isinstance(value, dict):
+                value_field = entry.fields_by_name["value"]
+                for map_key, item in value.items():
+                    _refuse_enum_number(value_field, item, f"{name}.{map_key}")
+        elif field.is_repeated:
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    _refuse_enum_number(field, item, f"{name}[{index}]")
+        else:
+            _refuse_enum_number(field, value, name)
+
+
+def _refuse_enum_number(field: _descriptor.FieldDescriptor, value: Any, name: str) -> None:
+    if field.enum_type is not None:
+        problem = _enum_problem(field.enum_type, value)
+        if problem:
+            raise bad_request(f"invalid request: {name}: {problem}", [(name, problem)])
+    elif field.message_type is not None and isinstance(value, dict):
+        _refuse_enum_numbers(field.message_type, value, name + ".")
 
 
 #: The field of an update request that names what it changes (AIP-134).
