@@ -280,7 +280,7 @@ def build_gateway(
     if descriptor_sets is None:
         descriptor_sets = [proto_comments.hooks_descriptor_set()]
     comments = proto_comments.load_comments(descriptor_sets)
-    document = build_openapi(routes, files, comments, max_page_size=paging.MAX_PAGE_SIZE)
+    document = build_openapi(routes, comments, max_page_size=paging.MAX_PAGE_SIZE)
     log.info("gateway routes built", routes=len(routes), described=len(comments))
     return Gateway(settings=settings, routes=routes, openapi=document, metrics=GatewayMetrics(metrics_registry))
 

@@ -7,32 +7,39 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 from openapi_spec_validator import validate
 
 from gateway.app import GATEWAY_KEY
-from gateway.http_routes import default_file_descriptors
 from services.common.identity import encode_identity
+from tests.helpers.gateway import ROOT
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
 
-async def test_the_document_is_valid_openapi_with_every_route_and_message(echo_gateway, full_gateway):
+def _shape(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+async def test_the_document_is_valid_openapi_with_every_route_and_the_messages_they_carry(echo_gateway, full_gateway):
     response = await full_gateway.get("/api/hooks/v1/openapi.json")  # no identity needed
     assert response.status_code == 200
     document = response.json()
     validate(document)
     assert document["openapi"].startswith("3.")
-    operations = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
-    routes = {(r.http_method, r.template.openapi_path()) for r in full_gateway.app[GATEWAY_KEY].routes}
-    assert operations == routes and len(routes) == 21
+    assert document["servers"] == [{"url": "/", "description": "The gateway serving this document."}]
+    operations = {(method.upper(), _shape(path)) for path, item in document["paths"].items() for method in item}
+    routes = {(r.http_method, _shape(r.template.openapi_path())) for r in full_gateway.app[GATEWAY_KEY].routes}
+    assert operations == routes and len(routes) == len(full_gateway.app[GATEWAY_KEY].routes)
+    # One path per resource: GET /endpoints/{id} and PATCH /endpoints/{endpoint.id} are one path.
+    shapes = [_shape(path) for path in document["paths"]]
+    assert len(shapes) == len(set(shapes))
     schemas = document["components"]["schemas"]
-    for file in default_file_descriptors():
-        for message in file.message_types_by_name.values():
-            assert message.full_name in schemas, message.full_name
     assert "google.rpc.Status" in schemas and "hooks.events.v1.Event" in schemas
+    assert "hooks.registry.v1.RegisterApplicationRequest" not in schemas  # an internal call's
 
     # Descriptions are the proto comments.
     create = document["paths"]["/api/hooks/v1/endpoints"]["post"]
@@ -43,23 +50,57 @@ async def test_the_document_is_valid_openapi_with_every_route_and_message(echo_g
     assert endpoint["properties"]["id"]["readOnly"] is True
     assert endpoint["properties"]["secret"]["writeOnly"] is True
     assert endpoint["properties"]["createTime"] == {"type": "string", "format": "date-time", "readOnly": True}
-    assert set(endpoint["required"]) == {"name", "type", "target"}
+    assert "required" not in endpoint  # a response's: every field is there
     assert "ENDPOINT_TYPE_SLACK" in schemas["hooks.registry.v1.EndpointType"]["enum"]
     assert "A Slack incoming webhook." in schemas["hooks.registry.v1.EndpointType"]["description"]
 
+    # What a request carries: the bounds the services enforce (services.common.bounds), no other field.
+    created = schemas["hooks.registry.v1.EndpointInput"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/hooks.registry.v1.EndpointInput"
+    }
+    assert set(created["required"]) == {"name", "type", "target"} and created["additionalProperties"] is False
+    name = created["properties"]["name"]
+    assert (name["minLength"], name["maxLength"]) == (1, 200)
+    assert re.fullmatch(_python(name["pattern"]), "ops team") and not re.fullmatch(_python(name["pattern"]), "  ")
+    assert not re.fullmatch(_python(name["pattern"]), "ops\x00")
+    assert "ENDPOINT_TYPE_UNSPECIFIED" not in created["properties"]["type"]["enum"]
+    assert "ENDPOINT_TYPE_EMAIL" in created["properties"]["type"]["enum"]
+    assert created["properties"]["headers"]["maxProperties"] == 20
+    assert created["properties"]["rateLimit"]["allOf"] == [
+        {"$ref": "#/components/schemas/hooks.registry.v1.RateLimitInput"}
+    ]
+    assert schemas["hooks.registry.v1.RateLimitInput"]["properties"]["requests"]["maximum"] == 100_000
+    assert schemas["hooks.registry.v1.FilterInput"]["properties"]["endpointIds"]["minItems"] == 1
+    publish = schemas["hooks.matcher.v1.PublishMessageRequest"]["properties"]
+    assert (publish["application"]["minLength"], publish["application"]["maxLength"]) == (1, 255)
+    assert "minLength" not in publish["level"]  # an event type may have no levels
+
+    # Errors: each a google.rpc.Status as the gateway sends it, declared where the calls answer them.
+    assert set(create["responses"]) == {"200", "400", "401", "409", "413", "429", "5XX"}
+    get = document["paths"]["/api/hooks/v1/endpoints/{id}"]["get"]
+    assert set(get["responses"]) == {"200", "400", "401", "404", "5XX"}
+    not_found = document["components"]["responses"]["NotFound"]
+    assert not_found["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/google.rpc.Status"}
+
     # Path variables, query parameters for the rest, the body mapping, response_body.
     # A nested path variable's parameter name has "_" for ".": OpenAPI tools read "{a.b}" as an attribute.
-    update = document["paths"]["/api/hooks/v1/endpoints/{endpoint_id}"]["patch"]
-    assert [(p["name"], p["in"]) for p in update["parameters"]] == [("endpoint_id", "path"), ("updateMask", "query")]
+    # PATCH /endpoints/{endpoint.id} is filed under the one path of the endpoint, its parameter `id`.
+    update = document["paths"]["/api/hooks/v1/endpoints/{id}"]["patch"]
+    assert [(p["name"], p["in"]) for p in update["parameters"]] == [("id", "path"), ("updateMask", "query")]
     assert update["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/hooks.registry.v1.Endpoint"
+        "$ref": "#/components/schemas/hooks.registry.v1.EndpointUpdate"
     }
+    # An update's body: any writable field, at least one; none required, `type` (immutable) not at all.
+    patch = schemas["hooks.registry.v1.EndpointUpdate"]
+    assert "required" not in patch and "type" not in patch["properties"] and patch["minProperties"] == 1
     assert update["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/hooks.registry.v1.Endpoint"
     }
     # Links from a create to the calls on what it created (schemathesis' stateful phase follows them).
     links = document["paths"]["/api/hooks/v1/endpoints"]["post"]["responses"]["200"]["links"]
     assert links["EndpointService_GetEndpoint"]["parameters"] == {"id": "$response.body#/id"}
+    assert links["EndpointService_UpdateEndpoint"]["parameters"] == {"id": "$response.body#/id"}
     assert links["DeliveryService_SendTestMessage"]["parameters"] == {"endpoint_id": "$response.body#/id"}
     listing = document["paths"]["/api/hooks/v1/deliveries"]["get"]
     assert [p["name"] for p in listing["parameters"]] == [
@@ -73,6 +114,7 @@ async def test_the_document_is_valid_openapi_with_every_route_and_message(echo_g
     ]
     assert listing["parameters"][0]["schema"] == {"type": "integer", "format": "int32", "minimum": 0, "maximum": 1000}
     assert listing["parameters"][3]["schema"] == {"$ref": "#/components/schemas/hooks.sender.v1.DeliveryStatus"}
+    assert listing["parameters"][2]["schema"] == {"type": "string"}  # any text: the sender looks it up as it is
     by_endpoint = document["paths"]["/api/hooks/v1/endpoints/{endpoint_id}/deliveries"]["get"]
     assert [p["name"] for p in by_endpoint["parameters"]][0] == "endpoint_id"
     assert "endpointId" not in [p["name"] for p in by_endpoint["parameters"]]
@@ -93,6 +135,36 @@ async def test_the_document_is_valid_openapi_with_every_route_and_message(echo_g
     assert "room.id" not in names[2:]
     assert {"/api/testing/v1/rooms/{room_id}/echoes:shout", "/api/testing/v1/echoes/{id}"} <= set(echo["paths"])
     assert "Hidden" not in json.dumps(echo["paths"])
+
+
+def _python(pattern: str) -> str:
+    """An OpenAPI (ECMAScript) pattern of the document as Python's re reads it: the same, anchors aside."""
+    return pattern.removeprefix("^").removesuffix("$")
+
+
+async def test_redocly_finds_no_error_and_no_warning(full_gateway, tmp_path):
+    """Redocly's recommended rules (redocly.yaml says which are off, and why) on the served document."""
+    redocly = ROOT / "node_modules" / ".bin" / "redocly"
+    assert redocly.exists(), "redocly is missing: `make test` installs it from npm (package.json)"
+    document = tmp_path / "openapi.json"
+    document.write_bytes((await full_gateway.get("/api/hooks/v1/openapi.json")).content)
+    process = await asyncio.create_subprocess_exec(
+        str(redocly),
+        "lint",
+        str(document),
+        "--config",
+        str(ROOT / "redocly.yaml"),
+        "--format",
+        "json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        env={**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true", "NO_COLOR": "1"},
+    )
+    output, errors = await asyncio.wait_for(process.communicate(), 120)
+    report = json.loads(output)
+    assert report["totals"] == {"errors": 0, "warnings": 0, "ignored": 0}, json.dumps(report["problems"], indent=1)
+    assert process.returncode == 0, errors.decode()
 
 
 async def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(full_gateway, tmp_path):

@@ -28,7 +28,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!hooks/registry/v1/endpoints.proto\x12\x11hooks.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x06\n\x08\x45ndpoint\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x33\n\x04type\x18\x04 \x01(\x0e\x32\x1f.hooks.registry.v1.EndpointTypeB\x04\xe2\x41\x01\x02\x12\x14\n\x06target\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12?\n\x07headers\x18\x07 \x03(\x0b\x32(.hooks.registry.v1.Endpoint.HeadersEntryB\x04\xe2\x41\x01\x04\x12\x16\n\x0e\x63\x61_certificate\x18\x08 \x01(\t\x12\x14\n\x06secret\x18\t \x01(\tB\x04\xe2\x41\x01\x04\x12\x19\n\x0bsecret_hint\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x64isabled_reason\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x30\n\nrate_limit\x18\x0e \x01(\x0b\x32\x1c.hooks.registry.v1.RateLimit\x12/\n\x05order\x18\x0f \x01(\x0e\x32 .hooks.registry.v1.DeliveryOrder\x12H\n\x0cheader_hints\x18\x10 \x03(\x0b\x32,.hooks.registry.v1.Endpoint.HeaderHintsEntryB\x04\xe2\x41\x01\x03\x12\"\n\x14previous_secret_hint\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\x12\x45\n\x1bprevious_secret_expire_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1e\n\x10generated_secret\x18\x13 \x01(\tB\x04\xe2\x41\x01\x03\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10HeaderHintsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\tRateLimit\x12\x10\n\x08requests\x18\x01 \x01(\x05\x12\x32\n\x06period\x18\x02 \x01(\x0e\x32\".hooks.registry.v1.RateLimitPeriod\"L\n\x15\x43reateEndpointRequest\x12\x33\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.EndpointB\x04\xe2\x41\x01\x02\"G\n\x16\x43reateEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\"&\n\x12GetEndpointRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"D\n\x13GetEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\"T\n\x14ListEndpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\rname_contains\x18\x03 \x01(\t\"`\n\x15ListEndpointsResponse\x12.\n\tendpoints\x18\x01 \x03(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x15UpdateEndpointRequest\x12\x33\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.EndpointB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"G\n\x16UpdateEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\")\n\x15\x44\x65leteEndpointRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x18\n\x16\x44\x65leteEndpointResponse*\xb2\x01\n\x0c\x45ndpointType\x12\x1d\n\x19\x45NDPOINT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NDPOINT_TYPE_WEBHOOK\x10\x01\x12\x17\n\x13\x45NDPOINT_TYPE_SLACK\x10\x02\x12\x17\n\x13\x45NDPOINT_TYPE_TEAMS\x10\x03\x12\x1d\n\x19\x45NDPOINT_TYPE_GOOGLE_CHAT\x10\x04\x12\x17\n\x13\x45NDPOINT_TYPE_EMAIL\x10\x05*p\n\x0fRateLimitPeriod\x12!\n\x1dRATE_LIMIT_PERIOD_UNSPECIFIED\x10\x00\x12\x1c\n\x18RATE_LIMIT_PERIOD_SECOND\x10\x01\x12\x1c\n\x18RATE_LIMIT_PERIOD_MINUTE\x10\x02*i\n\rDeliveryOrder\x12\x1e\n\x1a\x44\x45LIVERY_ORDER_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_ORDER_UNORDERED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_ORDER_ORDERED\x10\x02\x32\xfc\x05\n\x0f\x45ndpointService\x12\x9a\x01\n\x0e\x43reateEndpoint\x12(.hooks.registry.v1.CreateEndpointRequest\x1a).hooks.registry.v1.CreateEndpointResponse\"3\x82\xd3\xe4\x93\x02-\"\x17/api/hooks/v1/endpoints:\x08\x65ndpointb\x08\x65ndpoint\x12\x8c\x01\n\x0bGetEndpoint\x12%.hooks.registry.v1.GetEndpointRequest\x1a&.hooks.registry.v1.GetEndpointResponse\".\x82\xd3\xe4\x93\x02(\x12\x1c/api/hooks/v1/endpoints/{id}b\x08\x65ndpoint\x12\x83\x01\n\rListEndpoints\x12\'.hooks.registry.v1.ListEndpointsRequest\x1a(.hooks.registry.v1.ListEndpointsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/hooks/v1/endpoints\x12\xa8\x01\n\x0eUpdateEndpoint\x12(.hooks.registry.v1.UpdateEndpointRequest\x1a).hooks.registry.v1.UpdateEndpointResponse\"A\x82\xd3\xe4\x93\x02;2%/api/hooks/v1/endpoints/{endpoint.id}:\x08\x65ndpointb\x08\x65ndpoint\x12\x8b\x01\n\x0e\x44\x65leteEndpoint\x12(.hooks.registry.v1.DeleteEndpointRequest\x1a).hooks.registry.v1.DeleteEndpointResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/hooks/v1/endpoints/{id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!hooks/registry/v1/endpoints.proto\x12\x11hooks.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd5\x06\n\x08\x45ndpoint\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x34\n\x04type\x18\x04 \x01(\x0e\x32\x1f.hooks.registry.v1.EndpointTypeB\x05\xe2\x41\x02\x02\x05\x12\x14\n\x06target\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12?\n\x07headers\x18\x07 \x03(\x0b\x32(.hooks.registry.v1.Endpoint.HeadersEntryB\x04\xe2\x41\x01\x04\x12\x16\n\x0e\x63\x61_certificate\x18\x08 \x01(\t\x12\x14\n\x06secret\x18\t \x01(\tB\x04\xe2\x41\x01\x04\x12\x19\n\x0bsecret_hint\x18\n \x01(\tB\x04\xe2\x41\x01\x03\x12\x1d\n\x0f\x64isabled_reason\x18\x0b \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x30\n\nrate_limit\x18\x0e \x01(\x0b\x32\x1c.hooks.registry.v1.RateLimit\x12/\n\x05order\x18\x0f \x01(\x0e\x32 .hooks.registry.v1.DeliveryOrder\x12H\n\x0cheader_hints\x18\x10 \x03(\x0b\x32,.hooks.registry.v1.Endpoint.HeaderHintsEntryB\x04\xe2\x41\x01\x03\x12\"\n\x14previous_secret_hint\x18\x11 \x01(\tB\x04\xe2\x41\x01\x03\x12\x45\n\x1bprevious_secret_expire_time\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x1e\n\x10generated_secret\x18\x13 \x01(\tB\x04\xe2\x41\x01\x03\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10HeaderHintsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Q\n\tRateLimit\x12\x10\n\x08requests\x18\x01 \x01(\x05\x12\x32\n\x06period\x18\x02 \x01(\x0e\x32\".hooks.registry.v1.RateLimitPeriod\"L\n\x15\x43reateEndpointRequest\x12\x33\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.EndpointB\x04\xe2\x41\x01\x02\"G\n\x16\x43reateEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\"&\n\x12GetEndpointRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"D\n\x13GetEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\"T\n\x14ListEndpointsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x15\n\rname_contains\x18\x03 \x01(\t\"`\n\x15ListEndpointsResponse\x12.\n\tendpoints\x18\x01 \x03(\x0b\x32\x1b.hooks.registry.v1.Endpoint\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"}\n\x15UpdateEndpointRequest\x12\x33\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.EndpointB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"G\n\x16UpdateEndpointResponse\x12-\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1b.hooks.registry.v1.Endpoint\")\n\x15\x44\x65leteEndpointRequest\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x18\n\x16\x44\x65leteEndpointResponse*\xb2\x01\n\x0c\x45ndpointType\x12\x1d\n\x19\x45NDPOINT_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NDPOINT_TYPE_WEBHOOK\x10\x01\x12\x17\n\x13\x45NDPOINT_TYPE_SLACK\x10\x02\x12\x17\n\x13\x45NDPOINT_TYPE_TEAMS\x10\x03\x12\x1d\n\x19\x45NDPOINT_TYPE_GOOGLE_CHAT\x10\x04\x12\x17\n\x13\x45NDPOINT_TYPE_EMAIL\x10\x05*p\n\x0fRateLimitPeriod\x12!\n\x1dRATE_LIMIT_PERIOD_UNSPECIFIED\x10\x00\x12\x1c\n\x18RATE_LIMIT_PERIOD_SECOND\x10\x01\x12\x1c\n\x18RATE_LIMIT_PERIOD_MINUTE\x10\x02*i\n\rDeliveryOrder\x12\x1e\n\x1a\x44\x45LIVERY_ORDER_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45LIVERY_ORDER_UNORDERED\x10\x01\x12\x1a\n\x16\x44\x45LIVERY_ORDER_ORDERED\x10\x02\x32\xfc\x05\n\x0f\x45ndpointService\x12\x9a\x01\n\x0e\x43reateEndpoint\x12(.hooks.registry.v1.CreateEndpointRequest\x1a).hooks.registry.v1.CreateEndpointResponse\"3\x82\xd3\xe4\x93\x02-\"\x17/api/hooks/v1/endpoints:\x08\x65ndpointb\x08\x65ndpoint\x12\x8c\x01\n\x0bGetEndpoint\x12%.hooks.registry.v1.GetEndpointRequest\x1a&.hooks.registry.v1.GetEndpointResponse\".\x82\xd3\xe4\x93\x02(\x12\x1c/api/hooks/v1/endpoints/{id}b\x08\x65ndpoint\x12\x83\x01\n\rListEndpoints\x12\'.hooks.registry.v1.ListEndpointsRequest\x1a(.hooks.registry.v1.ListEndpointsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/hooks/v1/endpoints\x12\xa8\x01\n\x0eUpdateEndpoint\x12(.hooks.registry.v1.UpdateEndpointRequest\x1a).hooks.registry.v1.UpdateEndpointResponse\"A\x82\xd3\xe4\x93\x02;2%/api/hooks/v1/endpoints/{endpoint.id}:\x08\x65ndpointb\x08\x65ndpoint\x12\x8b\x01\n\x0e\x44\x65leteEndpoint\x12(.hooks.registry.v1.DeleteEndpointRequest\x1a).hooks.registry.v1.DeleteEndpointResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/hooks/v1/endpoints/{id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,7 +44,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENDPOINT'].fields_by_name['name']._loaded_options = None
   _globals['_ENDPOINT'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_ENDPOINT'].fields_by_name['type']._loaded_options = None
-  _globals['_ENDPOINT'].fields_by_name['type']._serialized_options = b'\342A\001\002'
+  _globals['_ENDPOINT'].fields_by_name['type']._serialized_options = b'\342A\002\002\005'
   _globals['_ENDPOINT'].fields_by_name['target']._loaded_options = None
   _globals['_ENDPOINT'].fields_by_name['target']._serialized_options = b'\342A\001\002'
   _globals['_ENDPOINT'].fields_by_name['headers']._loaded_options = None
@@ -85,40 +85,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENDPOINTSERVICE'].methods_by_name['UpdateEndpoint']._serialized_options = b'\202\323\344\223\002;2%/api/hooks/v1/endpoints/{endpoint.id}:\010endpointb\010endpoint'
   _globals['_ENDPOINTSERVICE'].methods_by_name['DeleteEndpoint']._loaded_options = None
   _globals['_ENDPOINTSERVICE'].methods_by_name['DeleteEndpoint']._serialized_options = b'\202\323\344\223\002\036*\034/api/hooks/v1/endpoints/{id}'
-  _globals['_ENDPOINTTYPE']._serialized_start=1839
-  _globals['_ENDPOINTTYPE']._serialized_end=2017
-  _globals['_RATELIMITPERIOD']._serialized_start=2019
-  _globals['_RATELIMITPERIOD']._serialized_end=2131
-  _globals['_DELIVERYORDER']._serialized_start=2133
-  _globals['_DELIVERYORDER']._serialized_end=2238
+  _globals['_ENDPOINTTYPE']._serialized_start=1840
+  _globals['_ENDPOINTTYPE']._serialized_end=2018
+  _globals['_RATELIMITPERIOD']._serialized_start=2020
+  _globals['_RATELIMITPERIOD']._serialized_end=2132
+  _globals['_DELIVERYORDER']._serialized_start=2134
+  _globals['_DELIVERYORDER']._serialized_end=2239
   _globals['_ENDPOINT']._serialized_start=187
-  _globals['_ENDPOINT']._serialized_end=1039
-  _globals['_ENDPOINT_HEADERSENTRY']._serialized_start=941
-  _globals['_ENDPOINT_HEADERSENTRY']._serialized_end=987
-  _globals['_ENDPOINT_HEADERHINTSENTRY']._serialized_start=989
-  _globals['_ENDPOINT_HEADERHINTSENTRY']._serialized_end=1039
-  _globals['_RATELIMIT']._serialized_start=1041
-  _globals['_RATELIMIT']._serialized_end=1122
-  _globals['_CREATEENDPOINTREQUEST']._serialized_start=1124
-  _globals['_CREATEENDPOINTREQUEST']._serialized_end=1200
-  _globals['_CREATEENDPOINTRESPONSE']._serialized_start=1202
-  _globals['_CREATEENDPOINTRESPONSE']._serialized_end=1273
-  _globals['_GETENDPOINTREQUEST']._serialized_start=1275
-  _globals['_GETENDPOINTREQUEST']._serialized_end=1313
-  _globals['_GETENDPOINTRESPONSE']._serialized_start=1315
-  _globals['_GETENDPOINTRESPONSE']._serialized_end=1383
-  _globals['_LISTENDPOINTSREQUEST']._serialized_start=1385
-  _globals['_LISTENDPOINTSREQUEST']._serialized_end=1469
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=1471
-  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=1567
-  _globals['_UPDATEENDPOINTREQUEST']._serialized_start=1569
-  _globals['_UPDATEENDPOINTREQUEST']._serialized_end=1694
-  _globals['_UPDATEENDPOINTRESPONSE']._serialized_start=1696
-  _globals['_UPDATEENDPOINTRESPONSE']._serialized_end=1767
-  _globals['_DELETEENDPOINTREQUEST']._serialized_start=1769
-  _globals['_DELETEENDPOINTREQUEST']._serialized_end=1810
-  _globals['_DELETEENDPOINTRESPONSE']._serialized_start=1812
-  _globals['_DELETEENDPOINTRESPONSE']._serialized_end=1836
-  _globals['_ENDPOINTSERVICE']._serialized_start=2241
-  _globals['_ENDPOINTSERVICE']._serialized_end=3005
+  _globals['_ENDPOINT']._serialized_end=1040
+  _globals['_ENDPOINT_HEADERSENTRY']._serialized_start=942
+  _globals['_ENDPOINT_HEADERSENTRY']._serialized_end=988
+  _globals['_ENDPOINT_HEADERHINTSENTRY']._serialized_start=990
+  _globals['_ENDPOINT_HEADERHINTSENTRY']._serialized_end=1040
+  _globals['_RATELIMIT']._serialized_start=1042
+  _globals['_RATELIMIT']._serialized_end=1123
+  _globals['_CREATEENDPOINTREQUEST']._serialized_start=1125
+  _globals['_CREATEENDPOINTREQUEST']._serialized_end=1201
+  _globals['_CREATEENDPOINTRESPONSE']._serialized_start=1203
+  _globals['_CREATEENDPOINTRESPONSE']._serialized_end=1274
+  _globals['_GETENDPOINTREQUEST']._serialized_start=1276
+  _globals['_GETENDPOINTREQUEST']._serialized_end=1314
+  _globals['_GETENDPOINTRESPONSE']._serialized_start=1316
+  _globals['_GETENDPOINTRESPONSE']._serialized_end=1384
+  _globals['_LISTENDPOINTSREQUEST']._serialized_start=1386
+  _globals['_LISTENDPOINTSREQUEST']._serialized_end=1470
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_start=1472
+  _globals['_LISTENDPOINTSRESPONSE']._serialized_end=1568
+  _globals['_UPDATEENDPOINTREQUEST']._serialized_start=1570
+  _globals['_UPDATEENDPOINTREQUEST']._serialized_end=1695
+  _globals['_UPDATEENDPOINTRESPONSE']._serialized_start=1697
+  _globals['_UPDATEENDPOINTRESPONSE']._serialized_end=1768
+  _globals['_DELETEENDPOINTREQUEST']._serialized_start=1770
+  _globals['_DELETEENDPOINTREQUEST']._serialized_end=1811
+  _globals['_DELETEENDPOINTRESPONSE']._serialized_start=1813
+  _globals['_DELETEENDPOINTRESPONSE']._serialized_end=1837
+  _globals['_ENDPOINTSERVICE']._serialized_start=2242
+  _globals['_ENDPOINTSERVICE']._serialized_end=3006
 # @@protoc_insertion_point(module_scope)
