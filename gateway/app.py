@@ -304,7 +304,8 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
-    app.router.add_route("*", "/{tail:.*}", transcode)
+    # Any path, whatever it holds once decoded (a percent-encoded line break too): the router says 404.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", transcode)
 
     async def close(_app: web.Application) -> None:
         await gateway.close()

@@ -318,6 +318,30 @@ def _error_statuses(route: Route) -> list[str]:
     return sorted(statuses)
 
 
+#: A map key in a mask path (`headers.X-Token`): an HTTP token, what the maps' keys (header names) are.
+_MASK_KEY = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+
+
+def _mask_pattern(resource: _descriptor.Descriptor) -> str:
+    """The paths an update's `updateMask` may name, comma-separated: the resource's fields that are
+    neither OUTPUT_ONLY nor IMMUTABLE, by either name, and a map field's `<field>.<key>`."""
+    names = []
+    for field in resource.fields:
+        if behaviors(field) & {field_behavior_pb2.OUTPUT_ONLY, field_behavior_pb2.IMMUTABLE}:
+            continue
+        spelled = "|".join(dict.fromkeys([field.json_name, field.name]))
+        is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
+        names.append(f"(?:{spelled})(?:\\.{_MASK_KEY})?" if is_map else f"(?:{spelled})")
+    path = "\\s*(?:" + "|".join(names) + ")\\s*"
+    return f"^{path}(?:,{path})*$"
+
+
+def _has_required_field(request: _descriptor.Descriptor, route: Route) -> bool:
+    """Whether a `body: "*"` request has a REQUIRED field the path does not set (then a body is too)."""
+    bound = set(route.template.variables)
+    return any(field_behavior_pb2.REQUIRED in behaviors(field) and field.name not in bound for field in request.fields)
+
+
 def _is_update(route: Route) -> bool:
     """An AIP-134 update: a PATCH of one resource field beside an `update_mask`."""
     request = route.method.input_type
@@ -362,6 +386,9 @@ class OperationBuilder(OpenApiBuilder):
                 }
                 if field.is_repeated:
                     parameter.update(style="form", explode=True)
+                resource = request.fields_by_name[route.body].message_type if _is_update(route) else None
+                if field.name == UPDATE_MASK and resource is not None:
+                    parameter["schema"]["pattern"] = _mask_pattern(resource)
                 if field.name == "page_size" and self.max_page_size and parameter["schema"].get("type") == "integer":
                     parameter["schema"].update(minimum=0, maximum=self.max_page_size)  # what the gateway enforces
                 if field.full_name in self.comments:
@@ -370,9 +397,10 @@ class OperationBuilder(OpenApiBuilder):
         if parameters:
             operation["parameters"] = parameters
         if route.body:
+            body_schema = self._body_schema(route, request)
             operation["requestBody"] = {
-                "required": route.body != "*",
-                "content": {"application/json": {"schema": self._body_schema(route, request)}},
+                "required": route.body != "*" or _has_required_field(request, route),
+                "content": {"application/json": {"schema": body_schema}},
             }
         if route.server_streaming:
             success = {

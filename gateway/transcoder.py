@@ -14,7 +14,6 @@ so `PATCH {"enabled": false}` changes that one field.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Mapping
@@ -76,21 +75,24 @@ def build_request(
     """The request message, or raises GatewayError (400) saying what is wrong with the HTTP request."""
     descriptor = route.method.input_type
     document: dict[str, Any] = {}
-    if route.body:
+    if route.body and body.strip():
         value = _parse_body(body)
         if route.body == "*":
-            if value is None:
-                value = {}
             if not isinstance(value, dict):
                 raise bad_request("the request body must be a JSON object")
             document = value
-        elif value is not None:
+        else:
             document[route.body] = value
+    elif route.body not in ("", "*"):
+        # The body is the resource created or changed (the OpenAPI document says it is required).
+        raise bad_request(
+            f"the request body is required: the {route.body} as a JSON object", [(route.body, "is required")]
+        )
     bound = set(variables)
     for key, values in query.items():
         _set_query_parameter(document, descriptor, route, key, values, bound)
     mask = _update_mask(descriptor, route, document)
-    _refuse_enum_numbers(descriptor, document, "")
+    _check_strictly(descriptor, document, "")
     for field_path, raw in variables.items():
         field = _walk(descriptor, field_path.split("."))[-1]
         _place(document, descriptor, field_path.split("."), _scalar(field, raw, field_path))
@@ -179,72 +181,45 @@ def _check_value(field: _descriptor.FieldDescriptor, value: Any, name: str, prob
     _check_shape(message, value, name + ".", problems)
 
 
-@functools.cache
-def _enum_fields(descriptor: _descriptor.Descriptor) -> dict[str, _descriptor.FieldDescriptor]:
-    """The fields of the message, by both their names, that are enums or lead to one (a message
-    field, a map, a list): the only ones `_refuse_enum_numbers` walks into."""
-    found: dict[str, _descriptor.FieldDescriptor] = {}
-    pending, seen = [descriptor], set()
-    # Which messages reach an enum: a fixed point over the messages reachable from this one.
-    reachable: list[_descriptor.Descriptor] = []
-    while pending:
-        message = pending.pop()
-        if message.full_name in seen or message.full_name in FREE_FORM_MESSAGES:
-            continue
-        seen.add(message.full_name)
-        reachable.append(message)
-        pending.extend(f.message_type for f in message.fields if f.message_type is not None)
-    leads = {m.full_name for m in reachable if any(f.enum_type is not None for f in m.fields)}
-    changed = True
-    while changed:
-        changed = False
-        for message in reachable:
-            if message.full_name not in leads and any(
-                f.message_type is not None and f.message_type.full_name in leads for f in message.fields
-            ):
-                leads.add(message.full_name)
-                changed = True
-    for field in descriptor.fields:
-        if field.enum_type is not None or (field.message_type is not None and field.message_type.full_name in leads):
-            found[field.name] = found[field.json_name] = field
-    return found
-
-
-def _refuse_enum_numbers(descriptor: _descriptor.Descriptor, document: dict[str, Any], prefix: str) -> None:
-    """An enum is given by its name over HTTP, as the OpenAPI document says: json_format would also
-    take its number (`?status=0`, `"type": 3`, even one no value has), which the document does not
-    offer and a caller would not mean. Walks only the fields that lead to an enum."""
-    fields = _enum_fields(descriptor)
-    if not fields:
-        return
+def _check_strictly(descriptor: _descriptor.Descriptor, document: dict[str, Any], prefix: str) -> None:
+    """What json_format would take but the OpenAPI document does not offer, refused naming the field:
+    an enum by its number (`?status=0`, `"type": 3`, even one no value has), which a caller would not
+    mean, and a null for a field (json_format reads it as the field left out; only a JSON value
+    field, google.protobuf.Value, holds a null)."""
     for key, value in document.items():
-        field = fields.get(key)
-        if field is None or value is None:
-            continue
+        field = descriptor.fields_by_name.get(key) or next((f for f in descriptor.fields if f.json_name == key), None)
+        if field is None:
+            continue  # json_format names an unknown field
         name = prefix + field.json_name
-        entry = (
-            field.message_type if field.message_type is not None and field.message_type.GetOptions().map_entry else None
-        )
-        if entry is not None:
+        message = field.message_type
+        if value is None:
+            if message is None or message.full_name != "google.protobuf.Value":
+                raise bad_request(
+                    f"invalid request: {name}: null is not a value here; leave the field out", [(name, "is null")]
+                )
+            continue
+        if message is not None and message.GetOptions().map_entry:
             if isinstance(value, dict):
-                value_field = entry.fields_by_name["value"]
+                value_field = message.fields_by_name["value"]
                 for map_key, item in value.items():
-                    _refuse_enum_number(value_field, item, f"{name}.{map_key}")
+                    _check_value_strictly(value_field, item, f"{name}.{map_key}")
         elif field.is_repeated:
             if isinstance(value, list):
                 for index, item in enumerate(value):
-                    _refuse_enum_number(field, item, f"{name}[{index}]")
+                    _check_value_strictly(field, item, f"{name}[{index}]")
         else:
-            _refuse_enum_number(field, value, name)
+            _check_value_strictly(field, value, name)
 
 
-def _refuse_enum_number(field: _descriptor.FieldDescriptor, value: Any, name: str) -> None:
+def _check_value_strictly(field: _descriptor.FieldDescriptor, value: Any, name: str) -> None:
     if field.enum_type is not None:
         problem = _enum_problem(field.enum_type, value)
         if problem:
             raise bad_request(f"invalid request: {name}: {problem}", [(name, problem)])
-    elif field.message_type is not None and isinstance(value, dict):
-        _refuse_enum_numbers(field.message_type, value, name + ".")
+        return
+    message = field.message_type
+    if message is not None and isinstance(value, dict) and message.full_name not in FREE_FORM_MESSAGES:
+        _check_strictly(message, value, name + ".")
 
 
 #: The field of an update request that names what it changes (AIP-134).
@@ -263,7 +238,13 @@ def _update_mask(descriptor: _descriptor.Descriptor, route: Route, document: dic
     if given:
         if len(given) > 1 or not isinstance(given[0], str):
             raise bad_request("updateMask must be given once, as comma-separated field paths", [("updateMask", "")])
-        return [_mask_path(resource, path.strip()) for path in given[0].split(",") if path.strip()]
+        paths = [path.strip() for path in given[0].split(",")]
+        if not all(paths):
+            raise bad_request(
+                "updateMask names an empty path: give comma-separated field paths, or leave it out",
+                [("updateMask", "has an empty path")],
+            )
+        return [_mask_path(resource, path) for path in paths]
     body = document.get(route.body) if resource is not None and route.body else None
     if resource is None or not isinstance(body, dict):
         return []

@@ -48,6 +48,36 @@ MAX_FILTER_NAME = 200
 MAX_FILTER_ENTRIES = 100
 #: The highest rate limit an endpoint may set, per period.
 MAX_RATE_LIMIT = 100_000
+#: An e-mail endpoint's target (services/registry/validation.py applies it with fullmatch).
+EMAIL_ADDRESS = (
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+#: The http(s) URLs the document offers as other endpoints' targets: a host of letters, digits, dots
+#: and dashes, an optional port, an optional path. The registry takes more (any host urlsplit reads,
+#: without credentials); the document names what is safe to send.
+HTTP_URL = r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,4})?(?:/[^\s\u0000-\u001F\u007F-\u009F]*)?"
+
+#: A signing secret (services/registry/signing_secrets.py): "whsec_" (optional on input) and the base64
+#: of SECRET_MIN_BYTES to SECRET_MAX_BYTES bytes.
+SECRET_PREFIX = "whsec_"
+SECRET_MIN_BYTES = 24
+SECRET_MAX_BYTES = 64
+
+
+def _base64_pattern(min_bytes: int, max_bytes: int) -> str:
+    """Standard base64 (padded) of min_bytes to max_bytes bytes: by what the last group holds."""
+    char = "[A-Za-z0-9+/]"
+    tails = {0: "", 1: f"{char}{{2}}==", 2: f"{char}{{3}}="}
+    alternatives = []
+    for rest, tail in tails.items():
+        groups = [n // 3 for n in range(min_bytes, max_bytes + 1) if n % 3 == rest]
+        alternatives.append(f"(?:{char}{{4}}){{{min(groups)},{max(groups)}}}{tail}")
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+SECRET = f"^(?:{SECRET_PREFIX})?{_base64_pattern(SECRET_MIN_BYTES, SECRET_MAX_BYTES)}$"
+
 #: A registered name (application, event type, level): `hooks_client.registration.NAME_PATTERN`.
 NAME = f"^{NAME_PATTERN.pattern}$"
 
@@ -95,9 +125,11 @@ FIELD_BOUNDS: dict[str, Bounds] = {
     "hooks.registry.v1.Endpoint.name": Bounds(min_length=1, max_length=MAX_ENDPOINT_NAME, pattern=NOT_BLANK),
     "hooks.registry.v1.Endpoint.description": Bounds(max_length=MAX_DESCRIPTION, pattern=FREE_TEXT),
     "hooks.registry.v1.Endpoint.type": Bounds(specified=True),
+    # An http(s) URL, or for ENDPOINT_TYPE_EMAIL an address: the type says which (OpenAPI 3.0 cannot).
     "hooks.registry.v1.Endpoint.target": Bounds(
-        min_length=1, max_length=MAX_TARGET, pattern=r"^[^\s\u0000-\u001F\u007F-\u009F]+$"
+        min_length=1, max_length=MAX_TARGET, pattern=f"^(?:{HTTP_URL}|{EMAIL_ADDRESS})$"
     ),
+    "hooks.registry.v1.Endpoint.secret": Bounds(pattern=f"^$|{SECRET}"),
     "hooks.registry.v1.Endpoint.headers": Bounds(
         max_items=MAX_HEADERS, max_length=MAX_HEADER_VALUE, pattern=HEADER_VALUE
     ),

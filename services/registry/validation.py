@@ -31,6 +31,7 @@ from hooks_client.registration import (  # noqa: F401 - the registry's names for
     check_title,
 )
 from services.common.bounds import (  # noqa: F401 - the limits of the fields, in the table the OpenAPI document declares
+    EMAIL_ADDRESS,
     MAX_CA_CERTIFICATE,
     MAX_DESCRIPTION,
     MAX_ENDPOINT_NAME,
@@ -54,9 +55,7 @@ from services.registry.signing_secrets import normalize_secret
 # text are the producers' package's, `hooks_client.registration`: `hooks apps register` and
 # `hooks_client.register` check a document with them before sending it (one implementation).
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-EMAIL = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
-)
+EMAIL = re.compile(EMAIL_ADDRESS)
 
 ENDPOINT_TYPES = {
     endpoints_pb2.ENDPOINT_TYPE_WEBHOOK: "webhook",

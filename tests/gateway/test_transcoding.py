@@ -91,6 +91,13 @@ async def test_bad_values_are_400(echo_gateway):
         assert response.json()["code"] == 3
 
 
+async def test_a_null_is_no_value_but_for_a_json_value_field(echo_gateway):
+    """json_format would read a null as the field left out; the OpenAPI document offers no null."""
+    response = await echo_gateway.post("/api/testing/v1/rooms/r/echoes:shout", json={"loud": None}, headers=identity())
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["fieldViolations"] == [{"field": "loud", "description": "is null"}]
+
+
 async def test_an_enum_is_given_by_name_not_by_number(echo_gateway):
     """json_format would take a number; the OpenAPI document offers names only, so the gateway does too."""
     for params in ({"color": "2"}, {"colors": ["COLOR_RED", "0"]}):
