@@ -391,6 +391,7 @@ def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded:
     if any(child.service.name == "gateway" for child in children):
         gateway = dial_address(env["HOOKS_GATEWAY_LISTEN_ADDRESS"])
         lines.append(f"  {'openapi':<9} http://{gateway}/api/hooks/v1/openapi.json")
+        lines.append(f"  {'api docs':<9} http://{gateway}/api/hooks/v1/docs")
     lines.append(f"  {'kafka':<9} {bootstrap}{' (embedded, memory only)' if embedded else ''}")
     lines.append(f"  {'data':<9} {data_dir}")
     identity = encode_identity(DEMO_ACCOUNT)

@@ -26,8 +26,8 @@ from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
+from gateway import docs, proto_comments, sse, transcoder
 from gateway import http_routes as routes_module
-from gateway import proto_comments, sse, transcoder
 from gateway.errors import GatewayError, rpc_error_response
 from gateway.health import check_services
 from gateway.http_routes import Route, Router
@@ -159,13 +159,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Calls under /api/ need a readable x-rh-identity; the services decide what it may see."""
-    if request.path.startswith(API_PREFIX) and request.path != OPENAPI_PATH:
+    """Calls under /api/ need a readable x-rh-identity (not the API's document and reference page);
+    the services decide what it may see."""
+    if request.path.startswith(API_PREFIX) and not _public(request.path):
         try:
             parse_identity(request.headers.get(IDENTITY_HEADER))
         except IdentityError as exc:
             raise GatewayError(401, code_pb2.UNAUTHENTICATED, str(exc)) from None
     return await handler(request)
+
+
+def _public(path: str) -> bool:
+    """The API's description, which a browser reads without an identity: the document and its page."""
+    return path == OPENAPI_PATH or path == docs.DOCS_PATH or path.startswith(docs.ASSETS_PATH + "/")
 
 
 def _too_large(settings: GatewaySettings) -> GatewayError:
@@ -304,6 +310,7 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
+    docs.add_docs_routes(app)
     # Any path, whatever it holds once decoded (a percent-encoded line break too): the router says 404.
     app.router.add_route("*", r"/{tail:[\s\S]*}", transcode)
 

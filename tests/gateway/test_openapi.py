@@ -10,12 +10,13 @@ import os
 import re
 import sys
 from pathlib import Path
+from urllib.parse import urljoin
 
 from openapi_spec_validator import validate
 
 from gateway.app import GATEWAY_KEY
 from tests.gateway.schemathesis_hooks import WEB_TARGET
-from tests.helpers.gateway import ROOT, identity
+from tests.helpers.gateway import ROOT, identity, running_gateway
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 HERE = Path(__file__).parent
@@ -136,6 +137,31 @@ async def test_the_document_is_valid_openapi_with_every_route_and_the_messages_t
     assert "room.id" not in names[2:]
     assert {"/api/testing/v1/rooms/{room_id}/echoes:shout", "/api/testing/v1/echoes/{id}"} <= set(echo["paths"])
     assert "Hidden" not in json.dumps(echo["paths"])
+
+
+async def test_the_reference_page_renders_the_document_with_assets_the_gateway_serves():
+    """/api/hooks/v1/docs: Swagger UI (the swagger-ui-bundle-v2 package's files, no CDN) on the served
+    document, without an identity, as a browser opens it; its URLs are relative to the page."""
+    async with running_gateway() as client:
+        page = await client.get("/api/hooks/v1/docs")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        html = page.text
+        assert 'url: "openapi.json"' in html and "SwaggerUIBundle(" in html
+        referenced = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert "docs/assets/swagger-ui-bundle.js" in referenced and "docs/assets/swagger-ui.css" in referenced
+        assert not [url for url in referenced if "//" in url or url.startswith("/")]  # nothing from elsewhere
+        kinds = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+        for url in referenced:
+            asset = await client.get(urljoin("/api/hooks/v1/docs", url))
+            assert asset.status_code == 200, url
+            assert kinds[Path(url).suffix] in asset.headers["content-type"], (url, asset.headers["content-type"])
+        bundle = await client.get("/api/hooks/v1/docs/assets/swagger-ui-bundle.js")
+        assert "SwaggerUIBundle" in bundle.text
+        document = await client.get(urljoin("/api/hooks/v1/docs", "openapi.json"))
+        assert document.status_code == 200 and document.json()["openapi"].startswith("3.")
+        # Only the description is public: the API beside it still wants an identity.
+        assert (await client.get("/api/hooks/v1/docs/assets/../../endpoints")).status_code == 401
+        assert (await client.get("/api/hooks/v1/docs/assets/nothing.js")).status_code == 404
 
 
 def _python(pattern: str) -> str:
