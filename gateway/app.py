@@ -210,6 +210,7 @@ async def transcode(request: web.Request) -> web.StreamResponse:
     metadata += [(name, request.headers[name]) for name in FORWARDED_HEADERS if name in request.headers]
     call = gateway.callable_for(route)
     if route.server_streaming:
+        sse.resume_from_last_event_id(request, message)
         stream = call(message, metadata=metadata)
         channel = gateway.channel(route.target)
         return await sse.stream_events(

@@ -16,7 +16,7 @@ from google.api import field_behavior_pb2
 from google.protobuf import descriptor as _descriptor
 from google.rpc import status_pb2
 
-from gateway import path_template
+from gateway import path_template, sse
 from gateway.http_routes import Route
 from gateway.transcoder import SCALAR_LIKE_MESSAGES
 from services.common.bounds import FIELD_BOUNDS, Bounds
@@ -394,6 +394,17 @@ class OperationBuilder(OpenApiBuilder):
                 if field.full_name in self.comments:
                     parameter["description"] = self.comments[field.full_name]
                 parameters.append(parameter)
+        if route.server_streaming and sse.RESUME_FIELD in request.fields_by_name:
+            parameters.append(
+                {
+                    "name": sse.LAST_EVENT_ID,
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": f"The `id:` of the last event received (what an EventSource sends when it "
+                    f"reconnects): the stream resumes after it. Wins over `{request.fields_by_name[sse.RESUME_FIELD].json_name}`.",
+                }
+            )
         if parameters:
             operation["parameters"] = parameters
         if route.body:
@@ -403,9 +414,15 @@ class OperationBuilder(OpenApiBuilder):
                 "content": {"application/json": {"schema": body_schema}},
             }
         if route.server_streaming:
+            resumable = sse.RESUME_FIELD in response.fields_by_name
             success = {
-                "description": f"Server-Sent Events: each `data:` line is a {_name_of(route, response)} as JSON; "
-                "a comment line is sent on quiet streams to keep them open.",
+                "description": f"Server-Sent Events: each `data:` line is a {_name_of(route, response)} as JSON"
+                + (
+                    f", its `id:` the message's `{response.fields_by_name[sse.RESUME_FIELD].json_name}`"
+                    if resumable
+                    else ""
+                )
+                + "; a comment line is sent on quiet streams to keep them open.",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             }
         else:

@@ -19,6 +19,10 @@ from services.common.logging import get_logger
 
 log = get_logger(__name__)
 
+#: Longest request line (method, path and query string) accepted, in bytes: aiohttp's default (8 KiB)
+#: would refuse a BatchGetEndpointStats of its 1000 endpoint ids (about 50 KB of query).
+MAX_REQUEST_LINE_BYTES = 64 * 1024
+
 
 class GatewayServer:
     def __init__(self, app: web.Application, shutdown_grace_seconds: float = 10.0):
@@ -41,7 +45,12 @@ class GatewayServer:
 
     async def _serve(self, app: web.Application, address: str) -> web.AppRunner:
         host, _, port = address.rpartition(":")
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=self.grace,
+            max_line_size=MAX_REQUEST_LINE_BYTES,
+        )
         await runner.setup()
         await web.TCPSite(runner, host.strip("[]") or None, int(port)).start()
         return runner

@@ -1,5 +1,10 @@
 """Server-streaming RPCs as Server-Sent Events: one `data: <json>` event per message.
 
+A stream that can be resumed says so in its messages: a response with a `resume_token` field gives
+each event that token as its `id:`, and a request with one is given the `Last-Event-ID` header, which
+an EventSource sends when it reconnects (over a `resumeToken` query parameter, which the URL it
+reconnects to still carries from its first connection).
+
 An error the service answers at once gets its HTTP status like a unary call (the grace period
 below lets it arrive before the stream's headers are sent); a later error ends the stream with an
 `event: error` carrying the google.rpc.Status JSON. A comment line every keep-alive interval keeps
@@ -16,6 +21,7 @@ from typing import Any
 
 import grpc
 from aiohttp import web
+from google.protobuf.message import Message
 
 from gateway.errors import rpc_error_response, status_json, status_of_rpc_error
 
@@ -28,6 +34,27 @@ CONNECTED_GRACE_SECONDS = 0.2
 _STEP_SECONDS = 0.02
 #: How often a quiet stream checks whether its client is still there.
 CLIENT_CHECK_SECONDS = 1.0
+#: The field of a streaming RPC's request it resumes from, and of its responses that say where to.
+RESUME_FIELD = "resume_token"
+LAST_EVENT_ID = "Last-Event-ID"
+
+
+def resume_from_last_event_id(request: web.Request, message: Message) -> None:
+    """Sets the request message's RESUME_FIELD from the Last-Event-ID header, when both are there."""
+    last = request.headers.get(LAST_EVENT_ID)
+    if last and RESUME_FIELD in message.DESCRIPTOR.fields_by_name:
+        setattr(message, RESUME_FIELD, last)
+
+
+def _event_id(message: Message) -> bytes:
+    """The `id:` line of a response message's event: its RESUME_FIELD, if it has one that a line can
+    carry (no line break or NUL), else none."""
+    if RESUME_FIELD not in message.DESCRIPTOR.fields_by_name:
+        return b""
+    token = getattr(message, RESUME_FIELD)
+    if not token or any(c in token for c in "\r\n\0"):
+        return b""
+    return b"id: " + token.encode() + b"\n"
 
 
 async def stream_events(
@@ -70,7 +97,7 @@ async def stream_events(
                 break
             if message is grpc.aio.EOF:
                 break
-            await response.write(b"data: " + json.dumps(render(message)).encode() + b"\n\n")
+            await response.write(_event_id(message) + b"data: " + json.dumps(render(message)).encode() + b"\n\n")
             last_write = time.monotonic()
             reader = asyncio.ensure_future(call.read())
         return response

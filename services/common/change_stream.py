@@ -20,9 +20,11 @@ log = get_logger(__name__)
 
 
 class ChangeFollower:
-    """Follows WatchChanges until cancelled: `on_live` when a stream starts (its heartbeat), `on_change`
-    for each change, `on_broken` when a stream ends or fails (empty the cache: what it holds may have
-    changed unseen). `name` says in the logs which cache follows."""
+    """Follows WatchChanges until cancelled: `on_live` when a stream starts (its heartbeat), told
+    whether it continues after the last change seen (False for the first stream, and for one that
+    starts afresh: changes made before it may never come down it); `on_change` for each change,
+    `on_broken` when a stream ends or fails (empty the cache: what it holds may have changed unseen).
+    `name` says in the logs which cache follows."""
 
     def __init__(
         self,
@@ -30,7 +32,7 @@ class ChangeFollower:
         name: str,
         on_change: Callable[[routing_pb2.WatchChangesResponse], None],
         on_broken: Callable[[], None],
-        on_live: Callable[[], None] = lambda: None,
+        on_live: Callable[[bool], None] = lambda _continued: None,
         max_backoff: float = 5.0,
     ):
         self._stub = stub
@@ -54,10 +56,11 @@ class ChangeFollower:
                 async for change in call:
                     if change.heartbeat:
                         # A resumed stream starts after what we saw; a fresh one (0) from now on.
-                        if self.sequence == 0 or change.sequence < self.sequence:
+                        continued = self.sequence != 0 and change.sequence >= self.sequence
+                        if not continued:
                             self.sequence = change.sequence
                         self.live = True
-                        self._on_live()
+                        self._on_live(continued)
                         log.info("following registry changes", cache=self._name, after_sequence=change.sequence)
                         delays = backoff_delays(maximum=self._max_backoff)
                         continue

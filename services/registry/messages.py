@@ -76,6 +76,9 @@ def endpoint_message(endpoint: Endpoint) -> endpoints_pb2.Endpoint:
         create_time=timestamp(endpoint.create_time),
         update_time=timestamp(endpoint.update_time),
     )
+    if endpoint.pause_time is not None:
+        message.paused = True
+        message.pause_time.CopyFrom(timestamp(endpoint.pause_time))
     expires = endpoint.previous_secret_expire_time
     if expires is not None and previous_secret(endpoint):
         message.previous_secret_hint = secret_hint(endpoint.previous_secret)
@@ -92,13 +95,15 @@ def previous_secret(endpoint: Endpoint) -> str:
 
 
 #: What an endpoint's summary is made of: small fields only, nothing secret.
-SUMMARY_COLUMNS = (Endpoint.id, Endpoint.name, Endpoint.type, Endpoint.target, Endpoint.enabled, Endpoint.description)
+SUMMARY_COLUMNS = (
+    Endpoint.id, Endpoint.name, Endpoint.type, Endpoint.target, Endpoint.enabled, Endpoint.description, Endpoint.pause_time,
+)  # fmt: skip
 
 
 def endpoint_summary(row: Endpoint | Row) -> endpoints_pb2.Endpoint:
     """An endpoint as a route of the dry run shows it (a row of SUMMARY_COLUMNS, or an Endpoint):
-    id, name, type, target, enabled and description; never a secret, header values or a CA
-    certificate, so the answer stays small however large the endpoints are."""
+    id, name, type, target, enabled, description and whether it is paused; never a secret, header
+    values or a CA certificate, so the answer stays small however large the endpoints are."""
     return endpoints_pb2.Endpoint(
         id=row.id,
         name=row.name,
@@ -106,6 +111,7 @@ def endpoint_summary(row: Endpoint | Row) -> endpoints_pb2.Endpoint:
         target=row.target,
         enabled=row.enabled,
         description=row.description,
+        paused=row.pause_time is not None,
     )
 
 

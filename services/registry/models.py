@@ -126,6 +126,8 @@ class Endpoint(Base):
     rate_limit_period: Mapped[str] = mapped_column(String(10), default="", server_default="")
     #: "unordered", or "ordered": one delivery in flight at a time, in acceptance order.
     delivery_order: Mapped[str] = mapped_column(String(10), default="unordered", server_default="unordered")
+    #: When the endpoint was paused (its deliveries wait until it is resumed); None: it is not paused.
+    pause_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=None)
     create_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     update_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

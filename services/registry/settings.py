@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import NonNegativeFloat, PositiveInt
 
 from services.common.email_domains import EmailDomainSettings
+from services.common.network_policy import AllowedNetworkSettings
 from services.common.settings import REGISTRY_ADDRESS, CommonSettings
 
 
-class RegistrySettings(CommonSettings, EmailDomainSettings):
+class RegistrySettings(CommonSettings, EmailDomainSettings, AllowedNetworkSettings):
     #: Where the registry's gRPC server listens.
     registry_listen_address: str = REGISTRY_ADDRESS
     #: The registry's database: sqlite:///path or postgresql://user@host/db.

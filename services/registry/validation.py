@@ -49,6 +49,7 @@ from services.common.errors import FieldViolations
 from services.common.headers import RESERVED_HEADERS
 from services.common.json_schemas import SchemaError, compile_schema, schema_error_text
 from services.common.limits import text_problem
+from services.common.network_policy import NetworkPolicy
 from services.registry.signing_secrets import normalize_secret
 
 # The rules of an application definition (names, titles, event types, levels, schemas) and of stored
@@ -134,6 +135,27 @@ def check_target(
             "must not hold credentials (user:password@ before the host); send them in a header instead, "
             "such as Authorization, whose value is never shown back",
         )
+
+
+async def target_address_refusal(target: str, networks: NetworkPolicy) -> str | None:
+    """Why the host of `target`, an http(s) URL that `check_target` accepts, may not be reached
+    (`NetworkPolicy.target_refusal`: a literal address or a name resolving only to addresses the
+    operator refuses); None when it may, or when `target` is no such URL (`check_target` says what is
+    wrong with it), so that nothing is looked up for a value refused anyway."""
+    shape = FieldViolations()
+    check_target(shape, "target", "webhook", target, RecipientDomains())
+    if shape:
+        return None
+    host = urlsplit(target).hostname
+    return await networks.target_refusal(host) if host else None
+
+
+def add_target_refusal(violations: FieldViolations, endpoint_type: str, refusal: str | None) -> None:
+    """`refusal` (from target_address_refusal) as the violation of `endpoint.target`, for an endpoint
+    that posts to its target (not e-mail) and whose target is otherwise fine."""
+    field = "endpoint.target"
+    if refusal and endpoint_type != "email" and all(name != field for name, _ in violations.violations):
+        violations.add(field, refusal)
 
 
 def check_headers(violations: FieldViolations, field: str, headers: dict[str, str]) -> None:

@@ -30,6 +30,7 @@ from services.sender.disabled_events import EndpointDisabler
 from services.sender.email_policy import EmailPolicy
 from services.sender.lanes import Held
 from services.sender.models import Delivery, DeliveryState
+from services.sender.pauses import PausedEndpoints
 from services.sender.retry_policy import RetrySchedule, Verdict
 from services.sender.store import AttemptResult, DeliveryStore, QueuedDelivery
 from services.sender.targets import EndpointDeleted, Target, TargetCache
@@ -69,8 +70,10 @@ class Deliverer:
         hub: WatchHub,
         *,
         email: EmailPolicy,
+        paused: PausedEndpoints,
     ):
-        """`email`: the operator's e-mail policy (allowed recipient domains, the per-account rate limit)."""
+        """`email`: the operator's e-mail policy (allowed recipient domains, the per-account rate limit);
+        `paused`: where the deliveries of paused endpoints are held."""
         self.store = store
         self.recorder = recorder
         self.targets = targets
@@ -82,6 +85,7 @@ class Deliverer:
         self.disabler = disabler
         self.hub = hub
         self.email = email
+        self.paused = paused
         #: What a delivery waiting for its account's e-mail rate limit says (its last_error meanwhile).
         self._email_waits = ""
         if email.rate_limit is not None:
@@ -131,10 +135,11 @@ class Deliverer:
 
     async def _prepare(self, held: Held) -> tuple[QueuedDelivery, Target] | None:
         """The delivery under this sender's lease and its endpoint as the registry has it now, or None
-        when it is not to be sent now (settled here when the endpoint is gone or disabled, put off when
-        the registry cannot say or the account's e-mail rate is spent). While enough of the lease
-        `held` carries is left it is used as is, saving a claim; a (re)claim is put back in
-        `held.delivery`, so the lease renewal sees it. The lease is looked at again after the lookup."""
+        when it is not to be sent now (settled here when the endpoint is gone or disabled, held while it
+        is paused, put off when the registry cannot say or the account's e-mail rate is spent). While
+        enough of the lease `held` carries is left it is used as is, saving a claim; a (re)claim is put
+        back in `held.delivery`, so the lease renewal sees it. The lease is looked at again after the
+        lookup."""
         delivery = held.delivery
         if delivery is None or not self.store.holds_lease(delivery):
             delivery = held.delivery = await self.store.claim(held.id)
@@ -144,6 +149,7 @@ class Deliverer:
             structlog.contextvars.bind_contextvars(
                 delivery_id=delivery.id, message_id=delivery.event_id, account_id=delivery.account_id
             )
+        generation = self.targets.generation
         try:
             target = await self.targets.get(delivery.endpoint_id)
         except EndpointDeleted:
@@ -159,6 +165,9 @@ class Deliverer:
             return None
         if not target.endpoint.enabled:
             self.announce(await self.store.settle(delivery, DeliveryState.FAILED, "endpoint disabled"))
+            return None
+        if target.endpoint.paused:  # kept, no attempt counted, until the endpoint is resumed
+            self.announce(await self.paused.hold(delivery, generation))
             return None
         if held.lane is not None:
             held.lane.configure(target.endpoint)  # its rate limit and order, as the registry has them now
@@ -214,6 +223,7 @@ class Deliverer:
             status=status,
             next_attempt_at=next_at,
             lease_generation=delivery.lease_generation,
+            account_id=delivery.account_id,
         )
 
     def _recorded(
@@ -251,7 +261,7 @@ class Deliverer:
                     attempt_count=number,
                     next_attempt_at=result.next_attempt_at,
                     last_error=error,
-                    updated_at=utcnow(),
+                    updated_at=result.finished_at,  # as written (a resumed watch reads from it)
                 )
             )
         if outcome.verdict is Verdict.GONE:

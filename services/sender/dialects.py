@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,9 +41,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import ReturningUpdate, Update
 from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from services.sender.models import Attempt, Base, Delivery, DeliveryState, EndpointHealth, UTCDateTime
 
@@ -59,12 +62,23 @@ def _insert(connection: AsyncConnection, table: Table) -> postgresql.Insert | sq
     return (postgresql.insert if _is_postgresql(connection) else sqlite.insert)(table)
 
 
-def in_list(connection: AsyncConnection, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+def in_list(
+    connection: AsyncConnection, column: ColumnElement[str] | QueryableAttribute[str], values: Sequence[str]
+) -> ColumnElement[bool]:
     """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one statement text whatever the
     number of values (so asyncpg prepares it once, not once per list length)."""
     if _is_postgresql(connection):
         return column == any_(bindparam(None, list(values), type_=ARRAY(String), unique=True))
     return column.in_(list(values))
+
+
+def strings_table(connection: AsyncConnection, values: Sequence[str]) -> TableValuedAlias:
+    """`values` as a table of one column, `value`, bound as one parameter: PostgreSQL's unnest of an
+    array, SQLite's json_each of a JSON array (for correlated lookups, one per value, in one statement)."""
+    if _is_postgresql(connection):
+        array = bindparam(None, list(values), type_=ARRAY(String), unique=True)
+        return func.unnest(array).table_valued("value").render_derived()
+    return func.json_each(bindparam(None, json.dumps(list(values)), unique=True)).table_valued("value")
 
 
 async def insert_ignoring_duplicates(connection: AsyncConnection, table: Table, rows: list[dict]) -> set[str]:
@@ -201,6 +215,7 @@ async def insert_deliveries(connection: AsyncConnection, rows: list[dict]) -> se
 #: The values of an attempt record_outcomes takes, in order: the attempts' columns.
 ATTEMPT_COLUMNS = (
     "delivery_id", "number", "started_at", "latency_seconds", "http_status", "response_body", "error", "succeeded",
+    "account_id", "endpoint_id",
 )  # fmt: skip
 #: The values of an outcome record_outcomes takes, in order.
 OUTCOME_VALUES = (
@@ -255,8 +270,8 @@ async def record_outcomes(connection: AsyncConnection, attempts: list[tuple], ou
     times = _SQLiteTimes()
     await connection.exec_driver_sql(
         _SQLITE_ATTEMPT.sql,
-        [(d, n, times[started], latency, status, body, error, succeeded)
-         for d, n, started, latency, status, body, error, succeeded in attempts],
+        [(d, n, times[started], latency, status, body, error, succeeded, account, endpoint)
+         for d, n, started, latency, status, body, error, succeeded, account, endpoint in attempts],
     )  # fmt: skip
     await connection.exec_driver_sql(
         _SQLITE_OUTCOME.sql,
@@ -289,6 +304,13 @@ def due(now: datetime, claimer: str | None = None) -> tuple[ColumnElement[bool],
     if claimer is not None:
         free.append(table.c.claimed_by == claimer)
     return (table.c.status == DeliveryState.PENDING.value, table.c.next_attempt_at <= now, or_(*free))
+
+
+def held() -> tuple[ColumnElement[bool], ...]:
+    """PENDING with no next attempt: kept for its paused endpoint until it is resumed (no poll finds
+    it due; see services/sender/pauses.py)."""
+    table = DELIVERIES
+    return (table.c.status == DeliveryState.PENDING.value, table.c.next_attempt_at.is_(None))
 
 
 def _leasing(

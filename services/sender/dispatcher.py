@@ -188,6 +188,26 @@ class Dispatcher:
         held.waiters.append(done)
         await done
 
+    def take_back(self, endpoint_id: str) -> list[str]:
+        """The endpoint's deliveries are to go out from the database, in the order they arrived (its
+        held ones are being let go, services/sender/pauses.py): its lane's waiting deliveries leave it
+        (their ids are returned, for their leases to be given back), but for an ordered lane's failed
+        head waiting for its retry, which still goes first; and the hot path leases nothing for the
+        endpoint until the poller has drained it (call `left_to_poller` once they are due)."""
+        self._mark_overflowed(endpoint_id)
+        lane = self._lanes.get(endpoint_id)
+        if lane is None:
+            return []
+        kept = lane.waiting[0] if lane.held_back_until is not None and lane.waiting else None
+        leaving = [held for held in lane.waiting if held is not kept]
+        lane.waiting.clear()
+        if kept is not None:
+            lane.waiting.append(kept)
+        for held in leaving:
+            self._again.discard(held.id)
+            self._release(held)
+        return [held.id for held in leaving]
+
     def wake(self) -> None:
         """Makes the poller look now, at every lane (e.g. after a retry was scheduled)."""
         self._look_everywhere = True
@@ -330,6 +350,9 @@ class Dispatcher:
         looked = -self._poll_interval  # when the last look at every lane began
         again = False
         while True:
+            # Cleared before the pass, not after it: a wake while it runs (deliveries left here for a
+            # lane it has looked at already) makes another pass at once rather than wait for the interval.
+            self._wake.clear()
             everywhere = again or self._look_everywhere or time.monotonic() - looked >= self._poll_interval
             self._look_everywhere = again = False
             try:
@@ -346,7 +369,6 @@ class Dispatcher:
             if again:
                 await asyncio.sleep(0)
                 continue
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, looked + self._poll_interval - time.monotonic()))
 

@@ -76,6 +76,8 @@ class Delivery(Base):
         ),
         # The API's: an account's deliveries, newest first.
         Index("ix_deliveries_account_id_created_at", "account_id", "created_at"),
+        # A resumed watch's: what changed in an account since a time, in the order it changed.
+        Index("ix_deliveries_account_id_updated_at", "account_id", "updated_at"),
         # Retention's: finished deliveries, oldest first.
         Index("ix_deliveries_status_updated_at", "status", "updated_at"),
     )
@@ -109,6 +111,12 @@ class Attempt(Base):
     """One try at a delivery, as it went."""
 
     __tablename__ = "attempts"
+    __table_args__ = (
+        # The endpoints' health (BatchGetEndpointStats): an account's endpoint's attempts by time, its
+        # last one and those of the last 24 hours, each an index range (`succeeded` in it: counted
+        # without reading the rows).
+        Index("ix_attempts_account_id_endpoint_id_started_at", "account_id", "endpoint_id", "started_at", "succeeded"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
@@ -120,6 +128,9 @@ class Attempt(Base):
     response_body: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
     succeeded: Mapped[bool] = mapped_column(default=False)
+    #: The delivery's account and endpoint, so an endpoint's attempts are found without its deliveries.
+    account_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    endpoint_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class EndpointHealth(Base):

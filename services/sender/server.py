@@ -4,6 +4,7 @@ transports, the workers and poller, and the gRPC server; all closed through the 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from hooks.registry.v1 import routing_pb2_grpc
@@ -18,8 +19,8 @@ from services.sender.disabled_events import EndpointDisabler
 from services.sender.dispatcher import Dispatcher
 from services.sender.email_policy import EmailPolicy
 from services.sender.lanes import BreakerSettings
-from services.sender.network_policy import NetworkPolicy
 from services.sender.outbox import Outbox
+from services.sender.pauses import PausedEndpoints
 from services.sender.queue_metrics import start_queue_sampler
 from services.sender.retention import Pruner, start_pruner
 from services.sender.retry_policy import RetrySchedule
@@ -54,9 +55,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
     registry_channel = channel(settings.registry_target, tls=settings.tls)
     routing = routing_pb2_grpc.RoutingServiceStub(registry_channel)
     targets = TargetCache(routing)
-    http = HttpTransport(
-        NetworkPolicy(settings.allowed_networks), settings.sender_attempt_timeout_seconds, settings.sender_concurrency
-    )
+    http = HttpTransport(settings.network_policy, settings.sender_attempt_timeout_seconds, settings.sender_concurrency)
     smtp = SmtpTransport(
         SmtpSettings(
             host=settings.sender_smtp_host,
@@ -74,6 +73,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
     # On PostgreSQL every replica's changes reach every replica's watchers; SQLite has one process.
     relay = None if is_sqlite(engine) else WatchRelay(hub, engine, sender_id).start()
     recorder = AttemptRecorder(store)
+    paused = PausedEndpoints(store, targets)
     deliverer = Deliverer(
         store,
         recorder,
@@ -86,6 +86,7 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
         disabler,
         hub,
         email=EmailPolicy(settings.email_domains, settings.email_rate_limit),
+        paused=paused,
     )
     dispatcher = Dispatcher(
         deliverer.deliver,
@@ -103,14 +104,18 @@ async def build_server(settings: SenderSettings, kafka: KafkaSettings | None = N
             max_probe_seconds=settings.sender_breaker_max_probe_seconds,
         ),
     )
-    servicer = DeliveryServicer(store, dispatcher, deliverer, targets, hub)
+    servicer = DeliveryServicer(
+        store, dispatcher, deliverer, targets, hub, retention=timedelta(seconds=settings.sender_retention_seconds)
+    )
 
     recorder.start()
+    paused.start(dispatcher)  # before the target cache: it hears of the first stream
     targets.start()
     dispatcher.start()
     outbox.start()
 
     async def close() -> None:
+        await paused.close()
         await dispatcher.close(grace=settings.shutdown_grace_seconds)
         await recorder.close()
         await deliverer.close()

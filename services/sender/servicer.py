@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import grpc
@@ -18,15 +18,33 @@ from google.rpc import code_pb2, status_pb2
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
 from hooks_client.envelope import build_envelope
 from services.common import builtin_application
+from services.common.db import utcnow
 from services.common.errors import FieldViolations, NotFound, Unavailable, abort, status_of_exception
 from services.common.identity import require_account
 from services.common.limits import json_value_problem, string_problem, text_problem
 from services.common.logging import get_logger
-from services.sender.conversion import STATUS_FROM_PROTO, delivery_to_proto, event_to_body, timestamp_problem
+from services.sender import watch_cursor
+from services.sender.conversion import (
+    STATUS_FROM_PROTO,
+    attempt_to_proto,
+    delivery_to_proto,
+    event_to_body,
+    timestamp,
+    timestamp_problem,
+)
 from services.sender.deliverer import Deliverer
 from services.sender.dispatcher import Dispatcher
 from services.sender.metrics import DELIVERIES_QUEUED
-from services.sender.store import PAGES, DeliveryFilter, DeliveryStore, NewDelivery, QueuedDelivery, encode_event
+from services.sender.models import Delivery
+from services.sender.store import (
+    PAGES,
+    DeliveryFilter,
+    DeliveryStore,
+    EndpointFigures,
+    NewDelivery,
+    QueuedDelivery,
+    encode_event,
+)
 from services.sender.targets import EndpointDeleted, TargetCache
 from services.sender.watch_hub import WatchHub
 
@@ -72,11 +90,7 @@ def validate_deliver_request(request: deliveries_pb2.DeliverRequest) -> FieldVio
         problem = timestamp_problem(event.timestamp)
         if problem:
             violations.add("event.timestamp", problem)
-    if not request.endpoint_ids:
-        violations.add("endpoint_ids", "at least one endpoint id is required")
-    for index, endpoint_id in enumerate(request.endpoint_ids):
-        if not endpoint_id or len(endpoint_id) > 64 or text_problem(endpoint_id):
-            violations.add(f"endpoint_ids[{index}]", "must be 1 to 64 characters, none of them control characters")
+    _endpoint_ids_problems(request.endpoint_ids, violations)
     return violations
 
 
@@ -106,6 +120,34 @@ def _new_deliveries(request: deliveries_pb2.DeliverRequest) -> list[NewDelivery]
 
 #: At most this many deliveries are queued again by one RetryDeliveries call.
 MAX_BULK_RETRY = 10_000
+#: At most this many endpoints' figures in one BatchGetEndpointStats call.
+MAX_STATS_ENDPOINTS = 1000
+
+
+def _endpoint_ids_problems(endpoint_ids: Sequence[str], violations: FieldViolations) -> None:
+    """Adds what is wrong with a list of endpoint ids (`endpoint_ids`: one or more, each 1 to 64
+    characters, none of them control characters), naming each bad one by its index."""
+    if not endpoint_ids:
+        violations.add("endpoint_ids", "at least one endpoint id is required")
+    for index, endpoint_id in enumerate(endpoint_ids):
+        if not endpoint_id or len(endpoint_id) > 64 or text_problem(endpoint_id):
+            violations.add(f"endpoint_ids[{index}]", "must be 1 to 64 characters, none of them control characters")
+
+
+def _stats_of(endpoint_id: str, figures: EndpointFigures | None) -> deliveries_pb2.EndpointStats:
+    stats = deliveries_pb2.EndpointStats(endpoint_id=endpoint_id)
+    if figures is None:
+        return stats
+    if figures.last_attempt_at is not None:
+        stats.last_attempt_time.CopyFrom(timestamp(figures.last_attempt_at))
+        stats.last_attempt_succeeded = figures.last_attempt_succeeded
+        stats.last_http_status = figures.last_http_status
+    stats.attempts_24h = figures.attempts
+    stats.succeeded_attempts_24h = figures.succeeded
+    if figures.failing_since is not None:
+        stats.failing_since.CopyFrom(timestamp(figures.failing_since))
+    stats.pending_count = figures.pending
+    return stats
 
 
 def _created_between(
@@ -148,7 +190,11 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         deliverer: Deliverer,
         targets: TargetCache,
         hub: WatchHub,
+        *,
+        retention: timedelta,
     ):
+        """`retention`: how long finished deliveries are kept (a resume token older is refused)."""
+        self.retention = retention
         self.store = store
         self.dispatcher = dispatcher
         self.deliverer = deliverer
@@ -327,23 +373,36 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             "created_before": before.isoformat() if before else "",
         }
         page = PAGES.page(request.page_size, request.page_token, query, violations=violations)
-        response = deliveries_pb2.ListDeliveriesResponse()
-        size, last = 0, None
+        # The page's deliveries, as far as they fit without their attempts...
+        selected: list[tuple[Delivery, deliveries_pb2.Delivery]] = []
+        size, more = 0, True
         rows = self.store.list_page(account, page, which)
         async with contextlib.aclosing(rows):
             async for row in rows:
-                if len(response.deliveries) == page.size:
+                if len(selected) == page.size:
                     break  # there is more
                 delivery = delivery_to_proto(row)
                 size += _entry_size(delivery)
-                if response.deliveries and size > MAX_PAGE_BYTES:
+                if selected and size > MAX_PAGE_BYTES:
                     break
-                response.deliveries.append(delivery)
-                last = row
+                selected.append((row, delivery))
             else:
-                return response  # the last page
-        assert last is not None  # a page holds at least one delivery
-        response.next_page_token = PAGES.token_after(last, page)
+                more = False  # the last page
+        # ...then their attempts, in one query for the page, which may end it sooner.
+        attempts = await self.store.attempts_of([row.id for row, _ in selected])
+        response = deliveries_pb2.ListDeliveriesResponse()
+        size, last = 0, None
+        for row, delivery in selected:
+            delivery.attempts.extend(attempt_to_proto(attempt) for attempt in attempts.get(row.id, ()))
+            size += _entry_size(delivery)
+            if response.deliveries and size > MAX_PAGE_BYTES:
+                more = True
+                break
+            response.deliveries.append(delivery)
+            last = row
+        if more:
+            assert last is not None  # a page holds at least one delivery
+            response.next_page_token = PAGES.token_after(last, page)
         return response
 
     async def RetryDelivery(
@@ -375,21 +434,66 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
         log.info("failed deliveries queued again", queued=queued, more=more)
         return deliveries_pb2.RetryDeliveriesResponse(queued=queued, more=more)
 
+    async def BatchGetEndpointStats(
+        self, request: deliveries_pb2.BatchGetEndpointStatsRequest, context: grpc.aio.ServicerContext
+    ) -> deliveries_pb2.BatchGetEndpointStatsResponse:
+        """One EndpointStats per id asked, in the request's order; an id that is not one of the
+        account's endpoints gets zero figures (as one that has had no delivery): never another's."""
+        account = await require_account(context)
+        violations = FieldViolations()
+        if len(request.endpoint_ids) > MAX_STATS_ENDPOINTS:
+            violations.add("endpoint_ids", f"at most {MAX_STATS_ENDPOINTS} ids in one call")
+        else:
+            _endpoint_ids_problems(request.endpoint_ids, violations)
+        if violations:
+            raise violations
+        figures = await self.store.endpoint_figures(account, request.endpoint_ids)
+        return deliveries_pb2.BatchGetEndpointStatsResponse(
+            stats=[_stats_of(endpoint_id, figures.get(endpoint_id)) for endpoint_id in request.endpoint_ids]
+        )
+
     async def WatchDeliveries(
         self, request: deliveries_pb2.WatchDeliveriesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[deliveries_pb2.WatchDeliveriesResponse]:
         """Streams the account's changes from the moment the call's initial metadata is sent (a
         client that waits for it misses nothing after); QuotaExceeded when the account already
-        watches as many times as HOOKS_SENDER_WATCH_STREAMS_PER_ACCOUNT allows."""
+        watches as many times as HOOKS_SENDER_WATCH_STREAMS_PER_ACCOUNT allows.
+
+        With a resume token, what changed since it comes first (services/sender/watch_cursor.py):
+        the subscription is made before the database is read, so a change committed meanwhile is in
+        one or the other (or both: a live change no newer than the state already sent of its
+        delivery is dropped)."""
         account = await require_account(context)
+        cursor = None
+        if request.resume_token:
+            cursor = watch_cursor.parse_token(request.resume_token)
+            watch_cursor.check_age(cursor, utcnow(), self.retention)
         subscription = self.hub.subscribe(account, request.endpoint_id)
+        subscribed_at = utcnow()
         try:
             await context.send_initial_metadata(())
+            # Delivery id -> update time sent, of what the catch-up read that changed since the
+            # subscription began (only those may also be queued live).
+            caught_up: dict[str, datetime] = {}
+            if cursor is not None:
+                changes = self.store.changed_since(
+                    account, cursor.update_time - watch_cursor.RESUME_OVERLAP, request.endpoint_id
+                )
+                async with contextlib.aclosing(changes):
+                    async for row in changes:
+                        if row.id == cursor.delivery_id and row.updated_at <= cursor.update_time:
+                            continue  # the change the token was made from: the watcher has it
+                        if row.updated_at >= subscribed_at - watch_cursor.RESUME_OVERLAP:
+                            caught_up[row.id] = row.updated_at
+                        yield _watched(delivery_to_proto(row))
             while True:
                 if subscription.overflowed and subscription.queue.empty():
                     await abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, "the watcher fell behind; watch again")
                 delivery = await subscription.queue.get()
-                yield deliveries_pb2.WatchDeliveriesResponse(delivery=delivery)
+                sent = caught_up.get(delivery.id)
+                if sent is not None and delivery.update_time.ToDatetime(tzinfo=UTC) <= sent:
+                    continue
+                yield _watched(delivery)
         finally:
             self.hub.unsubscribe(subscription)
 
@@ -427,6 +531,10 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             raise NotFound(f"delivery {delivery_id!r} not found")
         delivery, attempts = found
         return deliveries_pb2.SendTestMessageResponse(delivery=delivery_to_proto(delivery, attempts))
+
+
+def _watched(delivery: deliveries_pb2.Delivery) -> deliveries_pb2.WatchDeliveriesResponse:
+    return deliveries_pb2.WatchDeliveriesResponse(delivery=delivery, resume_token=watch_cursor.token_of(delivery))
 
 
 def _entry_size(delivery: deliveries_pb2.Delivery) -> int:

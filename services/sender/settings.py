@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import PositiveInt
 
 from services.common.email_domains import EmailDomainSettings
+from services.common.network_policy import AllowedNetworkSettings
 from services.common.settings import SENDER_ADDRESS, CommonSettings, checked_by
 from services.sender.durations import parse_duration, parse_rate, parse_schedule
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-
-def parse_networks(text: str) -> list[Network]:
-    """Comma-separated CIDRs (a bare address is its own /32 or /128); ValueError naming a bad one."""
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
-
-
-class SenderSettings(CommonSettings, EmailDomainSettings):
+class SenderSettings(CommonSettings, EmailDomainSettings, AllowedNetworkSettings):
     RENAMED: ClassVar[dict[str, str]] = {
         "sender_attempt_timeout": "sender_attempt_timeout_seconds",
         "sender_poll_interval": "sender_poll_interval_seconds",
@@ -41,8 +34,6 @@ class SenderSettings(CommonSettings, EmailDomainSettings):
     sender_concurrency: int = 64
     #: Most attempts in flight at once to one endpoint, so a slow endpoint cannot hold up the others.
     sender_per_endpoint_concurrency: int = 8
-    #: CIDRs deliveries may reach although private, loopback or link-local (e.g. 10.0.0.0/8); empty: none.
-    sender_allowed_networks: Annotated[str, checked_by(parse_networks)] = ""
     #: Seconds between looks in the database for retries that came due and deliveries whose lease expired (formerly HOOKS_SENDER_POLL_INTERVAL, still read for one release).
     sender_poll_interval_seconds: float = 1.0
     #: Seconds a sender's lease of a delivery lasts; renewed while held, so a killed sender's deliveries come back after it (formerly HOOKS_SENDER_LEASE, still read for one release).
@@ -98,7 +89,3 @@ class SenderSettings(CommonSettings, EmailDomainSettings):
     def email_rate_limit(self) -> tuple[int, float] | None:
         """(e-mails, per seconds), or None for no limit."""
         return parse_rate(self.sender_email_rate_limit)
-
-    @property
-    def allowed_networks(self) -> list[Network]:
-        return parse_networks(self.sender_allowed_networks)

@@ -18,11 +18,11 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from services.common.db import sessionmaker, utcnow
@@ -141,12 +141,20 @@ class AttemptResult:
     next_attempt_at: datetime | None
     #: The lease the attempt was made under: its outcome is written only while that lease holds.
     lease_generation: int = 0
+    #: When the outcome was judged: the delivery's update time as written and as watchers are told.
+    finished_at: datetime = field(default_factory=utcnow)
+    #: The delivery's account (its attempts are counted per account and endpoint).
+    account_id: str = ""
 
 
 #: An account's deliveries: every get, list and retry reads them through this.
 DELIVERIES = AccountScoped(Delivery)
 #: ListDeliveries' order: newest first.
 PAGES = Keyset[Delivery]("deliveries", Delivery.created_at, Delivery.id, descending=True)
+#: A resumed WatchDeliveries' order: in the order they changed (services/sender/watch_cursor.py).
+CHANGES = Keyset[Delivery]("delivery-changes", Delivery.updated_at, Delivery.id)
+#: Rows a resumed watch reads at a time, each read a short transaction of its own.
+CHANGES_READ_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,42 @@ class DeliveryFilter:
         if self.created_before is not None:
             query = query.where(Delivery.created_at < self.created_before)
         return query
+
+
+async def _attempts_of(session: AsyncSession, delivery_ids: list[str]) -> dict[str, list[Attempt]]:
+    """Delivery id -> its attempts, oldest first (by number; by id between a retry's equals)."""
+    attempts: dict[str, list[Attempt]] = {}
+    for start in range(0, len(delivery_ids), INSERT_CHUNK):
+        chunk = delivery_ids[start : start + INSERT_CHUNK]
+        result = await session.scalars(
+            select(Attempt)
+            .where(Attempt.delivery_id.in_(chunk))
+            .order_by(Attempt.delivery_id, Attempt.number, Attempt.id)
+        )
+        for attempt in result:
+            attempts.setdefault(attempt.delivery_id, []).append(attempt)
+    return attempts
+
+
+#: How far back an endpoint's attempts are counted in its health figures.
+STATS_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class EndpointFigures:
+    """An endpoint's health, as BatchGetEndpointStats answers it."""
+
+    #: Its last attempt (within the retention): when it started, whether it delivered, its HTTP status.
+    last_attempt_at: datetime | None = None
+    last_attempt_succeeded: bool = False
+    last_http_status: int = 0
+    #: Attempts started within STATS_WINDOW, and how many of them delivered.
+    attempts: int = 0
+    succeeded: int = 0
+    #: Since when it has failed without a success in between (None: it is not failing).
+    failing_since: datetime | None = None
+    #: Deliveries PENDING for it (due, waiting for a retry, or held while it is paused).
+    pending: int = 0
 
 
 class DeliveryStore:
@@ -241,7 +285,8 @@ class DeliveryStore:
                 # A microsecond apart in the order given: the acceptance order an ordered endpoint
                 # is served in, also when its deliveries are claimed back from the database.
                 created_at=now + timedelta(microseconds=len(fresh)),
-                updated_at=now,
+                # The same, as watchers are told of it (QueuedDelivery.as_row) and resume from it.
+                updated_at=now + timedelta(microseconds=len(fresh)),
             )
         rows = list(fresh.values())
         inserted: set[str] = set()
@@ -368,11 +413,11 @@ class DeliveryStore:
                 connection,
                 [
                     (r.delivery_id, r.number, r.started_at, r.latency_seconds, r.http_status,
-                     r.response_body, r.error, r.succeeded)
+                     r.response_body, r.error, r.succeeded, r.account_id, r.endpoint_id)
                     for r in ordered
                 ],
                 [
-                    (r.status.value, r.number, r.next_attempt_at, r.error, now,
+                    (r.status.value, r.number, r.next_attempt_at, r.error, r.finished_at,
                      None if r.succeeded else r.started_at, r.delivery_id, self.sender_id, r.lease_generation)
                     for r in ordered
                 ],
@@ -441,12 +486,16 @@ class DeliveryStore:
             delivery = await DELIVERIES.get(session, account_id, delivery_id)
             if delivery is None:
                 return None
-            attempts = (
-                await session.execute(
-                    select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.number, Attempt.id)
-                )
-            ).scalars()
-            return delivery, list(attempts)
+            attempts = await _attempts_of(session, [delivery_id])
+            return delivery, attempts.get(delivery_id, [])
+
+    async def attempts_of(self, delivery_ids: list[str]) -> dict[str, list[Attempt]]:
+        """The attempts of each of these deliveries (ids read through DELIVERIES already), oldest
+        first, in one query: a list page's."""
+        if not delivery_ids:
+            return {}
+        async with self.sessions() as session:
+            return await _attempts_of(session, delivery_ids)
 
     async def list_page(
         self, account_id: str, page: Page, which: DeliveryFilter | None = None
@@ -461,6 +510,26 @@ class DeliveryStore:
             rows = await session.stream_scalars(query)
             async for row in rows:
                 yield row
+
+    async def changed_since(
+        self, account_id: str, since: datetime, endpoint_id: str = ""
+    ) -> AsyncGenerator[Delivery, None]:
+        """The account's deliveries (to `endpoint_id`, if given) changed at or after `since`, as they
+        now stand, in the order they changed (update time, then id: CHANGES), CHANGES_READ_ROWS at
+        a time, so that no transaction stays open while a slow watcher reads."""
+        statement = DELIVERIES.statement(account_id)
+        if endpoint_id:
+            statement = statement.where(Delivery.endpoint_id == endpoint_id)
+        page = Page(CHANGES_READ_ROWS, (since, ""), {})
+        while True:
+            async with self.sessions() as session:
+                rows = list((await session.scalars(CHANGES.apply(statement, page))).all())
+            for row in rows[:CHANGES_READ_ROWS]:
+                yield row
+            if len(rows) <= CHANGES_READ_ROWS:
+                return
+            last = rows[CHANGES_READ_ROWS - 1]
+            page = Page(CHANGES_READ_ROWS, (last.updated_at, last.id), {})
 
     async def retry(self, account_id: str, delivery_id: str) -> Delivery | None:
         """Makes the delivery PENDING and due now, leased to this sender for its hot path."""
@@ -507,6 +576,119 @@ class DeliveryStore:
                 )
                 queued += result.rowcount
         return queued, more
+
+    async def endpoint_figures(self, account_id: str, endpoint_ids: Sequence[str]) -> dict[str, EndpointFigures]:
+        """The health of the account's endpoints among `endpoint_ids`; one that is not the account's
+        (or has had neither an attempt within the retention nor a pending delivery) is absent. Four
+        statements, whatever the number of ids, each reading one index range per endpoint: its last
+        attempt and its attempts of the last 24 hours on the attempts' (account, endpoint, start)
+        index, its pending deliveries on the deliveries' (endpoint, status, ...) one, and its failure
+        streak by key, only for endpoints the first two showed to be the account's (the streak's table
+        does not name accounts; an endpoint's deliveries and attempts are all its owner's)."""
+        ids = sorted(set(endpoint_ids))
+        since = utcnow() - STATS_WINDOW
+        figures: dict[str, EndpointFigures] = {}
+        async with self.engine.connect() as connection:
+            wanted = dialects.strings_table(connection, ids)
+            each = Attempt.__table__.alias("each_one")
+            last_of_each = (
+                select(each.c.id)
+                .where(each.c.account_id == account_id, each.c.endpoint_id == wanted.c.value)
+                .order_by(each.c.started_at.desc())
+                .limit(1)
+                .correlate(wanted)
+                .scalar_subquery()
+            )
+            last = await connection.execute(
+                select(Attempt.endpoint_id, Attempt.started_at, Attempt.succeeded, Attempt.http_status).where(
+                    Attempt.id.in_(select(last_of_each).select_from(wanted))
+                )
+            )
+            for endpoint_id, started_at, succeeded, http_status in last:
+                figures[endpoint_id] = EndpointFigures(started_at, bool(succeeded), http_status)
+            recent = await connection.execute(
+                select(Attempt.endpoint_id, func.count(), func.sum(case((Attempt.succeeded, 1), else_=0)))
+                .where(
+                    Attempt.account_id == account_id,
+                    dialects.in_list(connection, Attempt.endpoint_id, ids),
+                    Attempt.started_at >= since,
+                )
+                .group_by(Attempt.endpoint_id)
+            )
+            for endpoint_id, count, succeeded in recent:
+                found = figures.setdefault(endpoint_id, EndpointFigures())
+                found.attempts, found.succeeded = count, succeeded or 0
+            # Counted per endpoint, correlated: one range of the (endpoint, status, ...) index each. The
+            # account is compared through coalesce (it is never NULL): as a bare `account_id = ?` (or
+            # with an IN list of endpoints) SQLite, without statistics, picks an account index instead
+            # and walks all the account's deliveries.
+            pending_of_each = (
+                select(func.count())
+                .where(
+                    Delivery.endpoint_id == wanted.c.value,
+                    Delivery.status == DeliveryState.PENDING.value,
+                    func.coalesce(Delivery.account_id, "") == account_id,
+                )
+                .correlate(wanted)
+                .scalar_subquery()
+            )
+            pending = await connection.execute(select(wanted.c.value, pending_of_each).select_from(wanted))
+            for endpoint_id, count in cast("list[tuple[str, int]]", pending.all()):
+                if count:
+                    figures.setdefault(endpoint_id, EndpointFigures()).pending = count
+            if figures:
+                streaks = await connection.execute(
+                    select(EndpointHealth.endpoint_id, EndpointHealth.failing_since).where(
+                        dialects.in_list(connection, EndpointHealth.endpoint_id, sorted(figures)),
+                        EndpointHealth.failing_since.is_not(None),
+                    )
+                )
+                for endpoint_id, failing_since in streaks:
+                    figures[endpoint_id].failing_since = failing_since
+        return figures
+
+    async def has_held(self, endpoint_id: str) -> bool:
+        """Whether deliveries are kept for the endpoint (paused when they were last tried)."""
+        table = Delivery.__table__
+        async with self.engine.connect() as connection:
+            query = select(table.c.id).where(table.c.endpoint_id == endpoint_id, *dialects.held()).limit(1)
+            return (await connection.execute(query)).first() is not None
+
+    async def held_endpoints(self) -> list[str]:
+        """The endpoints deliveries are kept for."""
+        table = Delivery.__table__
+        async with self.engine.connect() as connection:
+            return list(
+                (await connection.execute(select(table.c.endpoint_id).where(*dialects.held()).distinct())).scalars()
+            )
+
+    async def release_held(self, endpoint_id: str, given_back: list[str]) -> int:
+        """Lets the deliveries kept for the endpoint go: in one transaction, this sender's leases of
+        `given_back` are given up, and the endpoint's held deliveries, with those of its due ones
+        nobody leases, are made due now, all at the same time, so they are claimed in the order they
+        arrived (`claim_lane`: next attempt, then acceptance). Returns how many were made due."""
+        now = utcnow()
+        table = Delivery.__table__
+        async with self._writing_core() as connection:
+            for start in range(0, len(given_back), INSERT_CHUNK):
+                chunk = given_back[start : start + INSERT_CHUNK]
+                await connection.execute(
+                    update(table)
+                    .where(dialects.in_list(connection, table.c.id, chunk), table.c.claimed_by == self.sender_id)
+                    .values(claimed_until=None, claimed_by="")
+                )
+            was_held = table.c.next_attempt_at.is_(None)
+            result = await connection.execute(
+                update(table)
+                .where(
+                    table.c.endpoint_id == endpoint_id,
+                    table.c.status == DeliveryState.PENDING.value,
+                    or_(was_held, table.c.next_attempt_at <= now),
+                    or_(table.c.claimed_until.is_(None), table.c.claimed_until < now),
+                )
+                .values(next_attempt_at=now, last_error=case((was_held, ""), else_=table.c.last_error), updated_at=now)
+            )
+            return result.rowcount
 
     async def release(self, delivery_ids: list[str]) -> None:
         """Gives up this sender's lease on deliveries it will not work on now (the poller or another

@@ -4,13 +4,18 @@ hours later honours what the account changed since. The cache is used only while
 when it breaks, the cache is emptied and the stream reopened after the last sequence seen
 (services/common/change_stream.py, as for the matcher's route cache), so a change made while it was
 down still comes down it. A lookup is cached only if the stream was up from before it began until it ended
-(nothing it might have missed can be lost between the two)."""
+(nothing it might have missed can be lost between the two).
+
+What else follows an endpoint's changes (the paused endpoints' held deliveries) listens here
+(`follow`): it is told of each endpoint a change touched, and when the changes before a stream may
+have been missed (the first stream, or one started afresh)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import grpc
 
@@ -45,6 +50,16 @@ class EndpointDeleted(Exception):
     """The registry does not know the endpoint (any more)."""
 
 
+class EndpointListener(Protocol):
+    """What follows endpoints' changes through the cache (`TargetCache.follow`)."""
+
+    def endpoint_changed(self, endpoint_id: str) -> None:
+        """A change touched the endpoint (it is no longer cached)."""
+
+    def changes_missed(self) -> None:
+        """Changes made before the stream now live may not have come down it: look at everything again."""
+
+
 class TargetCache:
     def __init__(
         self, routing: routing_pb2_grpc.RoutingServiceStub, call_timeout: float = 10.0, size: int = CACHE_SIZE
@@ -58,6 +73,11 @@ class TargetCache:
         )
         self._following = BackgroundTask("sender-target-cache", self._changes.run)
         self._lookups: dict[str, asyncio.Future[Target]] = {}
+        self._listeners: list[EndpointListener] = []
+
+    def follow(self, listener: EndpointListener) -> None:
+        """Tells `listener` of every endpoint a change touches from now on (after the cache dropped it)."""
+        self._listeners.append(listener)
 
     def start(self) -> None:
         self._following.start()
@@ -105,6 +125,13 @@ class TargetCache:
         return self._changes.sequence
 
     @property
+    def generation(self) -> int:
+        """Changes with every endpoint dropped (and every (re)start of the stream): a caller that read
+        it before a lookup and finds it the same after acting on the answer knows no change came
+        down the stream meanwhile."""
+        return self._generation
+
+    @property
     def watching(self) -> bool:
         """Whether the registry's change stream is up: only then are endpoints cached."""
         return self._changes.live
@@ -127,12 +154,17 @@ class TargetCache:
         """Changes received from the stream (tests wait on it)."""
         return self._changes.changes_applied
 
-    def _live(self) -> None:
+    def _live(self, continued: bool) -> None:
         self._generation += 1  # a lookup begun before the stream was up is not cached
+        if not continued:
+            for listener in self._listeners:
+                listener.changes_missed()
 
     def _apply(self, change: routing_pb2.WatchChangesResponse) -> None:
         if change.kind == routing_pb2.RESOURCE_KIND_ENDPOINT:
             self.drop(change.resource_id)
+            for listener in self._listeners:
+                listener.endpoint_changed(change.resource_id)
 
     def _clear(self) -> None:
         self._generation += 1

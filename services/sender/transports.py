@@ -13,7 +13,8 @@ import aiosmtplib
 import yarl
 
 from services.common.lru import LruCache
-from services.sender.network_policy import AddressRefused, GuardedConnector, NetworkPolicy
+from services.common.network_policy import NetworkPolicy
+from services.sender.network_policy import AddressRefused, GuardedConnector
 from services.sender.retry_policy import Verdict, parse_retry_after, verdict_for_status
 
 RESPONSE_BODY_BYTES = 4096

@@ -124,6 +124,12 @@ async def test_the_document_is_valid_openapi_with_every_route_and_the_messages_t
     assert retry["requestBody"]["content"]["application/json"]["schema"]["properties"] == {}
     watch = document["paths"]["/api/hooks/v1/deliveries:watch"]["get"]
     assert "text/event-stream" in watch["responses"]["200"]["content"]
+    # Resumable: the events' ids are resume tokens, sent back as Last-Event-ID or resumeToken.
+    assert {(p["name"], p["in"]) for p in watch["parameters"]} >= {
+        ("resumeToken", "query"),
+        ("Last-Event-ID", "header"),
+    }
+    assert "`id:`" in watch["responses"]["200"]["description"]
     assert not [path for path in document["paths"] if "testing" in path]
 
     # A test-only proto's routes appear in its gateway's document, described by its comments.

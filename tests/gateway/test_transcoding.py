@@ -195,7 +195,7 @@ def test_the_hooks_routes_come_from_the_annotations_and_internal_rpcs_have_none(
         "GetDeliveryTarget",
         "DisableEndpoint",
     }
-    assert len(routes) == 21
+    assert len(routes) == 24
 
 
 def test_a_path_with_a_custom_verb_belongs_to_the_verbs_routes():

@@ -210,6 +210,7 @@ class Registry:
                 registry_database_url=self.database_url,
                 registry_change_poll_seconds=0.05,
                 shutdown_grace_seconds=0.5,
+                sender_allowed_networks="127.0.0.0/8",  # the receivers' loopback, as the sender allows it
             )
         )
         await self.server.start(self.target)

@@ -2,7 +2,9 @@
 
 It migrates the database, registers the built-in `hooks` application, and serves on 127.0.0.1:<port>
 until the block ends. Talk to it with services.common.channels.channel(f"127.0.0.1:{port}").
-Settings may be overridden by keyword, e.g. registry_change_poll_seconds=0.05.
+Settings may be overridden by keyword, e.g. registry_change_poll_seconds=0.05. Targets on loopback
+are allowed (`sender_allowed_networks`, as the senders of the tests allow them: the receivers live
+there); pass sender_allowed_networks="" for the production default.
 
 `Registry` is the registry tests' client: stubs with shortcuts for creating things; `expect_error` and
 `expect_invalid` assert on what a call is refused with.
@@ -38,9 +40,13 @@ from services.common.server import GrpcServer
 from services.registry.server import build_server
 from services.registry.settings import RegistrySettings
 
+#: The network the tests' receivers listen on, which their registries and senders allow.
+LOOPBACK = "127.0.0.0/8"
+
 
 @asynccontextmanager
 async def running_registry(database_url: str, **settings) -> AsyncIterator[tuple[GrpcServer, int]]:
+    settings.setdefault("sender_allowed_networks", LOOPBACK)
     server = await build_server(
         RegistrySettings(registry_database_url=database_url, shutdown_grace_seconds=0.5, **settings)
     )

@@ -56,9 +56,7 @@ from services.sender.server import build_server as build_sender
 from services.sender.settings import SenderSettings
 from tests.helpers.groups import SESSION_TIMEOUT_MS
 from tests.helpers.http import Received, receiving
-
-#: Deliveries may reach the loopback receiver (the sender refuses private addresses by default).
-LOOPBACK = "127.0.0.0/8"
+from tests.helpers.registry import LOOPBACK  # targets there are allowed: the receiver listens there
 
 
 @dataclass
@@ -335,6 +333,7 @@ async def running_stack(
                     "registry_database_url": database_url,
                     "registry_change_poll_seconds": 0.05,
                     "shutdown_grace_seconds": 0.5,
+                    "sender_allowed_networks": LOOPBACK,
                     **(registry_settings or {}),
                 }
             )

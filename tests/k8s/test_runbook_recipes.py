@@ -37,6 +37,9 @@ REQUIRED = [
     "match-dry-run",
     "enable-endpoint",
     "retry-failed-deliveries",
+    "pause-endpoint",
+    "resume-endpoint",
+    "endpoint-health",
 ]
 
 
@@ -120,6 +123,11 @@ async def test_registry_recipes_work_against_a_real_registry(sqlite_url):
             )
             assert got.endpoint.enabled
             assert got.endpoint.name == "ops-hook", "only `enabled` was changed"
+
+            paused = await run_recipe("pause-endpoint", REGISTRY=address, ACCOUNT="000042", ENDPOINT_ID=endpoint_id)
+            assert json.loads(paused)["endpoint"]["paused"] is True
+            resumed = await run_recipe("resume-endpoint", REGISTRY=address, ACCOUNT="000042", ENDPOINT_ID=endpoint_id)
+            assert "paused" not in json.loads(resumed)["endpoint"]  # JSON leaves out false values
 
 
 def test_runbook_covers_deploying_scaling_and_recovery():
@@ -274,6 +282,9 @@ async def test_delivery_and_matcher_recipes_work_against_real_services(tmp_path,
 
                     replay = await run_recipe("retry-delivery", DELIVERY_ID=delivery.id, **env)
                     assert delivery.id in replay
+
+                    [health] = json.loads(await run_recipe("endpoint-health", ENDPOINT_ID=endpoint.id, **env))["stats"]
+                    assert health["endpoint_id"] == endpoint.id and health["attempts_24h"] >= 2
             finally:
                 await matcher_server.stop(0.5)
                 await server.stop(0.5)

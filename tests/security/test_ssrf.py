@@ -15,8 +15,9 @@ from hooks.registry.v1 import endpoints_pb2, endpoints_pb2_grpc
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
 from services.common.channels import channel
 from services.common.identity import identity_metadata
+from services.common.network_policy import NetworkPolicy
 from services.common.settings import KafkaSettings
-from services.sender.network_policy import REFUSED_TEXT, NetworkPolicy
+from services.sender.network_policy import REFUSED_TEXT
 from services.sender.server import build_server
 from services.sender.settings import SenderSettings
 from tests.helpers.registry import running_registry
@@ -116,7 +117,10 @@ async def test_a_refused_target_tells_the_tenant_only_that_it_is_not_allowed(sql
     last_error and its attempt's error say "target address not allowed" — neither the address the name
     resolved to nor why — while the log names both for operators."""
     account = f"acct-{uuid.uuid4().hex[:8]}"
-    async with running_registry(sqlite_url) as (_registry, registry_port):
+    # The registry lets these targets through (as if their names resolved elsewhere when they were
+    # written); the sender, which allows none of them, refuses them when it connects.
+    registry_allows = "127.0.0.0/8,169.254.169.254/32"
+    async with running_registry(sqlite_url, sender_allowed_networks=registry_allows) as (_registry, registry_port):
         registry_target = f"127.0.0.1:{registry_port}"
         sender = await build_server(
             SenderSettings(

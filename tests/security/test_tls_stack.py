@@ -59,6 +59,7 @@ async def test_a_published_message_reaches_its_webhook_over_mutual_tls(tmp_path,
                 registry_database_url=f"sqlite:///{tmp_path / 'registry.db'}",
                 registry_change_poll_seconds=0.05,
                 shutdown_grace_seconds=0.5,
+                sender_allowed_networks="127.0.0.0/8",  # the receiver's loopback, as the sender allows it
                 **tls_settings(authority.issue("registry"), INTERNAL_CALLERS),
             )
         )

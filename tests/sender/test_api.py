@@ -10,6 +10,7 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from sqlalchemy import event as sql_events
 
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
@@ -59,7 +60,7 @@ async def test_list_filters_pages_newest_first(sender, receiver):
         page = await _list(sender, account, endpoint_id=good.id, page_size=2, page_token=token)
         assert len(page.deliveries) <= 2
         seen += [d.id for d in page.deliveries]
-        assert all(not d.attempts for d in page.deliveries)  # List leaves attempts out
+        assert all([a.http_status for a in d.attempts] == [200] for d in page.deliveries)
         token = page.next_page_token
         if not token:
             break
@@ -81,6 +82,46 @@ async def test_list_filters_pages_newest_first(sender, receiver):
     with pytest.raises(grpc.aio.AioRpcError) as error:
         await _list(sender, account, page_size=-1)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_list_shows_every_attempt_of_each_delivery_oldest_first_in_one_query_per_page(sender, receiver):
+    """ListDeliveries' deliveries carry their attempts as GetDelivery does (not `attempts: []` beside
+    `attempt_count: 2`), read for the whole page at once: one SELECT of attempts per page, however
+    many deliveries it holds."""
+    account = new_account()
+    receiver.script["flaky"] = answers(503, 200, 503, 200, 503, 200)
+    flaky = await create_endpoint(sender, account, receiver.url("flaky"))
+    steady = await create_endpoint(sender, account, receiver.url("steady"))
+    ids = []
+    for endpoint in (flaky, steady, flaky, steady, flaky):
+        [response] = await deliver(sender, request_for(make_event(account), endpoint.id))
+        ids.append(response.delivery_ids[0])
+        await wait_for_status(sender, account, ids[-1], SUCCEEDED)
+
+    statements: list[str] = []
+
+    def count(_connection, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM attempts" in statement:
+            statements.append(statement)
+
+    engine = sender.server.sender.store.engine.sync_engine
+    sql_events.listen(engine, "before_cursor_execute", count)
+    try:
+        page = await _list(sender, account, page_size=10)
+    finally:
+        sql_events.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1, statements
+    assert [d.id for d in page.deliveries] == list(reversed(ids))
+    for listed in page.deliveries:
+        got = (
+            await sender.deliveries.GetDelivery(
+                deliveries_pb2.GetDeliveryRequest(id=listed.id), metadata=identity_metadata(account)
+            )
+        ).delivery
+        assert list(listed.attempts) == list(got.attempts) and len(listed.attempts) == listed.attempt_count
+        expected = [503, 200] if listed.endpoint_id == flaky.id else [200]
+        assert [a.http_status for a in listed.attempts] == expected
+        assert [a.number for a in listed.attempts] == list(range(1, len(expected) + 1))
 
 
 async def test_list_by_creation_time(sender, receiver):

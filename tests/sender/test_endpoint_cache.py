@@ -9,6 +9,7 @@ from hooks.sender.v1 import deliveries_pb2
 from services.common.identity import identity_metadata
 from services.registry.server import build_server as build_registry
 from services.registry.settings import RegistrySettings
+from tests.helpers.registry import LOOPBACK
 from tests.helpers.sender import (
     create_endpoint,
     deliver,
@@ -25,7 +26,10 @@ SUCCEEDED = deliveries_pb2.DELIVERY_STATUS_SUCCEEDED
 
 async def test_the_cache_is_emptied_when_the_registry_stream_breaks(sqlite_url, receiver):
     settings = RegistrySettings(
-        registry_database_url=sqlite_url, registry_change_poll_seconds=0.05, shutdown_grace_seconds=0.1
+        registry_database_url=sqlite_url,
+        registry_change_poll_seconds=0.05,
+        shutdown_grace_seconds=0.1,
+        sender_allowed_networks=LOOPBACK,
     )
     registry = await build_registry(settings)
     port = await registry.start("127.0.0.1:0")
@@ -63,7 +67,10 @@ async def test_the_cache_is_emptied_when_the_registry_stream_breaks(sqlite_url, 
 
 async def test_a_change_made_while_the_stream_was_down_comes_down_it_after(database_url, receiver):
     settings = RegistrySettings(
-        registry_database_url=database_url, registry_change_poll_seconds=0.05, shutdown_grace_seconds=0.1
+        registry_database_url=database_url,
+        registry_change_poll_seconds=0.05,
+        shutdown_grace_seconds=0.1,
+        sender_allowed_networks=LOOPBACK,
     )
     followed = await build_registry(settings)
     port = await followed.start("127.0.0.1:0")

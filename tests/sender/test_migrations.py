@@ -72,3 +72,36 @@ async def test_existing_deliveries_take_their_application_from_their_event(datab
         assert [d.id for d in created] == [ids[("billing", "42", "endpoint-1")]]
     finally:
         await engine.dispose()
+
+
+async def test_existing_attempts_take_their_account_and_endpoint_from_their_delivery(database_url):
+    """0007: attempts logged before it name their delivery's account and endpoint after it, so an
+    endpoint's health (BatchGetEndpointStats) counts them."""
+    await asyncio.to_thread(upgrade, database_url, MIGRATIONS, VERSION_TABLE, "0006")
+    engine = create_engine(database_url)
+    now = datetime.now(UTC)
+    delivery = dict(
+        id="delivery-1", account_id="acct", endpoint_id="endpoint-1", application="inventory", event_id="42",
+        event=encode_event({"id": "42"}), traceparent="", status="SUCCEEDED", attempt_count=1, claimed_by="",
+        last_error="", lease_generation=0, created_at=now, updated_at=now,
+    )  # fmt: skip
+    attempt = dict(
+        delivery_id="delivery-1", number=1, started_at=now, latency_seconds=0.1, http_status=200, response_body="",
+        error="", succeeded=True,
+    )  # fmt: skip
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                Table("deliveries", MetaData(), *(Column(n) for n in delivery)).insert(), [delivery]
+            )
+            await connection.execute(Table("attempts", MetaData(), *(Column(n) for n in attempt)).insert(), [attempt])
+        await upgrade_async(database_url, MIGRATIONS, VERSION_TABLE)
+        async with engine.connect() as connection:
+            result = await connection.execute(text("SELECT delivery_id, account_id, endpoint_id FROM attempts"))
+            assert list(result) == [("delivery-1", "acct", "endpoint-1")]
+        store = DeliveryStore(engine, "sender-test", lease_seconds=30)
+        figures = await store.endpoint_figures("acct", ["endpoint-1"])
+        assert figures["endpoint-1"].attempts == 1 and figures["endpoint-1"].last_attempt_succeeded
+        assert await store.endpoint_figures("another", ["endpoint-1"]) == {}
+    finally:
+        await engine.dispose()

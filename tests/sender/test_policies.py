@@ -8,8 +8,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from services.common.network_policy import NetworkPolicy
 from services.sender.durations import parse_duration, parse_schedule
-from services.sender.network_policy import NetworkPolicy
 from services.sender.retry_policy import RetrySchedule, Verdict, parse_retry_after, verdict_for_status
 from services.sender.settings import SenderSettings
 

@@ -85,8 +85,8 @@ async def test_the_hot_path_statements_write_what_the_models_read_back(engine):
     started, retry_at, later = now + timedelta(seconds=1), now + timedelta(minutes=1), now + timedelta(seconds=2)
     second_lease_until = retry_at + timedelta(seconds=30)
     attempts = [
-        (rows[0]["id"], 1, started, 0.25, 200, "ok", "", True),
-        (rows[2]["id"], 1, started, 0.5, 503, "busy", "HTTP 503", False),
+        (rows[0]["id"], 1, started, 0.25, 200, "ok", "", True, "acct", "e1"),
+        (rows[2]["id"], 1, started, 0.5, 503, "busy", "HTTP 503", False, "acct", "e2"),
     ]
     outcomes = [
         (SUCCEEDED, 1, None, "", later, None, rows[0]["id"], "s2", 1),
@@ -112,7 +112,7 @@ async def test_the_hot_path_statements_write_what_the_models_read_back(engine):
         generation = {id_: generation for id_, _, generation in lane}[rows[2]["id"]]
         await dialects.record_outcomes(
             connection,
-            [(rows[2]["id"], 2, retry_at, 0.5, 503, "", "HTTP 503", False)],
+            [(rows[2]["id"], 2, retry_at, 0.5, 503, "", "HTTP 503", False, "acct", "e2")],
             [(PENDING, 2, retry_at + timedelta(minutes=1), "HTTP 503", retry_at, retry_at, rows[2]["id"], "s2", 2)],
         )
     [again] = await stored(engine, DELIVERIES, DELIVERIES.c.id == rows[2]["id"])

@@ -20,7 +20,7 @@ from hooks.sender.v1 import deliveries_pb2
 from services.common.channels import channel
 from services.common.errors import QuotaExceeded
 from services.common.identity import identity_metadata
-from services.sender.network_policy import NetworkPolicy
+from services.common.network_policy import NetworkPolicy
 from services.sender.retry_policy import Verdict
 from services.sender.targets import TargetCache
 from services.sender.transports import SSL_CONTEXT_CACHE_SIZE, HttpTransport

@@ -72,3 +72,17 @@ class EndpointServicer(endpoints_pb2_grpc.EndpointServiceServicer):
         account = await require_account(context)
         await endpoints.delete_endpoint(self.database, account, request.id)
         return endpoints_pb2.DeleteEndpointResponse()
+
+    async def PauseEndpoint(
+        self, request: endpoints_pb2.PauseEndpointRequest, context: grpc.aio.ServicerContext
+    ) -> endpoints_pb2.PauseEndpointResponse:
+        account = await require_account(context)
+        row = await endpoints.set_paused(self.database, account, request.id, paused=True)
+        return endpoints_pb2.PauseEndpointResponse(endpoint=endpoint_message(row))
+
+    async def ResumeEndpoint(
+        self, request: endpoints_pb2.ResumeEndpointRequest, context: grpc.aio.ServicerContext
+    ) -> endpoints_pb2.ResumeEndpointResponse:
+        account = await require_account(context)
+        row = await endpoints.set_paused(self.database, account, request.id, paused=False)
+        return endpoints_pb2.ResumeEndpointResponse(endpoint=endpoint_message(row))

@@ -47,7 +47,7 @@ DELIVERY_ORDER_UNORDERED: DeliveryOrder
 DELIVERY_ORDER_ORDERED: DeliveryOrder
 
 class Endpoint(_message.Message):
-    __slots__ = ("id", "name", "description", "type", "target", "enabled", "headers", "ca_certificate", "secret", "secret_hint", "disabled_reason", "create_time", "update_time", "rate_limit", "order", "header_hints", "previous_secret_hint", "previous_secret_expire_time", "generated_secret")
+    __slots__ = ("id", "name", "description", "type", "target", "enabled", "headers", "ca_certificate", "secret", "secret_hint", "disabled_reason", "create_time", "update_time", "rate_limit", "order", "header_hints", "previous_secret_hint", "previous_secret_expire_time", "generated_secret", "paused", "pause_time")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,8 @@ class Endpoint(_message.Message):
     PREVIOUS_SECRET_HINT_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_SECRET_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     GENERATED_SECRET_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -100,7 +102,9 @@ class Endpoint(_message.Message):
     previous_secret_hint: str
     previous_secret_expire_time: _timestamp_pb2.Timestamp
     generated_secret: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[_Union[EndpointType, str]] = ..., target: _Optional[str] = ..., enabled: _Optional[bool] = ..., headers: _Optional[_Mapping[str, str]] = ..., ca_certificate: _Optional[str] = ..., secret: _Optional[str] = ..., secret_hint: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., order: _Optional[_Union[DeliveryOrder, str]] = ..., header_hints: _Optional[_Mapping[str, str]] = ..., previous_secret_hint: _Optional[str] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., generated_secret: _Optional[str] = ...) -> None: ...
+    paused: bool
+    pause_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[_Union[EndpointType, str]] = ..., target: _Optional[str] = ..., enabled: _Optional[bool] = ..., headers: _Optional[_Mapping[str, str]] = ..., ca_certificate: _Optional[str] = ..., secret: _Optional[str] = ..., secret_hint: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., order: _Optional[_Union[DeliveryOrder, str]] = ..., header_hints: _Optional[_Mapping[str, str]] = ..., previous_secret_hint: _Optional[str] = ..., previous_secret_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., generated_secret: _Optional[str] = ..., paused: _Optional[bool] = ..., pause_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RateLimit(_message.Message):
     __slots__ = ("requests", "period")
@@ -175,3 +179,27 @@ class DeleteEndpointRequest(_message.Message):
 class DeleteEndpointResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class PauseEndpointRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class PauseEndpointResponse(_message.Message):
+    __slots__ = ("endpoint",)
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: Endpoint
+    def __init__(self, endpoint: _Optional[_Union[Endpoint, _Mapping]] = ...) -> None: ...
+
+class ResumeEndpointRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ResumeEndpointResponse(_message.Message):
+    __slots__ = ("endpoint",)
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: Endpoint
+    def __init__(self, endpoint: _Optional[_Union[Endpoint, _Mapping]] = ...) -> None: ...

@@ -61,6 +61,16 @@ class EndpointServiceStub:
                 request_serializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.DeleteEndpointRequest.SerializeToString,
                 response_deserializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.DeleteEndpointResponse.FromString,
                 _registered_method=True)
+        self.PauseEndpoint = channel.unary_unary(
+                '/hooks.registry.v1.EndpointService/PauseEndpoint',
+                request_serializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.PauseEndpointRequest.SerializeToString,
+                response_deserializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.PauseEndpointResponse.FromString,
+                _registered_method=True)
+        self.ResumeEndpoint = channel.unary_unary(
+                '/hooks.registry.v1.EndpointService/ResumeEndpoint',
+                request_serializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.ResumeEndpointRequest.SerializeToString,
+                response_deserializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.ResumeEndpointResponse.FromString,
+                _registered_method=True)
 
 
 class EndpointServiceServicer:
@@ -103,6 +113,23 @@ class EndpointServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseEndpoint(self, request, context):
+        """Pauses an endpoint: nothing is sent to it, but its deliveries are kept PENDING (new ones too,
+        without counting an attempt) until it is resumed. Pausing a paused endpoint answers it as it is.
+        Unlike disabling it (`enabled` false), which fails its deliveries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeEndpoint(self, request, context):
+        """Resumes a paused endpoint: the deliveries kept for it go out at once, in the order they arrived.
+        Resuming an endpoint that is not paused answers it as it is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EndpointServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +157,16 @@ def add_EndpointServiceServicer_to_server(servicer, server):
                     servicer.DeleteEndpoint,
                     request_deserializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.DeleteEndpointRequest.FromString,
                     response_serializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.DeleteEndpointResponse.SerializeToString,
+            ),
+            'PauseEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseEndpoint,
+                    request_deserializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.PauseEndpointRequest.FromString,
+                    response_serializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.PauseEndpointResponse.SerializeToString,
+            ),
+            'ResumeEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeEndpoint,
+                    request_deserializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.ResumeEndpointRequest.FromString,
+                    response_serializer=hooks_dot_registry_dot_v1_dot_endpoints__pb2.ResumeEndpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +306,60 @@ class EndpointService:
             '/hooks.registry.v1.EndpointService/DeleteEndpoint',
             hooks_dot_registry_dot_v1_dot_endpoints__pb2.DeleteEndpointRequest.SerializeToString,
             hooks_dot_registry_dot_v1_dot_endpoints__pb2.DeleteEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hooks.registry.v1.EndpointService/PauseEndpoint',
+            hooks_dot_registry_dot_v1_dot_endpoints__pb2.PauseEndpointRequest.SerializeToString,
+            hooks_dot_registry_dot_v1_dot_endpoints__pb2.PauseEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hooks.registry.v1.EndpointService/ResumeEndpoint',
+            hooks_dot_registry_dot_v1_dot_endpoints__pb2.ResumeEndpointRequest.SerializeToString,
+            hooks_dot_registry_dot_v1_dot_endpoints__pb2.ResumeEndpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -171,16 +171,20 @@ class RetryDeliveriesResponse(_message.Message):
     def __init__(self, queued: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class WatchDeliveriesRequest(_message.Message):
-    __slots__ = ("endpoint_id",)
+    __slots__ = ("endpoint_id", "resume_token")
     ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     endpoint_id: str
-    def __init__(self, endpoint_id: _Optional[str] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, endpoint_id: _Optional[str] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class WatchDeliveriesResponse(_message.Message):
-    __slots__ = ("delivery",)
+    __slots__ = ("delivery", "resume_token")
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     delivery: Delivery
-    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+    resume_token: str
+    def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
 
 class SendTestMessageRequest(_message.Message):
     __slots__ = ("endpoint_id", "message")
@@ -195,3 +199,35 @@ class SendTestMessageResponse(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     delivery: Delivery
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+
+class BatchGetEndpointStatsRequest(_message.Message):
+    __slots__ = ("endpoint_ids",)
+    ENDPOINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    endpoint_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, endpoint_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BatchGetEndpointStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: _containers.RepeatedCompositeFieldContainer[EndpointStats]
+    def __init__(self, stats: _Optional[_Iterable[_Union[EndpointStats, _Mapping]]] = ...) -> None: ...
+
+class EndpointStats(_message.Message):
+    __slots__ = ("endpoint_id", "last_attempt_time", "last_attempt_succeeded", "last_http_status", "attempts_24h", "succeeded_attempts_24h", "failing_since", "pending_count")
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    LAST_HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_24H_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_ATTEMPTS_24H_FIELD_NUMBER: _ClassVar[int]
+    FAILING_SINCE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    last_attempt_time: _timestamp_pb2.Timestamp
+    last_attempt_succeeded: bool
+    last_http_status: int
+    attempts_24h: int
+    succeeded_attempts_24h: int
+    failing_since: _timestamp_pb2.Timestamp
+    pending_count: int
+    def __init__(self, endpoint_id: _Optional[str] = ..., last_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_succeeded: _Optional[bool] = ..., last_http_status: _Optional[int] = ..., attempts_24h: _Optional[int] = ..., succeeded_attempts_24h: _Optional[int] = ..., failing_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending_count: _Optional[int] = ...) -> None: ...

@@ -71,6 +71,11 @@ class DeliveryServiceStub:
                 request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.WatchDeliveriesRequest.SerializeToString,
                 response_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.WatchDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.BatchGetEndpointStats = channel.unary_unary(
+                '/hooks.sender.v1.DeliveryService/BatchGetEndpointStats',
+                request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.BatchGetEndpointStatsRequest.SerializeToString,
+                response_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.BatchGetEndpointStatsResponse.FromString,
+                _registered_method=True)
         self.SendTestMessage = channel.unary_unary(
                 '/hooks.sender.v1.DeliveryService/SendTestMessage',
                 request_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.SendTestMessageRequest.SerializeToString,
@@ -135,7 +140,18 @@ class DeliveryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchDeliveries(self, request, context):
-        """Streams the account's delivery status changes as they happen.
+        """Streams the account's delivery status changes as they happen; with a `resume_token`, first
+        those made since it (see WatchDeliveriesRequest). Over HTTP, Server-Sent Events whose `id:` is
+        the resume token, so an EventSource that reconnects (sending `Last-Event-ID`) resumes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetEndpointStats(self, request, context):
+        """The health of each of the account's endpoints named: its last attempt, its attempts of the last
+        24 hours, since when it has been failing, how many deliveries wait for it. An id that is not one
+        of the account's endpoints (or has had no delivery) gets zero figures.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -185,6 +201,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.WatchDeliveries,
                     request_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.WatchDeliveriesRequest.FromString,
                     response_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.WatchDeliveriesResponse.SerializeToString,
+            ),
+            'BatchGetEndpointStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetEndpointStats,
+                    request_deserializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.BatchGetEndpointStatsRequest.FromString,
+                    response_serializer=hooks_dot_sender_dot_v1_dot_deliveries__pb2.BatchGetEndpointStatsResponse.SerializeToString,
             ),
             'SendTestMessage': grpc.unary_unary_rpc_method_handler(
                     servicer.SendTestMessage,
@@ -383,6 +404,33 @@ class DeliveryService:
             '/hooks.sender.v1.DeliveryService/WatchDeliveries',
             hooks_dot_sender_dot_v1_dot_deliveries__pb2.WatchDeliveriesRequest.SerializeToString,
             hooks_dot_sender_dot_v1_dot_deliveries__pb2.WatchDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetEndpointStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hooks.sender.v1.DeliveryService/BatchGetEndpointStats',
+            hooks_dot_sender_dot_v1_dot_deliveries__pb2.BatchGetEndpointStatsRequest.SerializeToString,
+            hooks_dot_sender_dot_v1_dot_deliveries__pb2.BatchGetEndpointStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
