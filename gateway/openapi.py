@@ -381,7 +381,8 @@ class OperationBuilder(OpenApiBuilder):
                 parameter: dict[str, Any] = {
                     "name": name,
                     "in": "query",
-                    "required": False,
+                    # A REQUIRED field of the request itself (a nested one is only within its message).
+                    "required": "." not in name and field_behavior_pb2.REQUIRED in behaviors(field),
                     "schema": self.field_schema(field, with_notes=False, mode=REQUEST),
                 }
                 if field.is_repeated:

@@ -46,6 +46,10 @@ MAX_ID = 100
 MAX_FILTER_NAME = 200
 #: Most entries of a filter's applications, event_types and levels (endpoint_ids is a tenant quota).
 MAX_FILTER_ENTRIES = 100
+#: Longest endpoint id the sender takes in a list of them (Deliver, BatchGetEndpointStats).
+MAX_ENDPOINT_ID = 64
+#: At most this many endpoints' figures in one BatchGetEndpointStats call.
+MAX_STATS_ENDPOINTS = 1000
 #: The highest rate limit an endpoint may set, per period.
 MAX_RATE_LIMIT = 100_000
 #: An e-mail endpoint's target (services/registry/validation.py applies it with fullmatch).
@@ -149,6 +153,8 @@ FIELD_BOUNDS: dict[str, Bounds] = {
     "hooks.registry.v1.LevelRef.application": _REGISTERED,
     "hooks.registry.v1.LevelRef.event_type": _REGISTERED,
     "hooks.registry.v1.LevelRef.level": _REGISTERED,
+    "hooks.registry.v1.PauseEndpointRequest.id": _id(),
+    "hooks.registry.v1.ResumeEndpointRequest.id": _id(),
     "hooks.registry.v1.GetFilterRequest.id": _id(),
     "hooks.registry.v1.DeleteFilterRequest.id": _id(),
     "hooks.registry.v1.ListFiltersRequest.endpoint_id": _id(required=False),
@@ -158,6 +164,9 @@ FIELD_BOUNDS: dict[str, Bounds] = {
     "hooks.sender.v1.GetDeliveryRequest.id": Bounds(min_length=1),
     "hooks.sender.v1.RetryDeliveryRequest.id": Bounds(min_length=1),
     "hooks.sender.v1.SendTestMessageRequest.endpoint_id": Bounds(min_length=1),
+    "hooks.sender.v1.BatchGetEndpointStatsRequest.endpoint_ids": Bounds(
+        min_items=1, max_items=MAX_STATS_ENDPOINTS, min_length=1, max_length=MAX_ENDPOINT_ID, pattern=TEXT
+    ),
     # hooks.matcher.v1 (services/matcher/servicer.py, with hooks_client.limits' rules)
     "hooks.matcher.v1.PublishMessageRequest.application": _event_name("application"),
     "hooks.matcher.v1.PublishMessageRequest.event_type": _event_name("event_type"),
