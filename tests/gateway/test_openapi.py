@@ -15,6 +15,8 @@ from urllib.parse import urljoin
 from openapi_spec_validator import validate
 
 from gateway.app import GATEWAY_KEY
+from gateway.http_routes import default_file_descriptors
+from services.common.bounds import FIELD_BOUNDS
 from tests.gateway.schemathesis_hooks import WEB_TARGET
 from tests.helpers.gateway import ROOT, identity, running_gateway
 
@@ -262,3 +264,28 @@ async def test_schemathesis_with_every_check_and_phase_finds_nothing(full_gatewa
     assert process.returncode == 0, text[-8000:]
     summary = text[text.rindex("SUMMARY") :]
     assert "Failures:" not in summary and "Errors:" not in summary, summary
+
+
+def test_every_bound_names_a_field_of_its_kind():
+    """services/common/bounds.py is keyed by field names: a misspelt or outgrown one would bound nothing."""
+    fields = {}
+    pending = [m for file in default_file_descriptors() for m in file.message_types_by_name.values()]
+    while pending:
+        message = pending.pop()
+        pending.extend(message.nested_types)
+        fields.update({field.full_name: field for field in message.fields})
+    for name, bounds in FIELD_BOUNDS.items():
+        field = fields.get(name)
+        assert field is not None, f"{name} is no field"
+        entry = (
+            field.message_type if field.message_type is not None and field.message_type.GetOptions().map_entry else None
+        )
+        value = entry.fields_by_name["value"] if entry is not None else field
+        if bounds.min_items is not None or bounds.max_items is not None:
+            assert field.is_repeated, name
+        if bounds.min_length is not None or bounds.max_length is not None or bounds.pattern is not None:
+            assert value.type == value.TYPE_STRING, name
+        if bounds.minimum is not None or bounds.maximum is not None:
+            assert value.cpp_type in (value.CPPTYPE_INT32, value.CPPTYPE_INT64, value.CPPTYPE_UINT32), name
+        if bounds.specified:
+            assert value.enum_type is not None, name
