@@ -25,12 +25,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hooks run
 
-## make test: every test, against SQLite and PostgreSQL, with a real broker. In TEST_WORKERS processes
+## make test: every test, against SQLite and PostgreSQL, with a real broker, and the console in Debian's
+## Chromium (tools/ensure-chromium installs it when missing). In TEST_WORKERS processes
 ## (each a broker of its own), a file's tests in one of them: most of a test's time is spent waiting on
 ## the services it started, so 3 on 2 cores take 5 minutes where one takes 12.
 TEST_WORKERS ?= 3
 test: $(STAMP) $(NODE_STAMP) lint
 	tools/ensure-postgres
+	tools/ensure-chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## make lint: ruff's rules and its formatter ([tool.ruff] in pyproject.toml; make format applies them),

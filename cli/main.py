@@ -8,6 +8,8 @@ from cli.apps import apps
 from cli.db import db
 from cli.deliveries import deliveries
 from cli.dlq import dlq
+from cli.endpoints import endpoints
+from cli.filters import filters
 from cli.listen import listen
 from cli.messages import messages
 from cli.run import run
@@ -29,7 +31,9 @@ for command in (
     topics,  # hooks topics: partitions, records, the matcher's lag
     dlq,  # hooks dlq list / replay: the dead-letter topic
     messages,  # hooks messages get ID: what happened to one message
-    deliveries,  # hooks deliveries list / get / retry: an account's deliveries, through the gateway
+    endpoints,  # hooks endpoints list / get / create / update / test / pause ...: an account's endpoints
+    filters,  # hooks filters list / get / create / update / delete: which events go to which endpoints
+    deliveries,  # hooks deliveries list / get / retry / watch: an account's deliveries, through the gateway
 ):
     main.add_command(command)
 

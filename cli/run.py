@@ -19,6 +19,7 @@ in local defaults for what is unset:
   HOOKS_SENDER_ALLOWED_NETWORKS   127.0.0.0/8,::1/128 (local receivers allowed)
   HOOKS_METRICS_PORT              9101-9104, one per service (set it to 0 for none)
   HOOKS_KAFKA_CREATE_TOPICS       true
+  HOOKS_GATEWAY_DEVELOPMENT       true (the console at /console/ offers a sign-in that picks an account)
   HOOKS_LOG_FORMAT                console
 """
 
@@ -94,6 +95,7 @@ def child_environment(base: dict[str, str], services: list[Service], bootstrap: 
     env.setdefault("HOOKS_SENDER_DATABASE_URL", f"sqlite:///{data_dir / 'sender.db'}")
     env.setdefault("HOOKS_SENDER_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
     env.setdefault("HOOKS_LOG_FORMAT", "console")
+    env.setdefault("HOOKS_GATEWAY_DEVELOPMENT", "true")
     env["PYTHONUNBUFFERED"] = "1"
     for service in services:
         address = env.setdefault(f"{service.prefix}_LISTEN_ADDRESS", service.default_address)
@@ -392,6 +394,9 @@ def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded:
         gateway = dial_address(env["HOOKS_GATEWAY_LISTEN_ADDRESS"])
         lines.append(f"  {'openapi':<9} http://{gateway}/api/hooks/v1/openapi.json")
         lines.append(f"  {'api docs':<9} http://{gateway}/api/hooks/v1/docs")
+        lines.append(
+            f"  {'console':<9} http://{gateway}/console/ (development sign-in: pick an account, e.g. {DEMO_ACCOUNT})"
+        )
     lines.append(f"  {'kafka':<9} {bootstrap}{' (embedded, memory only)' if embedded else ''}")
     lines.append(f"  {'data':<9} {data_dir}")
     identity = encode_identity(DEMO_ACCOUNT)

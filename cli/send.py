@@ -26,6 +26,30 @@ def generated_sentence(number: int, count: int) -> str:
     return f"Test notification {number} of {count}, sent by `hooks send` at {datetime.now(UTC):%H:%M:%S} UTC."
 
 
+class _Progress:
+    """A progress bar of the messages sent, on stderr when it is a terminal (and not --quiet); otherwise
+    nothing, so that scripts and logs get only the summary."""
+
+    def __init__(self, count: int, quiet: bool):
+        self.shown = count > 1 and not quiet and sys.stderr.isatty()
+        self._bar = (
+            click.progressbar(length=count, label="sending", file=sys.stderr, show_pos=True) if self.shown else None
+        )
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+
+    def update(self, steps: int) -> None:
+        if self._bar is not None:
+            self._bar.update(steps)
+
+
 @click.command("send")
 @click.option("--application", "-a", required=True, help="The registered application's name (`application`).")
 @click.option("--event-type", "-e", required=True, help="One of the application's event types (`event_type`).")
@@ -65,6 +89,7 @@ def generated_sentence(number: int, count: int) -> str:
     "--topic", "-t", default=None, help="The topic to send to. Default: HOOKS_KAFKA_TOPIC, else hooks.outbox."
 )
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the broker to confirm them all.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar (there is none anyway when stderr is no terminal).")
 def send(
     application: str,
     event_type: str,
@@ -76,6 +101,7 @@ def send(
     bootstrap_servers: str | None,
     topic: str | None,
     timeout: float,
+    quiet: bool,
 ) -> None:
     """Sends test messages to the incoming topic (hooks.outbox), as an application would.
 
@@ -100,28 +126,34 @@ def send(
 
     sent: list[tuple[str, Future[Published]]] = []
     started = time.monotonic()
-    for number in range(1, count + 1):
-        if rate:
-            # Paced against the start, so slow iterations do not add up to a lower rate.
-            delay = started + (number - 1) / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        message_id = str(uuid.uuid4())
-        try:
-            future = publisher.submit(
-                id=message_id,
-                application=application,
-                event_type=event_type,
-                level=level,
-                account_id=account,
-                message=text if text is not None else generated_sentence(number, count),
-            )
-        except Rejected as rejected:
-            publisher.close(timeout)
-            raise click.ClickException(
-                f"not sent: it would be dead-lettered as {rejected.reason}: {rejected.description}"
-            ) from None
-        sent.append((message_id, future))
+    progress = _Progress(count, quiet)
+    with progress:
+        for number in range(1, count + 1):
+            if rate:
+                # Paced against the start, so slow iterations do not add up to a lower rate.
+                delay = started + (number - 1) / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            message_id = str(uuid.uuid4())
+            try:
+                future = publisher.submit(
+                    id=message_id,
+                    application=application,
+                    event_type=event_type,
+                    level=level,
+                    account_id=account,
+                    message=text if text is not None else generated_sentence(number, count),
+                )
+            except Rejected as rejected:
+                publisher.close(timeout)
+                raise click.ClickException(
+                    f"not sent: it would be dead-lettered as {rejected.reason}: {rejected.description}"
+                ) from None
+            sent.append((message_id, future))
+            progress.update(1)
+
+    if progress.shown:
+        click.echo(f"waiting for the broker to confirm {count} message(s)...", err=True)
 
     unconfirmed = 0
     try:

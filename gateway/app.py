@@ -1,4 +1,5 @@
-"""The aiohttp application: the transcoding handler, identity, body limit, errors, health; and the
+"""The aiohttp application: the transcoding handler, identity, body limit, errors, health, the web
+console's files under /console/ (gateway/console); and the
 gateway's /metrics as an application of its own, for the metrics port (never the public one).
 
     app = build_app(settings)                       # routes of hooks.{registry,sender,matcher}.v1
@@ -26,7 +27,7 @@ from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
-from gateway import docs, proto_comments, sse, transcoder
+from gateway import console, docs, proto_comments, sse, transcoder
 from gateway import http_routes as routes_module
 from gateway.errors import GatewayError, rpc_error_response
 from gateway.health import check_services
@@ -312,6 +313,7 @@ def build_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
     docs.add_docs_routes(app)
+    console.add_routes(app, settings)
     # Any path, whatever it holds once decoded (a percent-encoded line break too): the router says 404.
     app.router.add_route("*", r"/{tail:[\s\S]*}", transcode)
 

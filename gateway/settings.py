@@ -16,3 +16,7 @@ class GatewaySettings(CommonSettings):
     gateway_keepalive_seconds: float = 15.0
     #: How long /readyz waits for each service's health answer, in seconds.
     gateway_readiness_timeout_seconds: float = 2.0
+    #: Development mode, which `hooks run` (make run) turns on: the console at /console/ offers a sign-in
+    #: that picks an account and sends an x-rh-identity it builds. Off in production, where the platform's
+    #: proxy adds x-rh-identity to each request.
+    gateway_development: bool = False

@@ -405,7 +405,8 @@ class DeliveryStore:
         failure streaks, all in one transaction (the attempt recorder batches what finished together):
         bulk INSERT of the attempts, bulk UPDATE of the deliveries; a streak is written only for an
         endpoint that failed, or that succeeded while known to be failing. Returns, per result, after
-        a failure, since when its endpoint has failed (None after a success)."""
+        a failure, since when its endpoint has failed (None after a success, and after a failure
+        that a later success of its endpoint in the same batch ended)."""
         now = utcnow()
         ordered = sorted(results, key=_delivery_id_of)  # one lock order for every batch
         async with self._writing_core() as connection:
@@ -436,7 +437,8 @@ class DeliveryStore:
         # Only once committed does the in-memory set follow.
         failing_ids.difference_update(recovered)
         failing_ids.update(failing)
-        return [None if r.succeeded else failing[r.endpoint_id] for r in results]
+        # A failure followed in the batch by a success of its endpoint: no streak, so None for it too.
+        return [None if r.succeeded else failing.get(r.endpoint_id) for r in results]
 
     async def _failing_endpoints(self, connection: AsyncConnection) -> set[str]:
         """The endpoints with a failure streak, as read at most FAILING_REFRESH_SECONDS ago (and

@@ -1,5 +1,6 @@
 """Fixtures of the end-to-end tests: the whole system in this process (tests/helpers/stack.py), receivers
-on loopback, and a client that talks to the services the way a user's tools do (gRPC, x-rh-identity)."""
+on loopback, a client that talks to the services the way a user's tools do (gRPC, x-rh-identity), and
+a real browser for the console (tests/helpers/browser.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from tests.helpers.e2e import FAST_RETRIES, Hooks, HttpReceiver, Pipeline
+from tests.helpers.browser import chromium
+from tests.helpers.e2e import FAST_RETRIES, POLICIES, Hooks, HttpReceiver, Pipeline
 from tests.helpers.smtp import smtp_inbox
 from tests.helpers.stack import running_stack
 
@@ -50,3 +52,27 @@ async def pipeline(kafka, topics, tmp_path, sender_database_url):
             await hooks.close()
     finally:
         await receiver.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def browser():
+    """Debian's Chromium driven by Playwright (tests/helpers/browser.py), one for the session."""
+    async with chromium() as launched:
+        yield launched
+
+
+@pytest_asyncio.fixture
+async def console_stack(request, kafka, topics, tmp_path):
+    """The whole system (tests/helpers/stack.py) with its gateway in development (the console's
+    sign-in on) unless a test parametrises this fixture with False; the application `policies`
+    (tests.helpers.e2e.POLICIES) is registered. The console is at
+    f"http://127.0.0.1:{stack.gateway.port}/console/"."""
+    async with running_stack(
+        f"sqlite:///{tmp_path / 'registry.db'}",
+        kafka.bootstrap_servers,
+        topics,
+        sender_settings={"sender_retry_schedule": FAST_RETRIES, "sender_poll_interval_seconds": 0.2},
+        gateway_settings={"gateway_development": getattr(request, "param", True)},
+    ) as stack:
+        await stack.register(POLICIES)
+        yield stack

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 import time
@@ -100,3 +102,39 @@ def test_send_paces_messages_at_the_given_rate(kafka, topics):
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started >= 0.5  # 6 messages at 10/s: the last one leaves 0.5 s after the first
     assert len(consume_all(kafka.bootstrap_servers, topics["outbox"], 6)) == 6
+
+
+def on_a_terminal(*args: str, timeout: float = 60) -> tuple[int, str]:
+    """`hooks ARGS` with stdout and stderr on a pseudo-terminal, as a person at a terminal runs it: its exit
+    status and everything it printed."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args], cwd=REPO, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    printed = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process has closed its end
+            break
+        if not chunk:
+            break
+        printed += chunk
+    os.close(leader)
+    return process.wait(timeout), printed.decode(errors="replace")
+
+
+def test_send_shows_progress_on_a_terminal_only(kafka, topics):
+    args = ("send", "-a", "shop", "-e", "placed", "--count", "40", "--rate", "200", "-b", kafka.bootstrap_servers)
+    status, printed = on_a_terminal(*args, "-t", topics["outbox"])
+    assert status == 0, printed
+    assert "sending" in printed and "40/40" in printed and "#" * 30 in printed, printed
+    assert "sent 40 of 40" in printed
+
+    status, printed = on_a_terminal(*args, "-t", topics["outbox"], "--quiet")
+    assert status == 0 and "sent 40 of 40" in printed and "sending" not in printed, printed
+    piped = hooks(*args, "-t", topics["outbox"])  # not a terminal: a script's log gets the summary alone
+    assert piped.returncode == 0 and "sending" not in piped.stdout + piped.stderr, piped.stderr
+    assert len(consume_all(kafka.bootstrap_servers, topics["outbox"], 120)) == 120

@@ -76,3 +76,60 @@ class ServiceProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+class HooksCommand:
+    """`python -m cli.main ARGS` (the `hooks` command) as a real process, for what only a process shows: a
+    command that runs until Ctrl-C (`stop_with_ctrl_c`), what it prints as it goes. Its stdout and stderr
+    are read line by line into `stdout` and `stderr` while it runs."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.args = args
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.process: asyncio.subprocess.Process | None = None
+        self._readers: list[asyncio.Task] = []
+
+    async def start(self) -> HooksCommand:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cli.main",
+            *self.args,
+            env=self.env,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._readers = [
+            asyncio.create_task(self._read(self.process.stdout, self.stdout)),
+            asyncio.create_task(self._read(self.process.stderr, self.stderr)),
+        ]
+        return self
+
+    @staticmethod
+    async def _read(stream: asyncio.StreamReader, lines: list[str]) -> None:
+        async for line in stream:
+            lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    async def stop_with_ctrl_c(self, timeout: float = 30.0) -> int:
+        """SIGINT, as Ctrl-C sends it; the exit status once the process has ended and its output is read."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        return await self.wait(timeout)
+
+    async def wait(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        status = await asyncio.wait_for(self.process.wait(), timeout)
+        await asyncio.gather(*self._readers)
+        return status
+
+    async def close(self) -> None:
+        """Kills the process if it still runs (a test that failed half-way)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        for reader in self._readers:
+            reader.cancel()

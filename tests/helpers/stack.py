@@ -170,6 +170,8 @@ class Stack:
     dead_letters: DeadLetterTopic
     producer: Producer
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    #: What running_stack was given for the gateway, for a gateway started again (start_gateway).
+    gateway_settings: dict[str, object] | None = None
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         made = channel(target)
@@ -289,12 +291,34 @@ class Stack:
             if not token:
                 return found
 
+    async def stop_gateway(self) -> None:
+        """Stops the gateway, ending its open streams as a deploy or a lost connection would; `start_gateway`
+        serves a new one on the same port (what a client reconnecting finds)."""
+        await self.gateway.stop()
+
+    async def start_gateway(self) -> None:
+        port = self.gateway.port
+        self.gateway = _gateway(self.registry_target, self.sender_target, self.matcher_target, self.gateway_settings)
+        await self.gateway.start(f"127.0.0.1:{port}")
+
     # -- what the matcher holds -------------------------------------------------------------------
 
     @property
     def in_flight(self) -> int:
         """Messages the matcher's consumer is still working on (validating, routing, handing over)."""
         return self.matcher.matcher.consumer.in_flight
+
+
+def _gateway(
+    registry_target: str, sender_target: str, matcher_target: str, settings: dict[str, object] | None
+) -> GatewayServer:
+    given: dict[str, object] = {
+        "registry_target": registry_target,
+        "sender_target": sender_target,
+        "matcher_target": matcher_target,
+        **(settings or {}),
+    }
+    return GatewayServer(build_app(GatewaySettings(**given)), shutdown_grace_seconds=0.5)
 
 
 def _sender_database(database_url: str) -> str:
@@ -313,14 +337,15 @@ async def running_stack(
     registry_settings: dict[str, object] | None = None,
     sender_settings: dict[str, object] | None = None,
     matcher_settings: dict[str, object] | None = None,
+    gateway_settings: dict[str, object] | None = None,
 ) -> AsyncIterator[Stack]:
     """The whole system on `database_url` and the topics {"outbox": ..., "dlq": ...} of the broker at
     `bootstrap`; stopped, in reverse order, when the block ends.
 
     The sender's database is `sender_database_url` when given (else the registry's, or a file beside
-    it on SQLite); `registry_settings`, `sender_settings` and `matcher_settings` are fields of
-    RegistrySettings, SenderSettings and MatcherSettings that differ from the fast ones used here
-    (e.g. {"sender_retry_schedule": "1h"})."""
+    it on SQLite); `registry_settings`, `sender_settings`, `matcher_settings` and `gateway_settings`
+    are fields of RegistrySettings, SenderSettings, MatcherSettings and GatewaySettings that differ
+    from the fast ones used here (e.g. {"sender_retry_schedule": "1h"}, {"gateway_development": True})."""
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic=topics["outbox"], dlq_topic=topics["dlq"])
     async with contextlib.AsyncExitStack() as stack:
         receiver = await stack.enter_async_context(
@@ -378,14 +403,7 @@ async def running_stack(
         stack.push_async_callback(matcher.stop, 1.0)
         await asyncio.wait_for(matcher.matcher.consumer.assigned.wait(), 30)
 
-        gateway = GatewayServer(
-            build_app(
-                GatewaySettings(
-                    registry_target=registry_target, sender_target=sender_target, matcher_target=matcher_target
-                )
-            ),
-            shutdown_grace_seconds=0.5,
-        )
+        gateway = _gateway(registry_target, sender_target, matcher_target, gateway_settings)
         gateway_port = await gateway.start("127.0.0.1:0")
         stack.push_async_callback(gateway.stop)
         http = await stack.enter_async_context(
@@ -411,9 +429,11 @@ async def running_stack(
             http=http,
             dead_letters=dead_letters,
             producer=producer,
+            gateway_settings=gateway_settings,
         )
         try:
             yield running
         finally:
+            await running.gateway.stop()  # the one start_gateway started, if any
             for made in running.channels:
                 await made.close()

@@ -94,6 +94,34 @@ async def test_a_sender_that_lost_its_lease_cannot_overwrite_the_new_owners_outc
         await engine.dispose()
 
 
+async def test_a_batch_with_a_failure_then_a_success_of_one_endpoint_is_recorded(database_url, registry):
+    """The attempt recorder batches what finished together: an endpoint's failure, then its success,
+    in one batch ends its streak, and both attempts are written (the batch used to raise KeyError and
+    be written again and again, its deliveries never moving on)."""
+    engine = create_engine(database_url)
+    try:
+        async with running_sender(database_url, registry):  # migrates the database
+            pass
+        store = DeliveryStore(engine, "sender-batch", lease_seconds=30)
+        account = new_account()
+        items = [NewDelivery(account, "ep-mixed", "inventory", f"evt-{time.monotonic_ns()}-{n}", "{}") for n in (1, 2)]
+        _ids, held = await store.enqueue(items)
+        failed, succeeded = (
+            AttemptResult(
+                delivery.id, "ep-mixed", 1, utcnow(), 0.01, status, "", "", status == 200,
+                DeliveryState.SUCCEEDED if status == 200 else DeliveryState.FAILED, None,
+                delivery.lease_generation, account_id=account,
+            )
+            for delivery, status in zip(held, (410, 200), strict=True)
+        )  # fmt: skip
+        assert await store.record_attempts([failed, succeeded]) == [None, None]
+        for delivery, status in zip(held, ("FAILED", "SUCCEEDED"), strict=True):
+            stored, attempts = await store.get(account, delivery.id)
+            assert (stored.status, stored.attempt_count, len(attempts)) == (status, 1, 1)
+    finally:
+        await engine.dispose()
+
+
 async def test_two_senders_with_a_one_second_lease_never_send_a_delivery_twice(database_url, registry, receiver):
     """Two senders on one database, lease 1 s, one attempt at a time per endpoint, a receiver taking
     0.4 s: the deliveries queued behind the first wait longer than the lease, yet the lease is

@@ -11,6 +11,7 @@ blocks the event loop, not even while librdkafka's local queue is full.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from concurrent.futures import Future
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+log = logging.getLogger(__name__)
 
 #: Where the broker is when neither `bootstrap_servers` nor HOOKS_KAFKA_BOOTSTRAP_SERVERS says.
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
@@ -95,7 +98,10 @@ class RecordProducer:
 
     def _serve(self) -> None:
         while not self._closed.is_set():
-            self._producer.poll(0.1)
+            try:
+                self._producer.poll(0.1)
+            except Exception:  # a delivery report's callback failed: the later ones must still be served
+                log.exception("a Kafka delivery report could not be handled")
 
     def produce(
         self,
@@ -145,6 +151,11 @@ class RecordProducer:
         if self._closed.is_set():
             raise PublishError("the producer is closed")
         future: Future[Published] = Future()
+        # Running from now on: a queued record cannot be called back, so the future cannot be cancelled.
+        # (A cancelled one, say by an awaiting caller's deadline through asyncio.wrap_future, would make
+        # the delivery report's set_result raise in the callback thread, and once killed that thread
+        # settled no future again: every later send of the process waited for ever.)
+        future.set_running_or_notify_cancel()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is not None:
