@@ -393,6 +393,7 @@ def banner(env: dict[str, str], children: list[Child], bootstrap: str, embedded:
     if any(child.service.name == "gateway" for child in children):
         gateway = dial_address(env["HOOKS_GATEWAY_LISTEN_ADDRESS"])
         lines.append(f"  {'openapi':<9} http://{gateway}/api/hooks/v1/openapi.json")
+        lines.append(f"  {'api docs':<9} http://{gateway}/api/hooks/v1/docs")
         lines.append(
             f"  {'console':<9} http://{gateway}/console/ (development sign-in: pick an account, e.g. {DEMO_ACCOUNT})"
         )

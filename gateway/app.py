@@ -27,7 +27,7 @@ from google.protobuf import descriptor_pb2
 from google.rpc import code_pb2
 from prometheus_client import CollectorRegistry
 
-from gateway import console, proto_comments, sse, transcoder
+from gateway import console, docs, proto_comments, sse, transcoder
 from gateway import http_routes as routes_module
 from gateway.errors import GatewayError, rpc_error_response
 from gateway.health import check_services
@@ -160,13 +160,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Calls under /api/ need a readable x-rh-identity; the services decide what it may see."""
-    if request.path.startswith(API_PREFIX) and request.path != OPENAPI_PATH:
+    """Calls under /api/ need a readable x-rh-identity (not the API's document and reference page);
+    the services decide what it may see."""
+    if request.path.startswith(API_PREFIX) and not _public(request.path):
         try:
             parse_identity(request.headers.get(IDENTITY_HEADER))
         except IdentityError as exc:
             raise GatewayError(401, code_pb2.UNAUTHENTICATED, str(exc)) from None
     return await handler(request)
+
+
+def _public(path: str) -> bool:
+    """The API's description, which a browser reads without an identity: the document and its page."""
+    return path == OPENAPI_PATH or path == docs.DOCS_PATH or path.startswith(docs.ASSETS_PATH + "/")
 
 
 def _too_large(settings: GatewaySettings) -> GatewayError:
@@ -282,7 +288,7 @@ def build_gateway(
     if descriptor_sets is None:
         descriptor_sets = [proto_comments.hooks_descriptor_set()]
     comments = proto_comments.load_comments(descriptor_sets)
-    document = build_openapi(routes, files, comments, max_page_size=paging.MAX_PAGE_SIZE)
+    document = build_openapi(routes, comments, max_page_size=paging.MAX_PAGE_SIZE)
     log.info("gateway routes built", routes=len(routes), described=len(comments))
     return Gateway(settings=settings, routes=routes, openapi=document, metrics=GatewayMetrics(metrics_registry))
 
@@ -306,8 +312,10 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get(OPENAPI_PATH, openapi_handler)
+    docs.add_docs_routes(app)
     console.add_routes(app, settings)
-    app.router.add_route("*", "/{tail:.*}", transcode)
+    # Any path, whatever it holds once decoded (a percent-encoded line break too): the router says 404.
+    app.router.add_route("*", r"/{tail:[\s\S]*}", transcode)
 
     async def close(_app: web.Application) -> None:
         await gateway.close()

@@ -185,12 +185,21 @@ class Router:
         self.routes = routes
 
     def find(self, http_method: str, raw_path: str) -> Match | list[str]:
-        """The match; or, when no route has this method, the methods the path allows (empty: no route)."""
+        """The match; or, when no route has this method, the methods the path allows (empty: no route).
+
+        A path that a route with a custom verb matches (`/deliveries/d1:retry`) belongs to the verb's
+        routes only: a verbless template whose last variable could swallow the `:retry`
+        (`/deliveries/{id}`) neither serves it nor counts among the methods it allows, so `Allow`
+        names what the OpenAPI document lists under that path. Routes with a verb sort first."""
         allowed: list[str] = []
+        verb_matched = False
         for route in self.routes:
+            if verb_matched and not route.template.verb:
+                break
             variables = route.template.match(raw_path)
             if variables is None:
                 continue
+            verb_matched = verb_matched or bool(route.template.verb)
             if route.http_method == http_method:
                 return Match(route, variables)
             if route.http_method not in allowed:

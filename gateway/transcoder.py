@@ -75,20 +75,24 @@ def build_request(
     """The request message, or raises GatewayError (400) saying what is wrong with the HTTP request."""
     descriptor = route.method.input_type
     document: dict[str, Any] = {}
-    if route.body:
+    if route.body and body.strip():
         value = _parse_body(body)
         if route.body == "*":
-            if value is None:
-                value = {}
             if not isinstance(value, dict):
                 raise bad_request("the request body must be a JSON object")
             document = value
-        elif value is not None:
+        else:
             document[route.body] = value
+    elif route.body not in ("", "*"):
+        # The body is the resource created or changed (the OpenAPI document says it is required).
+        raise bad_request(
+            f"the request body is required: the {route.body} as a JSON object", [(route.body, "is required")]
+        )
     bound = set(variables)
     for key, values in query.items():
         _set_query_parameter(document, descriptor, route, key, values, bound)
     mask = _update_mask(descriptor, route, document)
+    _check_strictly(descriptor, document, "")
     for field_path, raw in variables.items():
         field = _walk(descriptor, field_path.split("."))[-1]
         _place(document, descriptor, field_path.split("."), _scalar(field, raw, field_path))
@@ -152,14 +156,21 @@ def _check_shape(
             _check_value(field, value, name, problems)
 
 
+def _enum_problem(enum: _descriptor.EnumDescriptor, value: Any) -> str | None:
+    """What is wrong with `value` as the name of one of the enum's values, or None."""
+    if isinstance(value, str) and value in enum.values_by_name:
+        return None
+    choices = ", ".join(v.name for v in enum.values if not v.name.endswith("_UNSPECIFIED"))
+    if isinstance(value, str):
+        return f"{value[:100]!r} is not one of {choices}"
+    return f"must be one of {choices} (a name, not a number)"
+
+
 def _check_value(field: _descriptor.FieldDescriptor, value: Any, name: str, problems: list[tuple[str, str]]) -> None:
     if field.enum_type is not None:
-        choices = [v.name for v in field.enum_type.values if not v.name.endswith("_UNSPECIFIED")]
-        # A number is taken too (as json_format does, also written as a string from a query).
-        if isinstance(value, str) and value not in field.enum_type.values_by_name and not value.lstrip("-").isdigit():
-            problems.append((name, f"{value!r} is not one of {', '.join(choices)}"))
-        elif not isinstance(value, (str, int)) or isinstance(value, bool):
-            problems.append((name, f"must be one of {', '.join(choices)}"))
+        problem = _enum_problem(field.enum_type, value)
+        if problem:
+            problems.append((name, problem))
         return
     message = field.message_type
     if message is None or message.full_name in SCALAR_LIKE_MESSAGES or message.full_name in FREE_FORM_MESSAGES:
@@ -168,6 +179,47 @@ def _check_value(field: _descriptor.FieldDescriptor, value: Any, name: str, prob
         problems.append((name, f"must be a JSON object ({message.name})"))
         return
     _check_shape(message, value, name + ".", problems)
+
+
+def _check_strictly(descriptor: _descriptor.Descriptor, document: dict[str, Any], prefix: str) -> None:
+    """What json_format would take but the OpenAPI document does not offer, refused naming the field:
+    an enum by its number (`?status=0`, `"type": 3`, even one no value has), which a caller would not
+    mean, and a null for a field (json_format reads it as the field left out; only a JSON value
+    field, google.protobuf.Value, holds a null)."""
+    for key, value in document.items():
+        field = descriptor.fields_by_name.get(key) or next((f for f in descriptor.fields if f.json_name == key), None)
+        if field is None:
+            continue  # json_format names an unknown field
+        name = prefix + field.json_name
+        message = field.message_type
+        if value is None:
+            if message is None or message.full_name != "google.protobuf.Value":
+                raise bad_request(
+                    f"invalid request: {name}: null is not a value here; leave the field out", [(name, "is null")]
+                )
+            continue
+        if message is not None and message.GetOptions().map_entry:
+            if isinstance(value, dict):
+                value_field = message.fields_by_name["value"]
+                for map_key, item in value.items():
+                    _check_value_strictly(value_field, item, f"{name}.{map_key}")
+        elif field.is_repeated:
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    _check_value_strictly(field, item, f"{name}[{index}]")
+        else:
+            _check_value_strictly(field, value, name)
+
+
+def _check_value_strictly(field: _descriptor.FieldDescriptor, value: Any, name: str) -> None:
+    if field.enum_type is not None:
+        problem = _enum_problem(field.enum_type, value)
+        if problem:
+            raise bad_request(f"invalid request: {name}: {problem}", [(name, problem)])
+        return
+    message = field.message_type
+    if message is not None and isinstance(value, dict) and message.full_name not in FREE_FORM_MESSAGES:
+        _check_strictly(message, value, name + ".")
 
 
 #: The field of an update request that names what it changes (AIP-134).
@@ -186,7 +238,13 @@ def _update_mask(descriptor: _descriptor.Descriptor, route: Route, document: dic
     if given:
         if len(given) > 1 or not isinstance(given[0], str):
             raise bad_request("updateMask must be given once, as comma-separated field paths", [("updateMask", "")])
-        return [_mask_path(resource, path.strip()) for path in given[0].split(",") if path.strip()]
+        paths = [path.strip() for path in given[0].split(",")]
+        if not all(paths):
+            raise bad_request(
+                "updateMask names an empty path: give comma-separated field paths, or leave it out",
+                [("updateMask", "has an empty path")],
+            )
+        return [_mask_path(resource, path) for path in paths]
     body = document.get(route.body) if resource is not None and route.body else None
     if resource is None or not isinstance(body, dict):
         return []

@@ -10,9 +10,10 @@ import base64
 import binascii
 import secrets
 
-PREFIX = "whsec_"
-MIN_BYTES = 24
-MAX_BYTES = 64
+from services.common.bounds import SECRET_MAX_BYTES as MAX_BYTES
+from services.common.bounds import SECRET_MIN_BYTES as MIN_BYTES
+from services.common.bounds import SECRET_PREFIX as PREFIX
+
 GENERATED_BYTES = 32
 
 

@@ -30,6 +30,20 @@ from hooks_client.registration import (  # noqa: F401 - the registry's names for
     check_text,
     check_title,
 )
+from services.common.bounds import (  # noqa: F401 - the limits of the fields, in the table the OpenAPI document declares
+    EMAIL_ADDRESS,
+    MAX_CA_CERTIFICATE,
+    MAX_DESCRIPTION,
+    MAX_ENDPOINT_NAME,
+    MAX_FILTER_ENTRIES,
+    MAX_FILTER_NAME,
+    MAX_HEADER_NAME,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MAX_ID,
+    MAX_RATE_LIMIT,
+    MAX_TARGET,
+)
 from services.common.email_domains import RecipientDomains
 from services.common.errors import FieldViolations
 from services.common.headers import RESERVED_HEADERS
@@ -41,18 +55,8 @@ from services.registry.signing_secrets import normalize_secret
 # The rules of an application definition (names, titles, event types, levels, schemas) and of stored
 # text are the producers' package's, `hooks_client.registration`: `hooks apps register` and
 # `hooks_client.register` check a document with them before sending it (one implementation).
-MAX_ENDPOINT_NAME = 200
-MAX_DESCRIPTION = 2000
-MAX_TARGET = 2000
-MAX_HEADERS = 20
-MAX_HEADER_NAME = 100
-MAX_HEADER_VALUE = 2000
-MAX_CA_CERTIFICATE = 64 * 1024
-MAX_ID = 100
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-EMAIL = re.compile(
-    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
-)
+EMAIL = re.compile(EMAIL_ADDRESS)
 
 ENDPOINT_TYPES = {
     endpoints_pb2.ENDPOINT_TYPE_WEBHOOK: "webhook",
@@ -62,10 +66,6 @@ ENDPOINT_TYPES = {
     endpoints_pb2.ENDPOINT_TYPE_EMAIL: "email",
 }
 ENDPOINT_TYPE_NUMBERS = {name: number for number, name in ENDPOINT_TYPES.items()}
-
-MAX_FILTER_NAME = 200
-#: Most entries of a filter's applications, event_types and levels (endpoint_ids is a tenant quota).
-MAX_FILTER_ENTRIES = 100
 
 
 def check_application(application: applications_pb2.Application) -> FieldViolations:
@@ -235,10 +235,6 @@ def check_endpoint_fields(
         check_rate_limit(violations, "endpoint.rate_limit", endpoint.rate_limit)
     if "order" in fields and endpoint.order not in endpoints_pb2.DeliveryOrder.values():
         violations.add("endpoint.order", "is not a delivery order")
-
-
-#: The highest rate limit an endpoint may set, per period.
-MAX_RATE_LIMIT = 100_000
 
 
 def check_rate_limit(violations: FieldViolations, field: str, rate_limit: endpoints_pb2.RateLimit) -> None:

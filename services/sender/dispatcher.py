@@ -179,11 +179,16 @@ class Dispatcher:
         return True
 
     async def run_now(self, delivery_id: str, endpoint_id: str) -> None:
-        """Submits the delivery and waits for its attempt (within the same limits as any other)."""
+        """Submits the delivery and waits for its attempt (within the same limits as any other), but
+        for an ordered endpoint whose failed head waits for its retry (minutes or hours away): the
+        delivery goes after it, as the order promises, and the caller is answered at once."""
         held = self._held.get(delivery_id)
         if held is None:
             held = Held(delivery_id, endpoint_id, None)
             self._add(held)
+        lane = held.lane
+        if lane is not None and lane.held_back_until is not None and lane.waiting and lane.waiting[0] is not held:
+            return
         done = asyncio.get_running_loop().create_future()
         held.waiters.append(done)
         await done

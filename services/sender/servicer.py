@@ -18,6 +18,7 @@ from google.rpc import code_pb2, status_pb2
 from hooks.sender.v1 import deliveries_pb2, deliveries_pb2_grpc
 from hooks_client.envelope import build_envelope
 from services.common import builtin_application
+from services.common.bounds import MAX_ENDPOINT_ID, MAX_STATS_ENDPOINTS
 from services.common.db import utcnow
 from services.common.errors import FieldViolations, NotFound, Unavailable, abort, status_of_exception
 from services.common.identity import require_account
@@ -120,8 +121,6 @@ def _new_deliveries(request: deliveries_pb2.DeliverRequest) -> list[NewDelivery]
 
 #: At most this many deliveries are queued again by one RetryDeliveries call.
 MAX_BULK_RETRY = 10_000
-#: At most this many endpoints' figures in one BatchGetEndpointStats call.
-MAX_STATS_ENDPOINTS = 1000
 
 
 def _endpoint_ids_problems(endpoint_ids: Sequence[str], violations: FieldViolations) -> None:
@@ -130,8 +129,10 @@ def _endpoint_ids_problems(endpoint_ids: Sequence[str], violations: FieldViolati
     if not endpoint_ids:
         violations.add("endpoint_ids", "at least one endpoint id is required")
     for index, endpoint_id in enumerate(endpoint_ids):
-        if not endpoint_id or len(endpoint_id) > 64 or text_problem(endpoint_id):
-            violations.add(f"endpoint_ids[{index}]", "must be 1 to 64 characters, none of them control characters")
+        if not endpoint_id or len(endpoint_id) > MAX_ENDPOINT_ID or text_problem(endpoint_id):
+            violations.add(
+                f"endpoint_ids[{index}]", f"must be 1 to {MAX_ENDPOINT_ID} characters, none of them control characters"
+            )
 
 
 def _stats_of(endpoint_id: str, figures: EndpointFigures | None) -> deliveries_pb2.EndpointStats:

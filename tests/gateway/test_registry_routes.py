@@ -117,6 +117,14 @@ async def test_update_mask_paths_in_either_case_and_header_names_as_given(regist
     response = await registry_gateway.patch(url, params={"updateMask": "nope"}, json={}, headers=A)
     assert response.status_code == 400
     assert "writable fields are" in response.json()["details"][0]["fieldViolations"][0]["description"]
+    # As the OpenAPI document says: a mask has no empty path, and an update has a body.
+    for params in ({"updateMask": "description,"}, {"updateMask": ""}):
+        response = await registry_gateway.patch(url, params=params, json={"description": "e"}, headers=A)
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["details"][0]["fieldViolations"][0]["field"] == "updateMask"
+    response = await registry_gateway.patch(url, params={"updateMask": "description"}, headers=A)
+    assert response.status_code == 400
+    assert response.json()["details"][0]["fieldViolations"][0]["field"] == "endpoint"
 
 
 async def test_endpoint_errors_carry_the_field_violations(registry_gateway):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.app import default_targets
-from gateway.http_routes import build_routes, default_file_descriptors
+from gateway.http_routes import Match, Router, build_routes, default_file_descriptors
 from gateway.settings import GatewaySettings
 from tests.helpers.gateway import identity
 
@@ -43,7 +43,7 @@ async def test_query_parameters_fill_the_other_fields(echo_gateway):
             ("tags", "b"),
             ("color", "COLOR_BLUE"),
             ("colors", "COLOR_RED"),
-            ("colors", "2"),
+            ("colors", "COLOR_BLUE"),
             ("loud", "true"),
             ("since", "2026-01-02T03:04:05Z"),
             ("room.displayName", "Blue room"),
@@ -89,6 +89,23 @@ async def test_bad_values_are_400(echo_gateway):
         response = await echo_gateway.get("/api/testing/v1/rooms/r1/echoes/e1", params=params, headers=identity())
         assert response.status_code == 400, (params, response.text)
         assert response.json()["code"] == 3
+
+
+async def test_a_null_is_no_value_but_for_a_json_value_field(echo_gateway):
+    """json_format would read a null as the field left out; the OpenAPI document offers no null."""
+    response = await echo_gateway.post("/api/testing/v1/rooms/r/echoes:shout", json={"loud": None}, headers=identity())
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0]["fieldViolations"] == [{"field": "loud", "description": "is null"}]
+
+
+async def test_an_enum_is_given_by_name_not_by_number(echo_gateway):
+    """json_format would take a number; the OpenAPI document offers names only, so the gateway does too."""
+    for params in ({"color": "2"}, {"colors": ["COLOR_RED", "0"]}):
+        response = await echo_gateway.get("/api/testing/v1/rooms/r1/echoes/e1", params=params, headers=identity())
+        assert response.status_code == 400, (params, response.text)
+        violation = response.json()["details"][0]["fieldViolations"][0]
+        assert violation["field"] in ("color", "colors[1]")
+        assert "COLOR_RED" in violation["description"] and "UNSPECIFIED" not in violation["description"]
 
 
 async def test_body_star_with_a_verb_and_the_path_winning(echo_gateway):
@@ -179,6 +196,20 @@ def test_the_hooks_routes_come_from_the_annotations_and_internal_rpcs_have_none(
         "DisableEndpoint",
     }
     assert len(routes) == 24
+
+
+def test_a_path_with_a_custom_verb_belongs_to_the_verbs_routes():
+    """GET /deliveries/d1:retry is not GetDelivery of an id "d1:retry": it is the path of RetryDelivery,
+    which allows POST only, as the OpenAPI document lists it."""
+    settings = GatewaySettings(registry_target="r:1", sender_target="s:2", matcher_target="m:3")
+    router = Router(build_routes(default_file_descriptors(), default_targets(settings)))
+    assert router.find("GET", "/api/hooks/v1/deliveries/d1:retry") == ["POST"]
+    assert router.find("OPTIONS", "/api/hooks/v1/endpoints/e1:test") == ["POST"]
+    found = router.find("POST", "/api/hooks/v1/deliveries/d1:retry")
+    assert isinstance(found, Match) and found.variables == {"id": "d1"}
+    assert sorted(router.find("OPTIONS", "/api/hooks/v1/endpoints/e1")) == ["DELETE", "GET", "PATCH"]
+    found = router.find("GET", "/api/hooks/v1/endpoints/e1")
+    assert isinstance(found, Match) and found.route.method.name == "GetEndpoint"
 
 
 async def test_unknown_route_is_404_and_wrong_method_is_405(echo_gateway):

@@ -15,10 +15,12 @@ from google.rpc import code_pb2
 from hooks.registry.v1 import endpoints_pb2
 from hooks.sender.v1 import deliveries_pb2
 from services.common.db import create_engine, utcnow
+from services.common.identity import identity_metadata
 from services.sender.lanes import BreakerSettings, CircuitBreaker
 from services.sender.models import DeliveryState
 from services.sender.store import AttemptResult, DeliveryStore, NewDelivery
 from tests.helpers.sender import (
+    answer,
     create_endpoint,
     deliver,
     make_event,
@@ -232,6 +234,29 @@ async def test_an_ordered_endpoint_receives_in_the_order_produced_after_a_failur
     received = [json.loads(r.body)["message"] for r in receiver.on("ordered")]
     assert failed == [49]
     assert received == list(range(50)) + list(range(49, 1000))  # the 50th twice, nothing overtaking it
+
+
+async def test_a_test_message_to_an_ordered_endpoint_held_back_by_a_retry_is_answered_at_once(
+    database_url, registry, receiver
+):
+    """SendTestMessage waits for its attempt, but not behind an ordered endpoint's failed head whose
+    retry is an hour away: it answers PENDING at once (it used to wait out the caller's deadline)."""
+    receiver.script["held"] = answer(500)
+    account = new_account()
+    async with running_sender(database_url, registry, sender_retry_schedule="1h") as sender:
+        endpoint = await create_endpoint(
+            sender, account, receiver.url("held"), order=endpoints_pb2.DELIVERY_ORDER_ORDERED
+        )
+        await deliver(sender, request_for(make_event(account), endpoint.id))
+        await eventually(lambda: len(receiver.on("held")) >= 1, timeout=10, message="the first attempt")
+        tested = await asyncio.wait_for(
+            sender.deliveries.SendTestMessage(
+                deliveries_pb2.SendTestMessageRequest(endpoint_id=endpoint.id), metadata=identity_metadata(account)
+            ),
+            5,
+        )
+    assert tested.delivery.status == deliveries_pb2.DELIVERY_STATUS_PENDING and tested.delivery.attempt_count == 0
+    assert len(receiver.on("held")) == 1  # nothing overtook the failed head
 
 
 def test_the_breaker_opens_on_the_failure_ratio_of_its_window_only():
