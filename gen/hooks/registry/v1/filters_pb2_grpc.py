@@ -90,7 +90,8 @@ class FilterServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateFilter(self, request, context):
-        """Changes the fields named in `update_mask` (all writable fields when it is empty).
+        """Changes the fields named in `update_mask`. Over gRPC an empty mask means all writable fields; over
+        HTTP an absent `updateMask` means the fields the body sets (AIP-134).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
