@@ -65,15 +65,22 @@ def deliveries() -> None:
 @deliveries.command("list")
 @click.option("--status", type=click.Choice(STATUSES), help="Only deliveries in this status.")
 @endpoint_option
+@click.option("--application", default="", help="Only deliveries of this application's events.")
 @since_option
 @click.option("--limit", default=50, show_default=True, help="At most this many, newest first.")
 @with_gateway
 @json_option
 def list_command(
-    status: str | None, endpoint_id: str, since: str | None, limit: int, client: Gateway, as_json: bool
+    status: str | None,
+    endpoint_id: str,
+    application: str,
+    since: str | None,
+    limit: int,
+    client: Gateway,
+    as_json: bool,
 ) -> None:
     """Lists deliveries, newest first."""
-    params = {"endpointId": endpoint_id, **_created_after(since)}
+    params = {"endpointId": endpoint_id, "application": application, **_created_after(since)}
     if status:
         params["status"] = f"DELIVERY_STATUS_{status.upper()}"
     found = client.pages("/deliveries", "deliveries", {k: v for k, v in params.items() if v}, limit)

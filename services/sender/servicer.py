@@ -365,11 +365,12 @@ class DeliveryServicer(deliveries_pb2_grpc.DeliveryServiceServicer):
             if status is None:
                 violations.add("status", "is not a delivery status")
         after, before = _created_between(request, violations)
-        which = DeliveryFilter(request.endpoint_id, status, request.event_id, after, before)
+        which = DeliveryFilter(request.endpoint_id, status, request.event_id, after, before, request.application)
         query = {
             "endpoint_id": request.endpoint_id,
             "status": request.status,
             "event_id": request.event_id,
+            "application": request.application,
             "created_after": after.isoformat() if after else "",
             "created_before": before.isoformat() if before else "",
         }

@@ -167,6 +167,7 @@ class DeliveryFilter:
     #: Created at or after / before these times (None: no bound).
     created_after: datetime | None = None
     created_before: datetime | None = None
+    application: str = ""
 
     def apply(self, query: Select[T]) -> Select[T]:
         if self.endpoint_id:
@@ -175,6 +176,8 @@ class DeliveryFilter:
             query = query.where(Delivery.status == self.status.value)
         if self.event_id:
             query = query.where(Delivery.event_id == self.event_id)
+        if self.application:
+            query = query.where(Delivery.application == self.application)
         if self.created_after is not None:
             query = query.where(Delivery.created_at >= self.created_after)
         if self.created_before is not None:

@@ -59,6 +59,9 @@ async def test_an_admin_finds_what_failed_looks_at_it_and_retries_it_all(stack):
     await eventually(lambda: len(stack.receiver.at("/broken")) == 2 and len(stack.receiver.at("/theirs")) == 1)
     mine = await failed(ACCOUNT)
     assert len(mine) == 2 and {d["endpointId"] for d in mine} == {broken.id}
+    assert (await run(stack, "list", "--application", "not-shop", "--json")).strip() == ""
+    shop = await run(stack, "list", "--application", "shop", "--status", "failed", "--json", account=ACCOUNT)
+    assert sorted(json.loads(line)["id"] for line in shop.splitlines()) == sorted(d["id"] for d in mine)
     table = await run(stack, "list", "--status", "failed")
     assert table.splitlines()[0].split()[:3] == ["ID", "STATUS", "ENDPOINT"]
     assert all(d["id"] in table for d in mine) and "HTTP 400" in table

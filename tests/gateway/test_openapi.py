@@ -115,6 +115,7 @@ async def test_the_document_is_valid_openapi_with_every_route_and_the_messages_t
         "eventId",
         "createdAfter",
         "createdBefore",
+        "application",
     ]
     assert listing["parameters"][0]["schema"] == {"type": "integer", "format": "int32", "minimum": 0, "maximum": 1000}
     assert listing["parameters"][3]["schema"] == {"$ref": "#/components/schemas/hooks.sender.v1.DeliveryStatus"}

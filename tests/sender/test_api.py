@@ -72,6 +72,9 @@ async def test_list_filters_pages_newest_first(sender, receiver):
     assert [d.endpoint_id for d in by_event.deliveries] == [bad.id]
     assert by_event.deliveries[0].event.id == event.id
     assert by_event.deliveries[0].event.message.string_value == "disk almost full"
+    by_application = await _list(sender, account, application=event.application, page_size=1000)
+    assert len(by_application.deliveries) == len(ids) + 1 and not by_application.next_page_token
+    assert (await _list(sender, account, application=f"not-{event.application}")).deliveries == []
 
     assert (await _list(sender, new_account())).deliveries == []  # another account sees nothing
 

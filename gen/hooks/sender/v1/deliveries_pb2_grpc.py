@@ -117,7 +117,7 @@ class DeliveryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDeliveries(self, request, context):
-        """Lists the account's deliveries, newest first, by endpoint, event and status.
+        """Lists the account's deliveries, newest first, by endpoint, event, application, status and creation time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
