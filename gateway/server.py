@@ -15,13 +15,16 @@ import signal
 from aiohttp import web
 
 from gateway.app import build_metrics_app
+from services.common.bounds import MAX_ENDPOINT_ID, MAX_STATS_ENDPOINTS
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
 
-#: Longest request line (method, path and query string) accepted, in bytes: aiohttp's default (8 KiB)
-#: would refuse a BatchGetEndpointStats of its 1000 endpoint ids (about 50 KB of query).
-MAX_REQUEST_LINE_BYTES = 64 * 1024
+#: Longest request line (method, path and query string) accepted, in bytes: the longest the API's
+#: document allows, a BatchGetEndpointStats of its most endpoint ids, each of the most characters,
+#: each percent-encoded from 4 UTF-8 bytes (12 bytes), as `endpointIds=...&`, with room for the rest.
+#: aiohttp's default (8 KiB) would refuse even 1000 short ids, answering in plain text, not JSON.
+MAX_REQUEST_LINE_BYTES = MAX_STATS_ENDPOINTS * (len("endpointIds=&") + 12 * MAX_ENDPOINT_ID) + 8 * 1024
 
 
 class GatewayServer:
