@@ -233,11 +233,12 @@ def expect_post(body: bytes, identity_ok: bool) -> Expectation:
         return Expectation(False, refused, (f"not strict JSON: {strictness.lenient}",))
     if not isinstance(document, dict):
         return Expectation(False, refused, ("not an object",))
-    # protobuf's JSON mapping: null is the default (unset), except that `message` (a Value) is JSON null.
     known = {"application", "event_type", "eventType", "level", "message", "timestamp", "id"}
     unknown = sorted(set(document) - known)
     values = {("event_type" if k == "eventType" else k): v for k, v in document.items() if k in known}
-    problems: list[str] = []
+    # The gateway refuses a null for a field (the API's document offers none), but for `message`, a
+    # JSON value, which may be null (gateway/transcoder.py).
+    problems: list[str] = [f"{name} is null" for name, value in values.items() if value is None and name != "message"]
     strings = {}
     for name in ("application", "event_type", "level", "id"):
         value = values.get(name)

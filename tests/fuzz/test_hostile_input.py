@@ -300,6 +300,7 @@ GATEWAY_FINDINGS = (
     PostBatch((TwinPosts(),)),  # 6
     PostBatch((Post(identity=Identity("deep")), Post(raw=b"[" * 5000))),  # 9
     PostBatch((Post((Drop("message"), Put("extra", 1))),)),
+    PostBatch((Post((Put("id", None),)), Post((Put("level", None),)))),  # a null: refused (the document has none)
 )
 
 
